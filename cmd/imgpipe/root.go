@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+)
+
+// Exit codes, as STYLE.md fixes them.
+const (
+	exitOK          = 0
+	exitOperational = 1
+	exitUsage       = 2
+	exitPolicy      = 3
+	exitInterrupted = 130
+)
+
+// app carries what every command needs; it is built once per run so tests can
+// run the real root command in-process with their own streams and environment.
+type app struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	log    *slog.Logger
+
+	// global flags
+	matrixPath string
+	configPath string
+	verbose    bool
+}
+
+// run executes the CLI and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv,
+		log: slog.New(slog.DiscardHandler)}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "imgpipe: %v\n", err)
+	return exitCode(ctx, err)
+}
+
+func exitCode(ctx context.Context, err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return exitInterrupted
+	case errors.Is(err, fail.ErrPolicy):
+		return exitPolicy
+	case errors.Is(err, fail.ErrUsage):
+		return exitUsage
+	default:
+		return exitOperational
+	}
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "imgpipe",
+		Short: "Resolve, verify, mirror and upload Talos Linux node images; plan upgrades",
+		Long: `imgpipe turns a declared Talos Linux node image (imgpipe.yaml + matrix.yaml) into
+Image Factory schematics, verified and mirrored images, Proxmox ISOs and templates,
+and version-aligned upgrade plans.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			if a.verbose {
+				a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fail.Usage(err) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.matrixPath, "matrix", "", "compatibility matrix file (default: the embedded matrix.yaml)")
+	pf.StringVarP(&a.configPath, "config", "c", "", "site config file (default: imgpipe.yaml if present, else the built-in default site)")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log what is being done to stderr")
+
+	// Each subcommand lives in its own file as a.newXCmd(); add one line here per command.
+	root.AddCommand(
+		a.newResolveCmd(),
+	)
+	return root
+}
