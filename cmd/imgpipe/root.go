@@ -92,6 +92,7 @@ and version-aligned upgrade plans.`,
 	// Each subcommand lives in its own file as a.newXCmd(); add one line here per command.
 	root.AddCommand(
 		a.newResolveCmd(),
+		a.newDiffCmd(),
 	)
 	return root
 }
