@@ -1,0 +1,15 @@
+// Package verify checks cosign signatures of every image a lock names — Talos and
+// extension images, the extensions catalog and Image Factory installers — before they
+// are mirrored or written into an upgrade plan. It is the only package that imports
+// cosign and sigstore. Each image is matched to one policy (site policies from
+// imgpipe.yaml first, then the built-in Sidero and Image Factory ones); a policy names
+// public keys and/or keyless identities (OIDC issuer + subject), and an image gets a
+// verdict row: verified, failed, missing, unsigned-allowed, skipped or error. The check
+// always binds the signed payload to the image's digest and never runs a keyless check
+// without an identity. Signatures are read where the image is read: when a mirror
+// function rewrites the reference, both the digest and the `sha256-<hex>.sig` tag come
+// from the mirror, so an air-gapped site verifies exactly what it pulls. Keyless trust
+// comes from a sigstore trusted root (a trusted_root.json for offline runs, or TUF).
+// Legacy `.sig` tag signatures are supported; sigstore bundles stored as OCI referrers
+// are not yet (see Verifier.Verify).
+package verify

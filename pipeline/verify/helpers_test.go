@@ -1,0 +1,374 @@
+package verify
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
+	"github.com/sigstore/cosign/v2/pkg/oci/empty"
+	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// startRegistry runs an in-memory registry on 127.0.0.1 and returns its host:port.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// pushRandom pushes a random image to ref (a tag) and returns its digest reference.
+func pushRandom(t *testing.T, ref string) name.Digest {
+	t.Helper()
+	tag, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag.Context().Digest(h.String())
+}
+
+// newKey returns a fresh ECDSA P-256 signer and its PEM public key.
+func newKey(t *testing.T) (signature.SignerVerifier, []byte) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, err := cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sv, pemKey
+}
+
+func mustKey(t *testing.T, name string, pemKey []byte) Key {
+	t.Helper()
+	k, err := ParsePublicKey(name, pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sigOpts shapes one test signature.
+type sigOpts struct {
+	// under is the image whose .sig tag receives the signature (default: the signed image).
+	under *name.Digest
+	// tamper changes the payload after signing.
+	tamper bool
+}
+
+// writeSig stores sigs under the .sig tag of target (what `cosign sign` does).
+func writeSig(t *testing.T, target name.Digest, s ...staticSig) {
+	t.Helper()
+	sigs := empty.Signatures()
+	for _, one := range s {
+		sig, err := static.NewSignature(one.payload, one.b64, one.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs, err = mutate.AppendSignatures(sigs, false, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag, err := ociremote.SignatureTag(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, sigs); err != nil {
+		t.Fatalf("writing %s: %v", tag, err)
+	}
+}
+
+type staticSig struct {
+	payload []byte
+	b64     string
+	opts    []static.Option
+}
+
+// keySign signs d with sv (as Image Factory's KeySigner does) and stores it.
+func keySign(t *testing.T, sv signature.SignerVerifier, d name.Digest, o sigOpts) {
+	t.Helper()
+	payload, sig, err := signature.SignImage(sv, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.tamper {
+		payload = tamper(t, payload)
+	}
+	target := d
+	if o.under != nil {
+		target = *o.under
+	}
+	writeSig(t, target, staticSig{payload: payload, b64: base64.StdEncoding.EncodeToString(sig)})
+}
+
+// tamper rewrites a field of the payload that is not the digest, so only the signature
+// check (not the claim check) can catch it.
+func tamper(t *testing.T, payload []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["optional"] = map[string]any{"injected": "by-attacker"}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// testSigstore stands in for Fulcio and Rekor: a CA issuing short-lived leaf certs with an
+// email SAN and the OIDC issuer extensions, and a Rekor key signing SETs. It has no CT
+// log, like a private sigstore, so SCTs are not required by the verifier.
+type testSigstore struct {
+	caCert   *x509.Certificate
+	caKey    *ecdsa.PrivateKey
+	caPEM    []byte
+	rekorKey *ecdsa.PrivateKey
+	logID    []byte
+}
+
+func newTestSigstore(t *testing.T) *testSigstore {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "imgpipe test fulcio", Organization: []string{"imgpipe test"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            1,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := cryptoutils.MarshalCertificateToPEM(caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekorKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(rekorKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sha256.Sum256(pubDER)
+	return &testSigstore{caCert: caCert, caKey: caKey, caPEM: caPEM, rekorKey: rekorKey, logID: id[:]}
+}
+
+// trustedRoot is the sigstore trusted root for this test CA and Rekor key.
+func (s *testSigstore) trustedRoot(t *testing.T) *root.TrustedRoot {
+	t.Helper()
+	ca := &root.FulcioCertificateAuthority{
+		Root:                s.caCert,
+		ValidityPeriodStart: time.Now().Add(-time.Hour),
+		URI:                 "https://fulcio.test",
+	}
+	logs := map[string]*root.TransparencyLog{
+		hex.EncodeToString(s.logID): {
+			BaseURL:             "https://rekor.test",
+			ID:                  s.logID,
+			ValidityPeriodStart: time.Now().Add(-time.Hour),
+			HashFunc:            crypto.SHA256,
+			PublicKey:           s.rekorKey.Public(),
+			SignatureHashFunc:   crypto.SHA256,
+		},
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{ca}, nil, nil, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+var (
+	oidIssuerV1 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}
+	oidIssuerV2 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}
+)
+
+// leaf issues a Fulcio-like certificate for subject (email SAN) and OIDC issuer.
+func (s *testSigstore) leaf(t *testing.T, subject, issuer string) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := asn1.MarshalWithParams(issuer, "utf8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   big.NewInt(time.Now().UnixNano()),
+		EmailAddresses: []string{subject},
+		NotBefore:      time.Now().Add(-time.Minute),
+		NotAfter:       time.Now().Add(10 * time.Minute),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		ExtraExtensions: []pkix.Extension{
+			{Id: oidIssuerV1, Value: []byte(issuer)},
+			{Id: oidIssuerV2, Value: v2},
+		},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.caCert, key.Public(), s.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, derToPEM(t, der)
+}
+
+func derToPEM(t *testing.T, der []byte) []byte {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cryptoutils.MarshalCertificateToPEM(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// keylessOpts shapes one keyless test signature.
+type keylessOpts struct {
+	sigOpts
+	// noBundle leaves out the Rekor SET (an entry that was never logged).
+	noBundle bool
+}
+
+// keylessSign signs d like `cosign sign` with Fulcio + Rekor: a leaf cert for
+// subject/issuer, the signature, and a Rekor bundle (SET) over a hashedrekord entry.
+func (s *testSigstore) keylessSign(t *testing.T, d name.Digest, subject, issuer string, o keylessOpts) {
+	t.Helper()
+	key, certPEM := s.leaf(t, subject, issuer)
+	sv, err := signature.LoadECDSASignerVerifier(key, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, sig, err := signature.SignImage(sv, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString(sig)
+	opts := []static.Option{static.WithCertChain(certPEM, s.caPEM)}
+	if !o.noBundle {
+		opts = append(opts, static.WithBundle(s.rekorBundle(t, payload, b64, certPEM)))
+	}
+	if o.tamper {
+		payload = tamper(t, payload)
+	}
+	target := d
+	if o.under != nil {
+		target = *o.under
+	}
+	writeSig(t, target, staticSig{payload: payload, b64: b64, opts: opts})
+}
+
+// rekorBundle builds the SET Rekor would return for a hashedrekord entry.
+func (s *testSigstore) rekorBundle(t *testing.T, payload []byte, b64sig string, certPEM []byte) *cbundle.RekorBundle {
+	t.Helper()
+	sum := sha256.Sum256(payload)
+	entry := map[string]any{
+		"apiVersion": "0.0.1",
+		"kind":       "hashedrekord",
+		"spec": map[string]any{
+			"data": map[string]any{"hash": map[string]any{"algorithm": "sha256", "value": hex.EncodeToString(sum[:])}},
+			"signature": map[string]any{
+				"content":   b64sig,
+				"publicKey": map[string]any{"content": base64.StdEncoding.EncodeToString(certPEM)},
+			},
+		},
+	}
+	body, err := json.Marshal(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cbundle.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(body),
+		IntegratedTime: time.Now().Unix(),
+		LogIndex:       42,
+		LogID:          hex.EncodeToString(s.logID),
+	}
+	// The SET signs the canonical JSON of the payload; encoding/json sorts map keys,
+	// which is canonical for these plain strings and integers.
+	canon, err := json.Marshal(map[string]any{
+		"body": p.Body, "integratedTime": p.IntegratedTime, "logIndex": p.LogIndex, "logID": p.LogID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(canon)
+	set, err := ecdsa.SignASN1(rand.Reader, s.rekorKey, h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cbundle.RekorBundle{SignedEntryTimestamp: set, Payload: p}
+}
