@@ -1,0 +1,162 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// Image sources, in the order ImageSet lists them.
+const (
+	SourceCore      = "core"
+	SourceExtension = "extension"
+	SourceInstaller = "installer"
+	SourceCatalog   = "catalog"
+	SourceExtra     = "extra"
+)
+
+// Image is one image of a lock's set.
+type Image struct {
+	// Role says what the image is for ("kubelet", "etcd", "extension", "installer", ...).
+	Role string `json:"role"`
+	// Ref is the canonical upstream reference without digest ("docker.io/library/x:1" for "x:1").
+	Ref string `json:"ref"`
+	// Digest is the pinned "sha256:..." or "" when the lock does not know it yet.
+	Digest string `json:"digest,omitempty"`
+	// Source is where in the lock or config the image came from (core, extension, ...).
+	Source string `json:"source"`
+	// Profiles lists the lock profiles that use an extension or installer.
+	Profiles []string `json:"profiles,omitempty"`
+}
+
+// Pinned is Ref@Digest, or Ref alone when the digest is unknown.
+func (im Image) Pinned() string {
+	if im.Digest == "" {
+		return im.Ref
+	}
+	return im.Ref + "@" + im.Digest
+}
+
+// ImageSet returns the images a lock needs on the site's registries: the Talos core set
+// (lock.CoreImages), every profile's extensions and factory installer, the extensions
+// catalog, and the site's extra images. The order is stable (as listed above, first
+// occurrence wins) and an image used twice appears once, with its profiles merged.
+// It does no I/O. A malformed reference or two digests for one tag is a usage error
+// naming the lock or config field.
+func ImageSet(lock *site.Lock, extras []string) ([]Image, error) {
+	var (
+		out   []Image
+		index = map[string]int{}
+		errs  []error
+	)
+	add := func(field, source, role, ref, digest, profile string) {
+		if strings.TrimSpace(ref) == "" {
+			return
+		}
+		r, err := ParseRef(ref)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			return
+		}
+		if digest != "" && r.Digest != "" && digest != r.Digest {
+			errs = append(errs, fmt.Errorf("%s: reference %s and digest %s disagree", field, ref, digest))
+			return
+		}
+		if digest == "" {
+			digest = r.Digest
+		}
+		r.Digest = ""
+		key := r.String()
+		if r.Tag == "" {
+			// Digest-only references are distinct per digest.
+			key += "@" + digest
+		}
+		if i, ok := index[key]; ok {
+			im := &out[i]
+			switch {
+			case im.Digest == "":
+				im.Digest = digest
+			case digest != "" && digest != im.Digest:
+				errs = append(errs, fmt.Errorf("%s: %s has digest %s here but %s elsewhere in the lock", field, key, digest, im.Digest))
+			}
+			if profile != "" && !contains(im.Profiles, profile) {
+				im.Profiles = append(im.Profiles, profile)
+			}
+			return
+		}
+		im := Image{Role: role, Ref: key, Digest: digest, Source: source}
+		if r.Tag == "" {
+			im.Ref = r.String()
+		}
+		if profile != "" {
+			im.Profiles = []string{profile}
+		}
+		index[key] = len(out)
+		out = append(out, im)
+	}
+	for i, c := range lock.CoreImages {
+		role := c.Role
+		if role == "" {
+			role = SourceCore
+		}
+		add(fmt.Sprintf("lock core_images[%d]", i), SourceCore, role, c.Ref, c.Digest, "")
+	}
+	for _, p := range lock.Profiles {
+		for j, e := range p.Extensions {
+			add(fmt.Sprintf("lock profile %q extensions[%d] (%s)", p.Name, j, e.Name), SourceExtension, "extension", e.Ref, e.Digest, p.Name)
+		}
+	}
+	for _, p := range lock.Profiles {
+		add(fmt.Sprintf("lock profile %q installer", p.Name), SourceInstaller, "installer", p.Installer, "", p.Name)
+	}
+	add("lock catalog", SourceCatalog, "extensions-catalog", lock.Catalog, "", "")
+	for i, x := range extras {
+		add(fmt.Sprintf("imgpipe.yaml images[%d]", i), SourceExtra, "extra", x, "", "")
+	}
+	if len(errs) > 0 {
+		return nil, fail.Usage(errors.Join(errs...))
+	}
+	return out, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Placement is an image with where it goes.
+type Placement struct {
+	Image
+	// Mirror is the reference at the local endpoint ("" when unmirrored).
+	Mirror   string   `json:"mirror,omitempty"`
+	Endpoint Endpoint `json:"-"`
+	// Unmirrored is set when no endpoint takes the image's upstream host.
+	Unmirrored bool `json:"unmirrored,omitempty"`
+}
+
+// Place maps every image to its mirror. Images whose upstream has no endpoint are kept,
+// marked Unmirrored, so callers report them instead of dropping them.
+func Place(images []Image, m *EndpointMap) ([]Placement, error) {
+	out := make([]Placement, 0, len(images))
+	for _, im := range images {
+		p := Placement{Image: im}
+		mirror, ep, err := m.MirrorRef(im.Ref)
+		switch {
+		case errors.Is(err, ErrNoMirror):
+			p.Unmirrored = true
+		case err != nil:
+			return nil, err
+		default:
+			p.Mirror, p.Endpoint = mirror, ep
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

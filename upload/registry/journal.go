@@ -1,0 +1,94 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// journal remembers which blobs were read whole through which cache and repository,
+// and when. A pull-through cache cannot be asked what it holds (HEAD falls through to the
+// upstream), so this record is what makes warming resumable.
+type journal struct {
+	path string
+	ttl  time.Duration
+	now  time.Time
+
+	mu      sync.Mutex
+	Entries map[string]int64 `json:"entries"` // host/repo@digest -> unix seconds warmed
+	dirty   bool
+}
+
+func newJournal(path string, ttl time.Duration, now time.Time) *journal {
+	return &journal{path: path, ttl: ttl, now: now, Entries: map[string]int64{}}
+}
+
+// loadJournal reads path; a missing file is an empty journal. On a corrupt file it
+// returns an empty journal and the error, so the caller can warn and carry on.
+func loadJournal(path string, ttl time.Duration, now time.Time) (*journal, error) {
+	j := newJournal(path, ttl, now)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return j, fmt.Errorf("reading journal: %w", err)
+	}
+	if err := json.Unmarshal(data, j); err != nil {
+		j.Entries = map[string]int64{}
+		return j, fmt.Errorf("parsing journal %s: %w", path, err)
+	}
+	if j.Entries == nil {
+		j.Entries = map[string]int64{}
+	}
+	// Drop what the caches have expired by now.
+	for k, t := range j.Entries {
+		if now.Sub(time.Unix(t, 0)) > ttl {
+			delete(j.Entries, k)
+			j.dirty = true
+		}
+	}
+	return j, nil
+}
+
+func (j *journal) fresh(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, ok := j.Entries[key]
+	return ok
+}
+
+func (j *journal) add(key string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.Entries[key] = time.Now().Unix()
+	j.dirty = true
+}
+
+// save writes the journal atomically; without a path it does nothing.
+func (j *journal) save() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.path == "" || !j.dirty {
+		return nil
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o755); err != nil {
+		return fmt.Errorf("writing journal: %w", err)
+	}
+	if err := site.WriteFileAtomic(j.path, data, 0o644); err != nil {
+		return err
+	}
+	j.dirty = false
+	return nil
+}

@@ -1,0 +1,477 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Image statuses in a Report.
+const (
+	StatusCopied     = "copied"     // push: something was written
+	StatusPresent    = "present"    // push: the mirror already had it all
+	StatusWarmed     = "warmed"     // warm: every manifest and blob was read through the cache
+	StatusPlanned    = "planned"    // dry run
+	StatusUnmirrored = "unmirrored" // no endpoint for the upstream host
+	StatusFailed     = "failed"
+)
+
+// ErrIncomplete means at least one image could not be mirrored or verified; the report
+// says which and why.
+var ErrIncomplete = errors.New("mirroring incomplete")
+
+// Event is a progress notification; events arrive from many goroutines, in any order.
+type Event struct {
+	Kind   string // "blob" when a blob is moved, "image" when an image is finished
+	Image  string // the image's upstream reference
+	Status string // for images: one of the Status constants
+	Digest string
+	Bytes  int64 // blob size for blob events
+}
+
+// Mirrorer copies or warms images into local registries. Build it with New; a Mirrorer
+// may run several times, each Run has its own state.
+type Mirrorer struct {
+	jobs      int
+	dryRun    bool
+	keychain  authn.Keychain
+	base      http.RoundTripper
+	backoff   Backoff
+	journal   string
+	journalTT time.Duration
+	progress  func(Event)
+	log       *slog.Logger
+	sigSuffix []string
+}
+
+// Option configures a Mirrorer.
+type Option func(*Mirrorer)
+
+// WithJobs bounds concurrent blob transfers per registry endpoint (default 4).
+func WithJobs(n int) Option {
+	return func(m *Mirrorer) {
+		if n > 0 {
+			m.jobs = n
+		}
+	}
+}
+
+// WithDryRun reads sources and mirrors as a real run would, but writes nothing and
+// pulls nothing through caches.
+func WithDryRun(b bool) Option { return func(m *Mirrorer) { m.dryRun = b } }
+
+// WithKeychain sets where registry credentials come from (default: anonymous).
+func WithKeychain(k authn.Keychain) Option { return func(m *Mirrorer) { m.keychain = k } }
+
+// WithTransport sets the base HTTP transport (default: a clone of http.DefaultTransport).
+func WithTransport(rt http.RoundTripper) Option { return func(m *Mirrorer) { m.base = rt } }
+
+// WithBackoff sets the retry schedule.
+func WithBackoff(b Backoff) Option { return func(m *Mirrorer) { m.backoff = b } }
+
+// WithJournal keeps a record of what was warmed through pull-through caches at path, so
+// a rerun reads only what is missing. Entries older than ttl are redone, because the
+// caches expire content (distribution 2.8 after 168h). A zero ttl means 6 days.
+func WithJournal(path string, ttl time.Duration) Option {
+	return func(m *Mirrorer) {
+		m.journal = path
+		if ttl > 0 {
+			m.journalTT = ttl
+		}
+	}
+}
+
+// WithProgress receives progress events; it must be safe for concurrent use.
+func WithProgress(f func(Event)) Option { return func(m *Mirrorer) { m.progress = f } }
+
+// WithLogger sets the logger for debug details (default: silent).
+func WithLogger(l *slog.Logger) Option { return func(m *Mirrorer) { m.log = l } }
+
+// WithSignatureSuffixes sets the cosign tag suffixes carried with each image
+// (default ".sig" and ".att": tags sha256-<hex>.sig and sha256-<hex>.att).
+func WithSignatureSuffixes(s ...string) Option { return func(m *Mirrorer) { m.sigSuffix = s } }
+
+// New returns a Mirrorer.
+func New(opts ...Option) *Mirrorer {
+	m := &Mirrorer{
+		jobs:      4,
+		keychain:  authn.NewMultiKeychain(),
+		backoff:   DefaultBackoff(),
+		journalTT: 6 * 24 * time.Hour,
+		log:       slog.New(slog.DiscardHandler),
+		sigSuffix: []string{".sig", ".att"},
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		m.base = t
+	}
+	return m
+}
+
+// Report is the result of a run; its JSON is the contract of `imgpipe mirror -o json`.
+type Report struct {
+	DryRun    bool             `json:"dry_run"`
+	Endpoints []EndpointReport `json:"endpoints"`
+	Images    []ImageReport    `json:"images"`
+	Totals    Totals           `json:"totals"`
+}
+
+// EndpointReport is one local registry and the mode it was filled in.
+type EndpointReport struct {
+	Upstream string `json:"upstream"`
+	Host     string `json:"host"`
+	Mode     Mode   `json:"mode"`
+	Images   int    `json:"images"`
+	Error    string `json:"error,omitempty"`
+}
+
+// ImageReport is the outcome for one image.
+type ImageReport struct {
+	Role   string `json:"role"`
+	Ref    string `json:"ref"`
+	Source string `json:"source"`
+	// Digest is the digest mirrored: the lock's, or the upstream's when the lock had none.
+	Digest string `json:"digest,omitempty"`
+	// DigestSource is "lock" or "upstream".
+	DigestSource string `json:"digest_source,omitempty"`
+	Mirror       string `json:"mirror,omitempty"`
+	Endpoint     string `json:"endpoint,omitempty"`
+	Mode         Mode   `json:"mode,omitempty"`
+	Status       string `json:"status"`
+	// Signatures are the cosign tags found upstream and carried along.
+	Signatures   []string `json:"signatures"`
+	Manifests    int64    `json:"manifests"`
+	Blobs        int64    `json:"blobs"`
+	BlobsMoved   int64    `json:"blobs_moved"`
+	BytesMoved   int64    `json:"bytes_moved"`
+	Verified     bool     `json:"verified"`
+	Notes        []string `json:"notes,omitempty"`
+	Error        string   `json:"error,omitempty"`
+	mu           sync.Mutex
+	manifestsCtr atomic.Int64
+	blobsCtr     atomic.Int64
+	movedCtr     atomic.Int64
+	bytesCtr     atomic.Int64
+}
+
+func (ir *ImageReport) note(format string, args ...any) {
+	ir.mu.Lock()
+	ir.Notes = append(ir.Notes, fmt.Sprintf(format, args...))
+	ir.mu.Unlock()
+}
+
+// Totals sum up a run.
+type Totals struct {
+	Images       int     `json:"images"`
+	Copied       int     `json:"copied"`
+	Present      int     `json:"present"`
+	Warmed       int     `json:"warmed"`
+	Planned      int     `json:"planned"`
+	Unmirrored   int     `json:"unmirrored"`
+	Failed       int     `json:"failed"`
+	Verified     int     `json:"verified"`
+	BlobsMoved   int64   `json:"blobs_moved"`
+	BlobsSkipped int64   `json:"blobs_skipped"`
+	BlobsMounted int64   `json:"blobs_mounted"`
+	BytesMoved   int64   `json:"bytes_moved"`
+	Requests     int64   `json:"requests"`
+	BytesRead    int64   `json:"bytes_read"`
+	Retries      int64   `json:"retries"`
+	Seconds      float64 `json:"seconds"`
+}
+
+// run is the state of one Run.
+type run struct {
+	m       *Mirrorer
+	c       counters
+	base    http.RoundTripper
+	journal *journal
+
+	mu      sync.Mutex
+	clients map[string]*regClient
+	sems    map[string]chan struct{}
+	blobs   map[string]*blobEntry
+
+	blobsSkipped atomic.Int64
+	blobsMounted atomic.Int64
+}
+
+// blobEntry serialises work on one digest at one registry, so a blob shared by
+// several images is moved once and then mounted or skipped.
+type blobEntry struct {
+	mu    sync.Mutex
+	repos map[string]bool // repositories known to hold the blob
+}
+
+// Run mirrors the placed images: each endpoint in its mode (auto is probed), then a
+// verification of every image at its mirror. Unmirrored placements are reported, not
+// skipped. The error wraps ErrIncomplete when any image failed; the report is returned
+// in every case but a setup failure.
+func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, error) {
+	start := time.Now()
+	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}}
+	r.base = &countingTransport{inner: m.base, c: &r.c}
+	if m.journal != "" {
+		j, err := loadJournal(m.journal, m.journalTT, time.Now())
+		if err != nil {
+			m.log.Warn("ignoring unreadable warm journal", "path", m.journal, "err", err)
+		}
+		r.journal = j
+	} else {
+		r.journal = newJournal("", m.journalTT, time.Now())
+	}
+
+	rep := &Report{DryRun: m.dryRun, Images: make([]ImageReport, len(placements))}
+
+	// Resolve each endpoint's mode once; auto probes with the first image's repository.
+	modes := map[string]Mode{}
+	epIndex := map[string]int{}
+	for i, p := range placements {
+		ir := &rep.Images[i]
+		ir.Role, ir.Ref, ir.Source, ir.Digest, ir.Signatures = p.Role, p.Ref, p.Source, p.Digest, []string{}
+		if p.Digest != "" {
+			ir.DigestSource = "lock"
+		}
+		if p.Unmirrored {
+			ir.Status = StatusUnmirrored
+			ref, _ := ParseRef(p.Ref)
+			ir.Error = fmt.Sprintf("%s %s: add registries.mirrors[%q] or registries.overridePath to imgpipe.yaml", ErrNoMirror, ref.Upstream, ref.Upstream)
+			continue
+		}
+		ir.Mirror, ir.Endpoint = p.Mirror, p.Endpoint.Host
+		key := p.Endpoint.Upstream + "|" + p.Endpoint.Host
+		k, ok := epIndex[key]
+		if !ok {
+			k = len(rep.Endpoints)
+			epIndex[key] = k
+			er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
+			if p.Endpoint.Mode == ModeAuto {
+				if mode, ok := modes[p.Endpoint.Host]; ok {
+					er.Mode = mode
+				} else {
+					ref, _ := ParseRef(p.Ref)
+					mode, err := r.probe(ctx, p.Endpoint, ref.at(p.Endpoint).Repository)
+					if err != nil {
+						er.Error = err.Error()
+					} else {
+						modes[p.Endpoint.Host] = mode
+						er.Mode = mode
+					}
+				}
+			}
+			rep.Endpoints = append(rep.Endpoints, er)
+		}
+		rep.Endpoints[k].Images++
+	}
+
+	// Images fail independently: one image's error must not cancel the others.
+	var wg sync.WaitGroup
+	for i, p := range placements {
+		ir := &rep.Images[i]
+		if p.Unmirrored {
+			continue
+		}
+		er := rep.Endpoints[epIndex[p.Endpoint.Upstream+"|"+p.Endpoint.Host]]
+		if er.Error != "" {
+			ir.Status, ir.Error = StatusFailed, "endpoint unusable: "+er.Error
+			continue
+		}
+		ep := p.Endpoint
+		ep.Mode = er.Mode
+		ir.Mode = ep.Mode
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem := r.sem("img|" + ep.Host)
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				ir.Status, ir.Error = StatusFailed, ctx.Err().Error()
+				return
+			}
+			defer func() { <-sem }()
+			var err error
+			if ep.Mode == ModeWarm {
+				err = r.warmImage(ctx, p, ep, ir)
+			} else {
+				err = r.pushImage(ctx, p, ep, ir)
+			}
+			if err != nil {
+				ir.Status, ir.Error = StatusFailed, err.Error()
+			}
+			r.emit(Event{Kind: "image", Image: p.Ref, Status: ir.Status, Digest: ir.Digest})
+		}()
+	}
+	wg.Wait()
+
+	if !m.dryRun {
+		var vwg sync.WaitGroup
+		for i, p := range placements {
+			ir := &rep.Images[i]
+			if p.Unmirrored || ir.Status == StatusFailed {
+				continue
+			}
+			vwg.Add(1)
+			go func() {
+				defer vwg.Done()
+				sem := r.sem("img|" + p.Endpoint.Host)
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if err := r.verify(ctx, p, ir); err != nil {
+					ir.Status, ir.Error = StatusFailed, err.Error()
+				}
+			}()
+		}
+		vwg.Wait()
+	}
+
+	if err := r.journal.save(); err != nil {
+		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
+	}
+
+	var failed []error
+	t := &rep.Totals
+	for i := range rep.Images {
+		ir := &rep.Images[i]
+		ir.Manifests, ir.Blobs = ir.manifestsCtr.Load(), ir.blobsCtr.Load()
+		ir.BlobsMoved, ir.BytesMoved = ir.movedCtr.Load(), ir.bytesCtr.Load()
+		t.Images++
+		t.BlobsMoved += ir.BlobsMoved
+		t.BytesMoved += ir.BytesMoved
+		if ir.Verified {
+			t.Verified++
+		}
+		switch ir.Status {
+		case StatusCopied:
+			t.Copied++
+		case StatusPresent:
+			t.Present++
+		case StatusWarmed:
+			t.Warmed++
+		case StatusPlanned:
+			t.Planned++
+		case StatusUnmirrored:
+			t.Unmirrored++
+		default:
+			t.Failed++
+			failed = append(failed, fmt.Errorf("%s: %s", ir.Ref, ir.Error))
+		}
+	}
+	t.BlobsSkipped, t.BlobsMounted = r.blobsSkipped.Load(), r.blobsMounted.Load()
+	t.Requests, t.BytesRead, t.Retries = r.c.requests.Load(), r.c.bytesIn.Load(), r.c.retries.Load()
+	t.Seconds = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("%w: %d of %d images failed: %w", ErrIncomplete, len(failed), t.Images, errors.Join(failed...))
+	}
+	return rep, nil
+}
+
+func (r *run) emit(e Event) {
+	if r.m.progress != nil {
+		r.m.progress(e)
+	}
+}
+
+func (r *run) sem(key string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sems[key]
+	if !ok {
+		s = make(chan struct{}, r.m.jobs)
+		r.sems[key] = s
+	}
+	return s
+}
+
+func (r *run) blob(key string) *blobEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.blobs[key]
+	if !ok {
+		e = &blobEntry{repos: map[string]bool{}}
+		r.blobs[key] = e
+	}
+	return e
+}
+
+// client returns the shared client of a registry host.
+func (r *run) client(reg name.Registry) (*regClient, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := reg.Scheme() + "://" + reg.RegistryStr()
+	if c, ok := r.clients[key]; ok {
+		return c, nil
+	}
+	auth, err := r.m.keychain.Resolve(reg)
+	if err != nil {
+		return nil, fmt.Errorf("finding credentials for %s: %w", reg.RegistryStr(), err)
+	}
+	c := &regClient{reg: reg, auth: auth, base: r.base, backoff: r.m.backoff, c: &r.c, rts: map[string]http.RoundTripper{}}
+	r.clients[key] = c
+	return c, nil
+}
+
+func (r *run) endpointClient(ep Endpoint) (*regClient, error) {
+	reg, err := ep.Registry()
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Host, err)
+	}
+	return r.client(reg)
+}
+
+// upstreamClient returns the client of an upstream host; Docker Hub's API lives at index.docker.io.
+func (r *run) upstreamClient(host string) (*regClient, error) {
+	if host == DockerHub {
+		host = name.DefaultRegistry
+	}
+	reg, err := name.NewRegistry(host)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", host, err)
+	}
+	return r.client(reg)
+}
+
+// probe tells a pull-through cache (refuses an upload) from a plain registry. The
+// upload session it opens on a plain registry is cancelled at once.
+func (r *run) probe(ctx context.Context, ep Endpoint, repo string) (Mode, error) {
+	c, err := r.endpointClient(ep)
+	if err != nil {
+		return "", err
+	}
+	var loc string
+	err = retry(ctx, r.m.backoff, &r.c, func() error {
+		var err error
+		loc, _, err = c.startUpload(ctx, repo, "", "")
+		return err
+	})
+	if errors.Is(err, errUnsupported) {
+		r.m.log.Debug("endpoint refuses uploads: warming it", "endpoint", ep.Host)
+		return ModeWarm, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("probing %s: %w", ep.Host, err)
+	}
+	c.cancelUpload(ctx, repo, loc)
+	return ModePush, nil
+}
+
+// sigTag is cosign's tag for an artefact attached to digest.
+func sigTag(digest, suffix string) string {
+	return strings.Replace(digest, ":", "-", 1) + suffix
+}

@@ -1,0 +1,261 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// pushImage copies one image by digest from its upstream into a plain registry: the whole
+// tree (index, every child manifest, every blob) by digest, the tag last, then its
+// signature tags. A mirror whose tag already names the digest is complete, because a tag
+// is only ever written after everything under it.
+func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *ImageReport) error {
+	ref, err := ParseRef(p.Ref)
+	if err != nil {
+		return err
+	}
+	src, err := r.upstreamClient(ref.Upstream)
+	if err != nil {
+		return err
+	}
+	dst, err := r.endpointClient(ep)
+	if err != nil {
+		return err
+	}
+	dstRepo := ref.at(ep).Repository
+	digest := p.Digest
+	if digest == "" {
+		d, found, err := src.headManifest(ctx, ref.Repository, ref.Tag)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%s not found upstream", p.Ref)
+		}
+		digest, ir.Digest, ir.DigestSource = d, d, "upstream"
+		ir.note("digest not in the lock; resolved upstream")
+	}
+	wrote, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, digest, ref.Tag, ir)
+	if err != nil {
+		return err
+	}
+	for _, suffix := range r.m.sigSuffix {
+		tag := sigTag(digest, suffix)
+		d, found, err := src.headManifest(ctx, ref.Repository, tag)
+		if err != nil {
+			return fmt.Errorf("looking for %s: %w", tag, err)
+		}
+		if !found {
+			continue
+		}
+		w, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, d, tag, ir)
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", tag, err)
+		}
+		wrote = wrote || w
+		ir.Signatures = append(ir.Signatures, tag)
+	}
+	switch {
+	case r.m.dryRun && wrote:
+		ir.Status = StatusPlanned
+	case wrote:
+		ir.Status = StatusCopied
+	default:
+		ir.Status = StatusPresent
+	}
+	return nil
+}
+
+// pushTagged makes tag (or, without a tag, the digest) resolve to digest at the mirror.
+// wrote is false when the mirror already had it.
+func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (wrote bool, err error) {
+	at := tag
+	if at == "" {
+		at = digest
+	}
+	have, found, err := dst.headManifest(ctx, dstRepo, at)
+	if err != nil {
+		return false, err
+	}
+	if found && have == digest {
+		return false, nil
+	}
+	if found && tag != "" {
+		ir.note("mirror tag %s pointed at %s; moving it to %s", tag, have, digest)
+	}
+	m, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	if err != nil {
+		return false, err
+	}
+	if tag != "" && !r.m.dryRun {
+		if err := dst.putManifest(ctx, dstRepo, tag, m); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// pushManifest copies the manifest digest and everything it references, children first,
+// so the registry never holds a manifest whose content is missing.
+func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (*manifest, error) {
+	m, found, err := src.getManifest(ctx, srcRepo, digest)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
+	}
+	ir.manifestsCtr.Add(1)
+	if _, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
+		return nil, err
+	} else if ok {
+		return m, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	children, blobs, err := references(m)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range children {
+		g.Go(func() error {
+			_, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
+			return err
+		})
+	}
+	for _, b := range blobs {
+		g.Go(func() error { return r.pushBlob(gctx, src, dst, srcRepo, dstRepo, b, ir) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if !r.m.dryRun {
+		if err := dst.putManifest(ctx, dstRepo, digest, m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// references splits what a manifest points at into child manifests and blobs.
+// Non-distributable (foreign) layers are left out: registries do not hold them.
+func references(m *manifest) (children, blobs []v1.Descriptor, err error) {
+	switch {
+	case m.MediaType.IsIndex() || isIndexBody(m):
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(m.Body))
+		if err != nil {
+			return nil, nil, fmt.Errorf("parsing index %s: %w", m.Digest, err)
+		}
+		for _, d := range idx.Manifests {
+			if d.MediaType.IsIndex() || d.MediaType.IsImage() || d.MediaType == "" {
+				children = append(children, d)
+			}
+		}
+		return children, nil, nil
+	case m.MediaType.IsSchema1():
+		return nil, nil, fmt.Errorf("manifest %s is Docker schema 1, which imgpipe does not mirror", m.Digest)
+	default:
+		im, err := v1.ParseManifest(bytes.NewReader(m.Body))
+		if err != nil {
+			return nil, nil, fmt.Errorf("parsing manifest %s: %w", m.Digest, err)
+		}
+		blobs = append(blobs, im.Config)
+		for _, l := range im.Layers {
+			if l.MediaType.IsDistributable() && len(l.URLs) == 0 {
+				blobs = append(blobs, l)
+			}
+		}
+		return nil, blobs, nil
+	}
+}
+
+// isIndexBody catches an index served without its media type.
+func isIndexBody(m *manifest) bool {
+	return m.MediaType == "" && bytes.Contains(m.Body, []byte(`"manifests"`))
+}
+
+// pushBlob moves one blob unless the mirror has it. Per registry and digest one
+// goroutine at a time decides: a blob already in another repository of the mirror
+// is mounted (no data), one in this repository is skipped, and only otherwise is it
+// streamed from upstream (never staged on disk).
+func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRepo string, b v1.Descriptor, ir *ImageReport) error {
+	digest := b.Digest.String()
+	ir.blobsCtr.Add(1)
+	e := r.blob(dst.reg.RegistryStr() + "|" + digest)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.repos[dstRepo] {
+		r.blobsSkipped.Add(1)
+		return nil
+	}
+	from := ""
+	for repo := range e.repos {
+		from = repo
+		break
+	}
+	if from == "" {
+		ok, err := dst.blobExists(ctx, dstRepo, digest)
+		if err != nil {
+			return err
+		}
+		if ok {
+			e.repos[dstRepo] = true
+			r.blobsSkipped.Add(1)
+			return nil
+		}
+	}
+	if r.m.dryRun {
+		e.repos[dstRepo] = true
+		if from == "" {
+			ir.movedCtr.Add(1)
+			ir.bytesCtr.Add(b.Size)
+		}
+		return nil
+	}
+	sem := r.sem("blob|" + dst.reg.RegistryStr())
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-sem }()
+	mounted := false
+	err := retry(ctx, r.m.backoff, &r.c, func() error {
+		loc, ok, err := dst.startUpload(ctx, dstRepo, digest, from)
+		if err != nil {
+			return err
+		}
+		if ok {
+			mounted = true
+			return nil
+		}
+		rc, _, err := src.openBlob(ctx, srcRepo, digest)
+		if err != nil {
+			dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
+			return err
+		}
+		defer rc.Close()
+		body := io.Reader(newVerifyingReader(rc, digest, b.Size, false))
+		if err := dst.finishUpload(ctx, dstRepo, loc, digest, body, b.Size); err != nil {
+			dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("copying blob %s: %w", digest, err)
+	}
+	e.repos[dstRepo] = true
+	if mounted {
+		r.blobsMounted.Add(1)
+		return nil
+	}
+	ir.movedCtr.Add(1)
+	ir.bytesCtr.Add(b.Size)
+	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
+	return nil
+}
