@@ -81,7 +81,9 @@ type Backoff struct {
 }
 
 // DefaultBackoff waits 250ms, 500ms, 1s, 2s, 4s: about 8s over six attempts.
-func DefaultBackoff() Backoff { return Backoff{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Steps: 6} }
+func DefaultBackoff() Backoff {
+	return Backoff{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Steps: 6}
+}
 
 // retryAfter carries a server's Retry-After wish through an error.
 type retryAfter struct {
