@@ -55,8 +55,9 @@ func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
 	}
 	return m.newest(func(r *Release) bool {
 		v := r.semver
-		if opts.Pre && v.Prerelease() != "" {
-			// Masterminds ranges skip prereleases; judge a prerelease by its release core.
+		if v.Prerelease() != "" {
+			// Masterminds ranges skip prereleases; judge a prerelease by its release core
+			// (newest() then skips it unless --pre, and says so).
 			core, _ := v.SetPrerelease("")
 			v = &core
 		}

@@ -71,13 +71,15 @@ func render(w io.Writer, format string, v any, table func(io.Writer) error) erro
 		if err != nil {
 			return err
 		}
-		var generic any
-		if err := yaml.Unmarshal(raw, &generic); err != nil {
+		// JSON is YAML: parsing it into a node keeps the contract's field order.
+		var doc yaml.Node
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
 			return err
 		}
+		plainStyle(&doc)
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
-		if err := enc.Encode(generic); err != nil {
+		if err := enc.Encode(&doc); err != nil {
 			return err
 		}
 		return enc.Close()
@@ -85,5 +87,13 @@ func render(w io.Writer, format string, v any, table func(io.Writer) error) erro
 		return table(w)
 	default:
 		return fail.Usage(fmt.Errorf("unknown output format %q: use table, json or yaml", format))
+	}
+}
+
+// plainStyle drops the JSON quoting and flow styles so the YAML reads like YAML.
+func plainStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		plainStyle(c)
 	}
 }
