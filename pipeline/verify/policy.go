@@ -118,6 +118,8 @@ type Policy struct {
 	Keys          []Key
 	Identities    []Identity
 	AllowUnsigned bool
+	// Note is shown as the reason of --dry-run rows, e.g. where a key will come from.
+	Note string
 }
 
 // Validate checks the policy before any image is looked at.

@@ -257,6 +257,7 @@ func (v *Verifier) Plan(images []Image) *Report {
 		if res.Verdict == "" {
 			res.Verdict = Planned
 			res.Signer = pol.expected()
+			res.Reason = pol.Note
 			if v.mirror != nil {
 				if src, err := v.mirror(ref); err == nil && src.String() != ref.String() {
 					res.Source = src.String()

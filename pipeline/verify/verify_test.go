@@ -11,6 +11,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/pipeline/verify/verifytest"
 )
 
 // mirrorTo reads every non-local reference from host under /<upstream-host>/<repo>
@@ -45,7 +46,7 @@ var fastFail = remote.WithRetryBackoff(remote.Backoff{Steps: 1})
 // registry, keys generated here and a test CA + Rekor key standing in for Fulcio/Rekor.
 func TestVerify(t *testing.T) {
 	t.Parallel()
-	host := startRegistry(t)
+	host := verifytest.Registry(t)
 	up := func(ref string) string { // where an upstream ref lives in the test mirror
 		parsed, err := name.ParseReference(ref)
 		if err != nil {
@@ -57,10 +58,10 @@ func TestVerify(t *testing.T) {
 		}
 		return r.String()
 	}
-	ss := newTestSigstore(t)
-	goodSV, goodPEM := newKey(t)
-	otherSV, _ := newKey(t)
-	factorySV, factoryPEM := newKey(t)
+	ss := verifytest.NewSigstore(t)
+	goodSV, goodPEM := verifytest.NewKey(t)
+	otherSV, _ := verifytest.NewKey(t)
+	factorySV, factoryPEM := verifytest.NewKey(t)
 	goodKey := mustKey(t, "good.pub", goodPEM)
 	factoryKey := mustKey(t, "factory.pub", factoryPEM)
 
@@ -70,7 +71,7 @@ func TestVerify(t *testing.T) {
 		SideroPolicy(),
 		FactoryPolicy([]string{"factory.test"}, &factoryKey),
 	}
-	v, err := New(policies, WithMirror(mirrorTo(host)), WithTrust(staticTrust(ss.trustedRoot(t))), WithRemoteOptions(fastFail))
+	v, err := New(policies, WithMirror(mirrorTo(host)), WithTrust(staticTrust(ss.TrustedRoot(t))), WithRemoteOptions(fastFail))
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
@@ -90,8 +91,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "good key signature",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, keyed("good"))
-				keySign(t, goodSV, d, sigOpts{})
+				d := verifytest.PushRandom(t, keyed("good"))
+				verifytest.SignWithKey(t, goodSV, d, verifytest.SigOpts{})
 				return Image{Ref: keyed("good"), Digest: d.DigestStr(), Role: "test"}
 			},
 			want: Verified, wantSigner: "key good.pub (sha256:" + goodKey.Fingerprint + ")",
@@ -99,8 +100,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "good keyless signature (siderolabs.com account)",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("goodkeyless")))
-				ss.keylessSign(t, d, "andrey.smirnov@siderolabs.com", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("goodkeyless")))
+				ss.SignKeyless(t, d, "andrey.smirnov@siderolabs.com", google, verifytest.SigOpts{})
 				return Image{Ref: sidero("goodkeyless"), Digest: d.DigestStr(), Role: RoleExtension}
 			},
 			want: Verified, wantSigner: "andrey.smirnov@siderolabs.com (https://accounts.google.com)",
@@ -108,8 +109,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "good keyless signature (release GSA)",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("gsa")))
-				ss.keylessSign(t, d, "releasemgr-svc@talos-production.iam.gserviceaccount.com", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("gsa")))
+				ss.SignKeyless(t, d, "releasemgr-svc@talos-production.iam.gserviceaccount.com", google, verifytest.SigOpts{})
 				return Image{Ref: sidero("gsa"), Digest: d.DigestStr(), Role: RoleExtension}
 			},
 			want: Verified, wantSigner: "releasemgr-svc@talos-production.iam.gserviceaccount.com",
@@ -117,8 +118,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "unpinned image resolves its tag and verifies",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("unpinned")))
-				ss.keylessSign(t, d, "dev@siderolabs.com", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("unpinned")))
+				ss.SignKeyless(t, d, "dev@siderolabs.com", google, verifytest.SigOpts{})
 				return Image{Ref: sidero("unpinned"), Role: RoleExtension}
 			},
 			want: Verified, wantUnpined: true,
@@ -126,8 +127,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "wrong key",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, keyed("wrongkey"))
-				keySign(t, otherSV, d, sigOpts{})
+				d := verifytest.PushRandom(t, keyed("wrongkey"))
+				verifytest.SignWithKey(t, otherSV, d, verifytest.SigOpts{})
 				return Image{Ref: keyed("wrongkey"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "invalid signature",
@@ -135,8 +136,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "wrong identity",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("wrongid")))
-				ss.keylessSign(t, d, "mallory@example.com", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("wrongid")))
+				ss.SignKeyless(t, d, "mallory@example.com", google, verifytest.SigOpts{})
 				return Image{Ref: sidero("wrongid"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "none of the expected identities matched", wantSigner: "want ~" + SideroSubjectRegExp,
@@ -144,8 +145,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "look-alike identity",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("lookalike")))
-				ss.keylessSign(t, d, "dev@siderolabs.com.evil.example", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("lookalike")))
+				ss.SignKeyless(t, d, "dev@siderolabs.com.evil.example", google, verifytest.SigOpts{})
 				return Image{Ref: sidero("lookalike"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "none of the expected identities matched",
@@ -153,8 +154,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "wrong issuer",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("wrongissuer")))
-				ss.keylessSign(t, d, "dev@siderolabs.com", "https://token.actions.githubusercontent.com", keylessOpts{})
+				d := verifytest.PushRandom(t, up(sidero("wrongissuer")))
+				ss.SignKeyless(t, d, "dev@siderolabs.com", "https://token.actions.githubusercontent.com", verifytest.SigOpts{})
 				return Image{Ref: sidero("wrongissuer"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "with issuer https://token.actions.githubusercontent.com",
@@ -162,9 +163,9 @@ func TestVerify(t *testing.T) {
 		{
 			name: "valid key signature of another digest under this image's tag",
 			setup: func(t *testing.T) Image {
-				other := pushRandom(t, keyed("donor"))
-				d := pushRandom(t, keyed("replayed"))
-				keySign(t, goodSV, other, sigOpts{under: &d})
+				other := verifytest.PushRandom(t, keyed("donor"))
+				d := verifytest.PushRandom(t, keyed("replayed"))
+				verifytest.SignWithKey(t, goodSV, other, verifytest.SigOpts{Under: &d})
 				return Image{Ref: keyed("replayed"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: ErrClaimMismatch.Error(),
@@ -172,9 +173,9 @@ func TestVerify(t *testing.T) {
 		{
 			name: "valid keyless signature of another digest under this image's tag",
 			setup: func(t *testing.T) Image {
-				other := pushRandom(t, up(sidero("donor")))
-				d := pushRandom(t, up(sidero("replayedkeyless")))
-				ss.keylessSign(t, other, "dev@siderolabs.com", google, keylessOpts{sigOpts: sigOpts{under: &d}})
+				other := verifytest.PushRandom(t, up(sidero("donor")))
+				d := verifytest.PushRandom(t, up(sidero("replayedkeyless")))
+				ss.SignKeyless(t, other, "dev@siderolabs.com", google, verifytest.SigOpts{Under: &d})
 				return Image{Ref: sidero("replayedkeyless"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: ErrClaimMismatch.Error(),
@@ -182,7 +183,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "missing signature",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, keyed("unsigned"))
+				d := verifytest.PushRandom(t, keyed("unsigned"))
 				return Image{Ref: keyed("unsigned"), Digest: d.DigestStr()}
 			},
 			want: Missing, wantReason: "no signature",
@@ -190,7 +191,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "missing keyless signature",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("unsigned")))
+				d := verifytest.PushRandom(t, up(sidero("unsigned")))
 				return Image{Ref: sidero("unsigned"), Digest: d.DigestStr()}
 			},
 			want: Missing, wantReason: "no signature",
@@ -198,8 +199,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "tampered payload (key)",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, keyed("tampered"))
-				keySign(t, goodSV, d, sigOpts{tamper: true})
+				d := verifytest.PushRandom(t, keyed("tampered"))
+				verifytest.SignWithKey(t, goodSV, d, verifytest.SigOpts{Tamper: true})
 				return Image{Ref: keyed("tampered"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "invalid signature",
@@ -207,8 +208,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "tampered payload (keyless)",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("tampered")))
-				ss.keylessSign(t, d, "dev@siderolabs.com", google, keylessOpts{sigOpts: sigOpts{tamper: true}})
+				d := verifytest.PushRandom(t, up(sidero("tampered")))
+				ss.SignKeyless(t, d, "dev@siderolabs.com", google, verifytest.SigOpts{Tamper: true})
 				return Image{Ref: sidero("tampered"), Digest: d.DigestStr()}
 			},
 			want: Failed,
@@ -216,8 +217,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "keyless signature without a Rekor entry",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("notlogged")))
-				ss.keylessSign(t, d, "dev@siderolabs.com", google, keylessOpts{noBundle: true})
+				d := verifytest.PushRandom(t, up(sidero("notlogged")))
+				ss.SignKeyless(t, d, "dev@siderolabs.com", google, verifytest.SigOpts{NoBundle: true})
 				return Image{Ref: sidero("notlogged"), Digest: d.DigestStr()}
 			},
 			want: Failed, wantReason: "offline verification failed",
@@ -225,8 +226,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "key signature where the policy wants a keyless identity",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, up(sidero("keysigned")))
-				keySign(t, goodSV, d, sigOpts{})
+				d := verifytest.PushRandom(t, up(sidero("keysigned")))
+				verifytest.SignWithKey(t, goodSV, d, verifytest.SigOpts{})
 				return Image{Ref: sidero("keysigned"), Digest: d.DigestStr()}
 			},
 			want: Failed,
@@ -235,8 +236,8 @@ func TestVerify(t *testing.T) {
 			name: "factory installer signed with the factory key",
 			setup: func(t *testing.T) Image {
 				ref := "factory.test/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.9.5"
-				d := pushRandom(t, up(ref))
-				keySign(t, factorySV, d, sigOpts{})
+				d := verifytest.PushRandom(t, up(ref))
+				verifytest.SignWithKey(t, factorySV, d, verifytest.SigOpts{})
 				return Image{Ref: ref, Role: RoleFactoryInstaller}
 			},
 			want: Verified, wantSigner: "key factory.pub", wantUnpined: true,
@@ -245,8 +246,8 @@ func TestVerify(t *testing.T) {
 			name: "factory installer signed keyless by the factory GSA",
 			setup: func(t *testing.T) Image {
 				ref := "factory.test/installer/gsa:v1.9.5"
-				d := pushRandom(t, up(ref))
-				ss.keylessSign(t, d, FactoryKeylessSubject, google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(ref))
+				ss.SignKeyless(t, d, FactoryKeylessSubject, google, verifytest.SigOpts{})
 				return Image{Ref: ref, Digest: d.DigestStr(), Role: RoleFactoryInstaller}
 			},
 			want: Verified, wantSigner: FactoryKeylessSubject,
@@ -255,8 +256,8 @@ func TestVerify(t *testing.T) {
 			name: "factory installer signed by a Sidero account is not the factory",
 			setup: func(t *testing.T) Image {
 				ref := "factory.test/installer/impostor:v1.9.5"
-				d := pushRandom(t, up(ref))
-				ss.keylessSign(t, d, "dev@siderolabs.com", google, keylessOpts{})
+				d := verifytest.PushRandom(t, up(ref))
+				ss.SignKeyless(t, d, "dev@siderolabs.com", google, verifytest.SigOpts{})
 				return Image{Ref: ref, Digest: d.DigestStr(), Role: RoleFactoryInstaller}
 			},
 			want: Failed, wantReason: "none of the expected identities matched",
@@ -264,7 +265,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "allowUnsigned lets a missing signature pass",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, host+"/optional/nosig:v1")
+				d := verifytest.PushRandom(t, host+"/optional/nosig:v1")
 				return Image{Ref: host + "/optional/nosig:v1", Digest: d.DigestStr()}
 			},
 			want: UnsignedAllowed,
@@ -272,8 +273,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "allowUnsigned does not excuse a bad signature",
 			setup: func(t *testing.T) Image {
-				d := pushRandom(t, host+"/optional/badsig:v1")
-				keySign(t, otherSV, d, sigOpts{})
+				d := verifytest.PushRandom(t, host+"/optional/badsig:v1")
+				verifytest.SignWithKey(t, otherSV, d, verifytest.SigOpts{})
 				return Image{Ref: host + "/optional/badsig:v1", Digest: d.DigestStr()}
 			},
 			want: Failed,
@@ -335,11 +336,11 @@ func TestVerify(t *testing.T) {
 
 func TestVerifyUnreachableRegistry(t *testing.T) {
 	t.Parallel()
-	dead := closedAddr(t)
-	_, pemKey := newKey(t)
-	ss := newTestSigstore(t)
+	dead := verifytest.ClosedAddr(t)
+	_, pemKey := verifytest.NewKey(t)
+	ss := verifytest.NewSigstore(t)
 	v, err := New([]Policy{SideroPolicy(), {Name: "keyed", Match: []string{"*/keyed/**"}, Keys: []Key{mustKey(t, "k.pub", pemKey)}}},
-		WithMirror(mirrorTo(dead)), WithTrust(staticTrust(ss.trustedRoot(t))), WithRemoteOptions(fastFail))
+		WithMirror(mirrorTo(dead)), WithTrust(staticTrust(ss.TrustedRoot(t))), WithRemoteOptions(fastFail))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,4 +397,13 @@ func TestReportErr(t *testing.T) {
 			t.Errorf("Report%v.Err() = %v; want nil: %v", tc.verdicts, err, !tc.wantPolicy && !tc.wantUnver)
 		}
 	}
+}
+
+func mustKey(t *testing.T, name string, pemKey []byte) Key {
+	t.Helper()
+	k, err := ParsePublicKey(name, pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -1,4 +1,9 @@
-package verify
+// Package verifytest builds signed images for offline tests: an in-process registry on
+// 127.0.0.1, cosign key signatures as Image Factory makes them, and a test Sigstore (a CA
+// standing in for Fulcio, issuing leaf certs with an email SAN and the OIDC issuer
+// extensions, and a Rekor key signing SETs) for keyless signatures in the legacy .sig
+// format. Its trusted root can be written as trusted_root.json for --trusted-root.
+package verifytest
 
 import (
 	"crypto"
@@ -17,6 +22,7 @@ import (
 	"math/big"
 	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,16 +41,16 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// startRegistry runs an in-memory registry on 127.0.0.1 and returns its host:port.
-func startRegistry(t *testing.T) string {
+// Registry runs an in-memory registry on 127.0.0.1 and returns its host:port.
+func Registry(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
+// ClosedAddr returns a loopback address nothing listens on.
+func ClosedAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,8 +61,8 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// pushRandom pushes a random image to ref (a tag) and returns its digest reference.
-func pushRandom(t *testing.T, ref string) name.Digest {
+// PushRandom pushes a random image to ref (a tag) and returns its digest reference.
+func PushRandom(t testing.TB, ref string) name.Digest {
 	t.Helper()
 	tag, err := name.ParseReference(ref)
 	if err != nil {
@@ -76,8 +82,8 @@ func pushRandom(t *testing.T, ref string) name.Digest {
 	return tag.Context().Digest(h.String())
 }
 
-// newKey returns a fresh ECDSA P-256 signer and its PEM public key.
-func newKey(t *testing.T) (signature.SignerVerifier, []byte) {
+// NewKey returns a fresh ECDSA P-256 signer and its PEM public key.
+func NewKey(t testing.TB) (signature.SignerVerifier, []byte) {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -94,25 +100,19 @@ func newKey(t *testing.T) (signature.SignerVerifier, []byte) {
 	return sv, pemKey
 }
 
-func mustKey(t *testing.T, name string, pemKey []byte) Key {
-	t.Helper()
-	k, err := ParsePublicKey(name, pemKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// sigOpts shapes one test signature.
-type sigOpts struct {
-	// under is the image whose .sig tag receives the signature (default: the signed image).
-	under *name.Digest
-	// tamper changes the payload after signing.
-	tamper bool
+// SigOpts shapes one test signature.
+type SigOpts struct {
+	// Under is the image whose .sig tag receives the signature (default: the signed
+	// image): a valid signature of another digest placed under this image's tag.
+	Under *name.Digest
+	// Tamper changes the payload after signing.
+	Tamper bool
+	// NoBundle leaves out the Rekor SET of a keyless signature (never logged).
+	NoBundle bool
 }
 
 // writeSig stores sigs under the .sig tag of target (what `cosign sign` does).
-func writeSig(t *testing.T, target name.Digest, s ...staticSig) {
+func writeSig(t testing.TB, target name.Digest, s ...staticSig) {
 	t.Helper()
 	sigs := empty.Signatures()
 	for _, one := range s {
@@ -140,26 +140,26 @@ type staticSig struct {
 	opts    []static.Option
 }
 
-// keySign signs d with sv (as Image Factory's KeySigner does) and stores it.
-func keySign(t *testing.T, sv signature.SignerVerifier, d name.Digest, o sigOpts) {
+// SignWithKey signs d with sv (as Image Factory's KeySigner does) and stores it.
+func SignWithKey(t testing.TB, sv signature.SignerVerifier, d name.Digest, o SigOpts) {
 	t.Helper()
 	payload, sig, err := signature.SignImage(sv, d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.tamper {
+	if o.Tamper {
 		payload = tamper(t, payload)
 	}
 	target := d
-	if o.under != nil {
-		target = *o.under
+	if o.Under != nil {
+		target = *o.Under
 	}
 	writeSig(t, target, staticSig{payload: payload, b64: base64.StdEncoding.EncodeToString(sig)})
 }
 
 // tamper rewrites a field of the payload that is not the digest, so only the signature
 // check (not the claim check) can catch it.
-func tamper(t *testing.T, payload []byte) []byte {
+func tamper(t testing.TB, payload []byte) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(payload, &m); err != nil {
@@ -173,10 +173,10 @@ func tamper(t *testing.T, payload []byte) []byte {
 	return out
 }
 
-// testSigstore stands in for Fulcio and Rekor: a CA issuing short-lived leaf certs with an
+// Sigstore stands in for Fulcio and Rekor: a CA issuing short-lived leaf certs with an
 // email SAN and the OIDC issuer extensions, and a Rekor key signing SETs. It has no CT
 // log, like a private sigstore, so SCTs are not required by the verifier.
-type testSigstore struct {
+type Sigstore struct {
 	caCert   *x509.Certificate
 	caKey    *ecdsa.PrivateKey
 	caPEM    []byte
@@ -184,7 +184,7 @@ type testSigstore struct {
 	logID    []byte
 }
 
-func newTestSigstore(t *testing.T) *testSigstore {
+func NewSigstore(t testing.TB) *Sigstore {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -221,11 +221,11 @@ func newTestSigstore(t *testing.T) *testSigstore {
 		t.Fatal(err)
 	}
 	id := sha256.Sum256(pubDER)
-	return &testSigstore{caCert: caCert, caKey: caKey, caPEM: caPEM, rekorKey: rekorKey, logID: id[:]}
+	return &Sigstore{caCert: caCert, caKey: caKey, caPEM: caPEM, rekorKey: rekorKey, logID: id[:]}
 }
 
-// trustedRoot is the sigstore trusted root for this test CA and Rekor key.
-func (s *testSigstore) trustedRoot(t *testing.T) *root.TrustedRoot {
+// TrustedRoot is the sigstore trusted root for this test CA and Rekor key.
+func (s *Sigstore) TrustedRoot(t testing.TB) *root.TrustedRoot {
 	t.Helper()
 	ca := &root.FulcioCertificateAuthority{
 		Root:                s.caCert,
@@ -255,7 +255,7 @@ var (
 )
 
 // leaf issues a Fulcio-like certificate for subject (email SAN) and OIDC issuer.
-func (s *testSigstore) leaf(t *testing.T, subject, issuer string) (*ecdsa.PrivateKey, []byte) {
+func (s *Sigstore) leaf(t testing.TB, subject, issuer string) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -284,7 +284,7 @@ func (s *testSigstore) leaf(t *testing.T, subject, issuer string) (*ecdsa.Privat
 	return key, derToPEM(t, der)
 }
 
-func derToPEM(t *testing.T, der []byte) []byte {
+func derToPEM(t testing.TB, der []byte) []byte {
 	t.Helper()
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -297,16 +297,9 @@ func derToPEM(t *testing.T, der []byte) []byte {
 	return out
 }
 
-// keylessOpts shapes one keyless test signature.
-type keylessOpts struct {
-	sigOpts
-	// noBundle leaves out the Rekor SET (an entry that was never logged).
-	noBundle bool
-}
-
-// keylessSign signs d like `cosign sign` with Fulcio + Rekor: a leaf cert for
+// SignKeyless signs d like `cosign sign` with Fulcio + Rekor: a leaf cert for
 // subject/issuer, the signature, and a Rekor bundle (SET) over a hashedrekord entry.
-func (s *testSigstore) keylessSign(t *testing.T, d name.Digest, subject, issuer string, o keylessOpts) {
+func (s *Sigstore) SignKeyless(t testing.TB, d name.Digest, subject, issuer string, o SigOpts) {
 	t.Helper()
 	key, certPEM := s.leaf(t, subject, issuer)
 	sv, err := signature.LoadECDSASignerVerifier(key, crypto.SHA256)
@@ -319,21 +312,21 @@ func (s *testSigstore) keylessSign(t *testing.T, d name.Digest, subject, issuer 
 	}
 	b64 := base64.StdEncoding.EncodeToString(sig)
 	opts := []static.Option{static.WithCertChain(certPEM, s.caPEM)}
-	if !o.noBundle {
+	if !o.NoBundle {
 		opts = append(opts, static.WithBundle(s.rekorBundle(t, payload, b64, certPEM)))
 	}
-	if o.tamper {
+	if o.Tamper {
 		payload = tamper(t, payload)
 	}
 	target := d
-	if o.under != nil {
-		target = *o.under
+	if o.Under != nil {
+		target = *o.Under
 	}
 	writeSig(t, target, staticSig{payload: payload, b64: b64, opts: opts})
 }
 
 // rekorBundle builds the SET Rekor would return for a hashedrekord entry.
-func (s *testSigstore) rekorBundle(t *testing.T, payload []byte, b64sig string, certPEM []byte) *cbundle.RekorBundle {
+func (s *Sigstore) rekorBundle(t testing.TB, payload []byte, b64sig string, certPEM []byte) *cbundle.RekorBundle {
 	t.Helper()
 	sum := sha256.Sum256(payload)
 	entry := map[string]any{
@@ -371,4 +364,18 @@ func (s *testSigstore) rekorBundle(t *testing.T, payload []byte, b64sig string, 
 		t.Fatal(err)
 	}
 	return &cbundle.RekorBundle{SignedEntryTimestamp: set, Payload: p}
+}
+
+// WriteTrustedRoot writes the trusted root as trusted_root.json into dir and returns its path.
+func (s *Sigstore) WriteTrustedRoot(t testing.TB, dir string) string {
+	t.Helper()
+	data, err := s.TrustedRoot(t).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dir + "/trusted_root.json"
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
