@@ -149,7 +149,8 @@ func (t *Transport) try(base http.RoundTripper, req *http.Request) (*http.Respon
 	ctx, cancel := context.WithCancelCause(req.Context())
 	if t.AttemptTimeout > 0 {
 		tctx, tcancel := context.WithTimeoutCause(ctx, t.AttemptTimeout, ErrAttemptTimeout)
-		ctx, cancel = tctx, func(cause error) { tcancel(); cancel(cause) }
+		outer := cancel
+		ctx, cancel = tctx, func(cause error) { tcancel(); outer(cause) }
 	}
 	var headerTimer *time.Timer
 	if t.HeaderTimeout > 0 {
