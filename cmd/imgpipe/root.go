@@ -93,6 +93,7 @@ and version-aligned upgrade plans.`,
 	root.AddCommand(
 		a.newResolveCmd(),
 		a.newDiffCmd(),
+		a.newVerifyCmd(),
 	)
 	return root
 }

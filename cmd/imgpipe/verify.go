@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/imgpipe/imgpipe/pipeline/verify"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+type verifyFlags struct {
+	lock        string
+	trustedRoot string
+	factoryKey  string
+	dryRun      bool
+	output      string
+	jobs        int
+}
+
+func (a *app) newVerifyCmd() *cobra.Command {
+	var f verifyFlags
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify the cosign signatures of every image the lock names",
+		Long: `verify checks the cosign signature of every image a lock names before it is mirrored
+or written into an upgrade plan: extension images, the extensions catalog, each profile's
+factory installer and the ghcr.io/siderolabs core images (installer, kubelet, flannel, ...).
+
+Policies, first match wins:
+  1. verify.policies in imgpipe.yaml (match glob, key file, keyless identities, allowUnsigned);
+  2. sidero: ghcr.io/siderolabs/** keyless, issuer https://accounts.google.com, subject
+     (@siderolabs\.com$|^releasemgr-svc@talos-production\.iam\.gserviceaccount\.com$);
+  3. factory: <factory host>/** signed with the factory key (--factory-key, verify.factoryKey,
+     else <factory>/oci/cosign/signing-key.pub) or keyless by
+     image-factory-signing@talos-production.iam.gserviceaccount.com.
+Images no policy covers (registry.k8s.io, gcr.io, ...) are listed as skipped; add a policy
+to check them. A missing signature fails unless the image's policy sets allowUnsigned.
+Every signature must sign this image's digest; unpinned lock entries are resolved at the
+registry and shown as unpinned.
+
+Keyless trust: the Sigstore public-good root over TUF, or --trusted-root trusted_root.json
+(offline, air-gapped). Registry credentials come from the Docker config / credential
+helpers (the default keychain), never from flags. Signatures are legacy cosign .sig tags.
+
+Exit codes: 0 all passed; 3 a signature failed or is missing; 1 an image could not be
+checked (registry unreachable, trust root unavailable) and none failed.`,
+		Example: `  imgpipe verify
+  imgpipe verify --lock imgpipe.lock.json --trusted-root trusted_root.json -o json
+  imgpipe verify --factory-key signing-key.pub --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runVerify(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to verify (written by `imgpipe resolve --lock`)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "sigstore trusted_root.json for keyless checks (default: verify.trustedRoot, else online TUF)")
+	fl.StringVar(&f.factoryKey, "factory-key", "", "pinned Image Factory public key (PEM) (default: verify.factoryKey, else fetched from the factory)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "list what would be checked, with which policy, without contacting anything")
+	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or yaml")
+	fl.IntVar(&f.jobs, "jobs", 4, "images checked in parallel")
+	return cmd
+}
+
+func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
+	if err := checkFormat(f.output); err != nil {
+		return err
+	}
+	if f.jobs < 1 {
+		return usageErrorf("--jobs %d: want at least 1", f.jobs)
+	}
+	lock, err := a.loadLock(f.lock)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	images := verify.ImagesFromLock(lock)
+	policies, err := a.verifyPolicies(ctx, lock, cfg, f)
+	if err != nil {
+		return err
+	}
+
+	trustedRoot := verifyFirst(f.trustedRoot, cfg.Verify.TrustedRoot)
+	trust := verify.OnlineTrustedRoot()
+	if trustedRoot != "" {
+		trust = verify.TrustedRootFile(trustedRoot)
+	}
+	opts := []verify.Option{
+		verify.WithTrust(trust),
+		verify.WithKeychain(authn.DefaultKeychain),
+		verify.WithJobs(f.jobs),
+		verify.WithLogger(a.log),
+		verify.WithProgress(a.verifyProgress(len(images))),
+	}
+	if m := a.verifyMirror(cfg); m != nil {
+		opts = append(opts, verify.WithMirror(m))
+	}
+	v, err := verify.New(policies, opts...)
+	if err != nil {
+		return err
+	}
+
+	var rep *verify.Report
+	if f.dryRun {
+		rep = v.Plan(images)
+	} else {
+		a.log.Debug("verifying signatures", "images", len(images), "lock", f.lock)
+		if rep, err = v.Verify(ctx, images); err != nil {
+			return err
+		}
+	}
+	if err := render(a.stdout, f.output, rep, func(w io.Writer) error { return verifyTable(w, rep) }); err != nil {
+		return err
+	}
+	return rep.Err()
+}
+
+// verifyPolicies builds the policy list: the site's, then the built-in Sidero and factory
+// ones. The factory key is read from --factory-key / verify.factoryKey, or fetched from
+// the lock's factory (not in --dry-run, and only when a factory image is in the lock).
+func (a *app) verifyPolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, f verifyFlags) ([]verify.Policy, error) {
+	policies, err := verify.PoliciesFromConfig(cfg.Verify, os.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	policies = append(policies, verify.SideroPolicy())
+
+	factoryURL := verifyFirst(lock.Factory, cfg.Factory.URL)
+	hosts, err := verify.FactoryHosts(factoryURL, cfg.Factory.Registry)
+	if err != nil || len(hosts) == 0 {
+		return policies, err
+	}
+	var key *verify.Key
+	note := ""
+	keyFile := verifyFirst(f.factoryKey, cfg.Verify.FactoryKey)
+	switch {
+	case keyFile != "":
+		data, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, usageErrorf("reading factory key: %w", err)
+		}
+		k, err := verify.ParsePublicKey(keyFile, data)
+		if err != nil {
+			return nil, usageErrorf("--factory-key: %w", err)
+		}
+		key = &k
+	case f.dryRun:
+		note = "factory key would be fetched from " + strings.TrimSuffix(factoryURL, "/") + "/oci/cosign/signing-key.pub"
+	default:
+		probe := verify.FactoryPolicy(hosts, nil)
+		if !lockUses(lock, &probe) {
+			break
+		}
+		client := &http.Client{Timeout: 30 * time.Second}
+		key, err = verify.FetchFactoryKey(ctx, client, factoryURL)
+		if err != nil {
+			return nil, err
+		}
+		if key == nil {
+			a.log.Info("factory serves no signing key; installers must be signed keyless", "factory", factoryURL)
+		}
+	}
+	p := verify.FactoryPolicy(hosts, key)
+	p.Note = note
+	return append(policies, p), nil
+}
+
+// lockUses reports whether any image of the lock falls under the policy.
+func lockUses(lock *site.Lock, p *verify.Policy) bool {
+	for _, img := range verify.ImagesFromLock(lock) {
+		if ref, err := name.ParseReference(img.Ref); err == nil && p.Matches(ref) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyMirror is the hook for reading images (and their signatures) through the site's
+// mirrors. The endpoint map belongs to upload/registry; until it exposes a
+// func(name.Reference) (name.Reference, error), images are read from their upstream.
+func (a *app) verifyMirror(*site.Config) verify.MirrorFunc { return nil }
+
+// verifyProgress prints a bar on a terminal and one plain line per image otherwise.
+func (a *app) verifyProgress(total int) func(done, total int, r verify.Result) {
+	f, ok := a.stderr.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	return func(done, total int, r verify.Result) {
+		if tty {
+			const width = 30
+			n := width * done / max(total, 1)
+			fmt.Fprintf(a.stderr, "\rverify [%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(" ", width-n), done, total)
+			if done == total {
+				fmt.Fprintln(a.stderr)
+			}
+			return
+		}
+		fmt.Fprintf(a.stderr, "verify %d/%d %s %s\n", done, total, r.Verdict, r.Image)
+	}
+}
+
+func verifyTable(w io.Writer, rep *verify.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tDIGEST\tSIGNER\tVERDICT\tREASON")
+	for _, r := range rep.Results {
+		d := r.Digest
+		if len(d) > 19 {
+			d = d[:19] + "…"
+		}
+		if d == "" {
+			d = "-"
+		}
+		if !r.Pinned && r.Digest != "" {
+			d += " (unpinned)"
+		}
+		signer := r.Signer
+		if signer == "" {
+			signer = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Image, d, signer, r.Verdict, r.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := rep.Summary
+	fmt.Fprintf(w, "\n%d images: %d verified, %d failed, %d missing, %d unsigned-allowed, %d skipped, %d errors",
+		s.Total, s.Verified, s.Failed, s.Missing, s.UnsignedAllowed, s.Skipped, s.Errors)
+	if rep.DryRun {
+		fmt.Fprintf(w, ", %d planned (dry run)", s.Planned)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// verifyFirst returns the first non-empty value: a flag, then the config.
+func verifyFirst(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
