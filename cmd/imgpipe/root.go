@@ -93,6 +93,8 @@ and version-aligned upgrade plans.`,
 	root.AddCommand(
 		a.newResolveCmd(),
 		a.newDiffCmd(),
+		a.newSchematicCmd(), a.newFetchCmd(),
+		a.newMachineConfigCmd(),
 		a.newVerifyCmd(),
 	)
 	return root
