@@ -1,0 +1,254 @@
+package proxmox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	proxmox "github.com/luthermonson/go-proxmox"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+)
+
+// Client talks to one Proxmox VE cluster. Build it with New.
+type Client struct {
+	api      *proxmox.Client
+	hc       *http.Client
+	base     string // https://host:8006/api2/json
+	tokenID  string
+	auth     string // Authorization header value; never logged or formatted
+	log      *slog.Logger
+	poll     time.Duration
+	progress func(Progress)
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLogger sets the logger (default: discard). Requests are logged at debug level,
+// never with the token.
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// WithPollInterval sets how often tasks are polled (default 1s).
+func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll = d } }
+
+// WithProgress receives upload progress; it is called from the uploading goroutine.
+func WithProgress(fn func(Progress)) Option { return func(c *Client) { c.progress = fn } }
+
+// Progress reports a running upload.
+type Progress struct {
+	Name  string
+	Node  string
+	Done  int64
+	Total int64
+}
+
+// New makes a client for the PVE API at baseURL (https://host:8006, with or without
+// /api2/json). hc carries the TLS setup (see NewHTTPClient).
+func New(baseURL string, tok Token, hc *http.Client, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: want https://HOST:8006/api2/json", baseURL))
+	}
+	if u.Scheme != "https" {
+		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: PVE speaks https only", baseURL))
+	}
+	if tok.IsZero() {
+		return nil, fail.Usage(ErrNoToken)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if !strings.HasSuffix(u.Path, "/api2/json") {
+		u.Path += "/api2/json"
+	}
+	c := &Client{
+		hc:      hc,
+		base:    u.String(),
+		tokenID: tok.id,
+		auth:    "PVEAPIToken=" + tok.id + "=" + tok.secret,
+		log:     slog.New(slog.DiscardHandler),
+		poll:    time.Second,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.api = proxmox.NewClient(c.base,
+		proxmox.WithHTTPClient(hc),
+		proxmox.WithAPIToken(tok.id, tok.secret),
+		proxmox.WithUserAgent("imgpipe"),
+		proxmox.WithLogger(goproxmoxLogger{c.log}),
+	)
+	return c, nil
+}
+
+// goproxmoxLogger sends go-proxmox's debug lines (method, path, bodies; never
+// headers) to slog at debug level.
+type goproxmoxLogger struct{ l *slog.Logger }
+
+func (g goproxmoxLogger) Debugf(f string, v ...any) {
+	g.l.Debug(fmt.Sprintf(f, v...), "via", "go-proxmox")
+}
+func (g goproxmoxLogger) Infof(f string, v ...any) {
+	g.l.Debug(fmt.Sprintf(f, v...), "via", "go-proxmox")
+}
+func (g goproxmoxLogger) Warnf(f string, v ...any) {
+	g.l.Warn(fmt.Sprintf(f, v...), "via", "go-proxmox")
+}
+func (g goproxmoxLogger) Errorf(f string, v ...any) {
+	g.l.Error(fmt.Sprintf(f, v...), "via", "go-proxmox")
+}
+
+// apiErr adds what a caller can act on to go-proxmox's errors.
+func (c *Client) apiErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, proxmox.ErrNotAuthorized) {
+		return fmt.Errorf("%w: check that token %s exists and has the needed privileges", ErrUnauthorized, c.tokenID)
+	}
+	return err
+}
+
+func (c *Client) get(ctx context.Context, path string, v any) error {
+	return c.apiErr(c.api.Get(ctx, path, v))
+}
+
+func (c *Client) post(ctx context.Context, path string, data, v any) error {
+	return c.apiErr(c.api.Post(ctx, path, data, v))
+}
+
+func (c *Client) del(ctx context.Context, path string, v any) error {
+	return c.apiErr(c.api.Delete(ctx, path, v))
+}
+
+// Version is the PVE release as "major.minor".
+type Version struct {
+	Major, Minor int
+	Full         string
+}
+
+// AtLeast compares release versions.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+// Version asks PVE for its version (go-proxmox's /version).
+func (c *Client) Version(ctx context.Context) (Version, error) {
+	pv, err := c.api.Version(ctx)
+	if err != nil {
+		return Version{}, fmt.Errorf("getting PVE version: %w", c.apiErr(err))
+	}
+	v := Version{Full: pv.Version}
+	rel := pv.Release
+	if rel == "" {
+		rel = pv.Version
+	}
+	if _, err := fmt.Sscanf(rel, "%d.%d", &v.Major, &v.Minor); err != nil {
+		return Version{}, fmt.Errorf("getting PVE version: cannot read release %q", rel)
+	}
+	return v, nil
+}
+
+// StorageInfo is what imgpipe needs to know of a storage on a node.
+type StorageInfo struct {
+	Type    string
+	Content []string
+	Shared  bool
+}
+
+// Has reports whether the storage allows a content type.
+func (s StorageInfo) Has(content string) bool {
+	for _, c := range s.Content {
+		if c == content {
+			return true
+		}
+	}
+	return false
+}
+
+// StorageStatus reads GET /nodes/{node}/storage/{storage}/status.
+func (c *Client) StorageStatus(ctx context.Context, node, storage string) (StorageInfo, error) {
+	var raw struct {
+		Type    string    `json:"type"`
+		Content string    `json:"content"`
+		Shared  intOrBool `json:"shared"`
+	}
+	if err := c.get(ctx, fmt.Sprintf("/nodes/%s/storage/%s/status", node, storage), &raw); err != nil {
+		return StorageInfo{}, fmt.Errorf("reading storage %s on %s: %w", storage, node, err)
+	}
+	info := StorageInfo{Type: raw.Type, Shared: bool(raw.Shared)}
+	for _, ct := range strings.Split(raw.Content, ",") {
+		if ct = strings.TrimSpace(ct); ct != "" {
+			info.Content = append(info.Content, ct)
+		}
+	}
+	sort.Strings(info.Content)
+	return info, nil
+}
+
+// VolumeInfo is one entry of a storage's content list.
+type VolumeInfo struct {
+	VolID   string `json:"volid"`
+	Content string `json:"content"`
+	Format  string `json:"format"`
+	Size    int64  `json:"size"`
+	CTime   int64  `json:"ctime"`
+}
+
+// Name is the file name part of the volid (local:iso/x.iso -> x.iso).
+func (v VolumeInfo) Name() string {
+	_, rest, _ := strings.Cut(v.VolID, ":")
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		return rest[i+1:]
+	}
+	return rest
+}
+
+// Content lists a storage's volumes of one content type (go-proxmox's GetContent
+// has no filter).
+func (c *Client) Content(ctx context.Context, node, storage, content string) ([]VolumeInfo, error) {
+	var out []VolumeInfo
+	path := fmt.Sprintf("/nodes/%s/storage/%s/content?content=%s", node, storage, url.QueryEscape(content))
+	if err := c.get(ctx, path, &out); err != nil {
+		return nil, fmt.Errorf("listing %s content of %s on %s: %w", content, storage, node, err)
+	}
+	return out, nil
+}
+
+// DeleteVolume removes a volume and waits for the task.
+func (c *Client) DeleteVolume(ctx context.Context, node, storage, volid string) error {
+	var upid string
+	if err := c.del(ctx, fmt.Sprintf("/nodes/%s/storage/%s/content/%s", node, storage, volid), &upid); err != nil {
+		return fmt.Errorf("deleting %s on %s: %w", volid, node, err)
+	}
+	if upid == "" {
+		return nil
+	}
+	if _, err := c.Wait(ctx, upid); err != nil {
+		return fmt.Errorf("deleting %s on %s: %w", volid, node, err)
+	}
+	return nil
+}
+
+// intOrBool reads PVE's 0/1 or true/false.
+type intOrBool bool
+
+func (b *intOrBool) UnmarshalJSON(d []byte) error {
+	s := strings.Trim(string(d), `"`)
+	*b = intOrBool(s == "1" || s == "true")
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,104 @@
+package proxmox
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// UPID is a parsed PVE task id:
+// UPID:<node>:<pid>:<pstart>:<starttime>:<type>:<id>:<user>: (nine fields, trailing colon).
+type UPID struct {
+	Raw  string
+	Node string
+	Type string
+	ID   string
+	User string
+}
+
+var hex8 = regexp.MustCompile(`^[0-9A-Fa-f]{8}$`)
+
+// ParseUPID checks the nine-part form (go-proxmox indexes into it blindly).
+func ParseUPID(s string) (UPID, error) {
+	p := strings.Split(s, ":")
+	if len(p) != 9 || p[0] != "UPID" || p[8] != "" || p[1] == "" || !hex8.MatchString(p[2]) ||
+		!hex8.MatchString(p[3]) || !hex8.MatchString(p[4]) || p[7] == "" {
+		return UPID{}, fmt.Errorf("malformed task id %q", s)
+	}
+	return UPID{Raw: s, Node: p[1], Type: p[5], ID: p[6], User: p[7]}, nil
+}
+
+var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)
+
+// logTail is how many task log lines go into a TaskError.
+const logTail = 12
+
+// Wait polls a task until it stops. Success is exit status "OK" or "WARNINGS: n"
+// (returned as warnings). Anything else is a *TaskError with the log tail. Unlike
+// go-proxmox's Task.Wait it honours ctx between polls and reports failed tasks.
+func (c *Client) Wait(ctx context.Context, upid string) (warnings string, err error) {
+	u, err := ParseUPID(upid)
+	if err != nil {
+		return "", err
+	}
+	path := fmt.Sprintf("/nodes/%s/tasks/%s/status", u.Node, u.Raw)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for task %s on %s: %w", u.Type, u.Node, ctx.Err())
+		case <-t.C:
+		}
+		var st struct {
+			Status     string `json:"status"`
+			ExitStatus string `json:"exitstatus"`
+		}
+		if err := c.get(ctx, path, &st); err != nil {
+			return "", fmt.Errorf("polling task %s on %s: %w", u.Type, u.Node, err)
+		}
+		if st.Status == "running" {
+			t.Reset(c.poll)
+			continue
+		}
+		switch {
+		case st.ExitStatus == "OK":
+			return "", nil
+		case warningsRE.MatchString(st.ExitStatus):
+			c.log.Warn("task finished with warnings", "type", u.Type, "node", u.Node, "exit", st.ExitStatus)
+			return st.ExitStatus, nil
+		}
+		return "", &TaskError{UPID: u.Raw, Node: u.Node, Type: u.Type, ExitStatus: st.ExitStatus, Log: c.taskLog(ctx, u)}
+	}
+}
+
+// taskLog returns the last lines of a task log (best effort: an error yields none).
+func (c *Client) taskLog(ctx context.Context, u UPID) []string {
+	var lines []struct {
+		N int    `json:"n"`
+		T string `json:"t"`
+	}
+	if err := c.get(ctx, fmt.Sprintf("/nodes/%s/tasks/%s/log?start=0&limit=100000", u.Node, u.Raw), &lines); err != nil {
+		c.log.Debug("reading task log", "upid", u.Raw, "err", err)
+		return nil
+	}
+	out := make([]string, 0, logTail)
+	for _, l := range lines[max(0, len(lines)-logTail):] {
+		out = append(out, l.T)
+	}
+	return out
+}
+
+// StopTask asks PVE to stop a running task.
+func (c *Client) StopTask(ctx context.Context, upid string) error {
+	u, err := ParseUPID(upid)
+	if err != nil {
+		return err
+	}
+	if err := c.del(ctx, fmt.Sprintf("/nodes/%s/tasks/%s", u.Node, u.Raw), nil); err != nil {
+		return fmt.Errorf("stopping task %s on %s: %w", u.Type, u.Node, err)
+	}
+	return nil
+}

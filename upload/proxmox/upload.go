@@ -1,0 +1,169 @@
+package proxmox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// UploadRequest is one file to stream to POST /nodes/{node}/storage/{storage}/upload.
+type UploadRequest struct {
+	Node, Storage string
+	// Content is iso or import.
+	Content  string
+	Filename string
+	// Body yields exactly Size bytes.
+	Body io.Reader
+	Size int64
+	// Checksum and Algorithm (sha256, sha512, ...) make PVE verify the file before
+	// it lands under Filename.
+	Checksum, Algorithm string
+}
+
+// ErrShortBody means the source yielded fewer or more bytes than announced.
+var ErrShortBody = errors.New("upload source size changed")
+
+// Upload streams one file and returns the UPID of PVE's import task (not waited
+// for). The body is multipart/form-data written by hand so that the fields come in
+// the only order PVE accepts (content, checksum-algorithm, checksum, then the file
+// part named "filename") and Content-Length is exact: PVE refuses chunked bodies.
+// Memory use is constant; cancelling ctx aborts the transfer.
+func (c *Client) Upload(ctx context.Context, r UploadRequest) (string, error) {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	fields := [][2]string{{"content", r.Content}}
+	if r.Checksum != "" {
+		fields = append(fields, [2]string{"checksum-algorithm", r.Algorithm}, [2]string{"checksum", r.Checksum})
+	}
+	for _, f := range fields {
+		if err := mw.WriteField(f[0], f[1]); err != nil {
+			return "", fmt.Errorf("building upload form: %w", err)
+		}
+	}
+	if _, err := mw.CreateFormFile("filename", r.Filename); err != nil {
+		return "", fmt.Errorf("building upload form: %w", err)
+	}
+	headLen := head.Len()
+	if err := mw.Close(); err != nil {
+		return "", fmt.Errorf("building upload form: %w", err)
+	}
+	tail := append([]byte(nil), head.Bytes()[headLen:]...)
+	head.Truncate(headLen)
+
+	src := &exactReader{r: r.Body, left: r.Size}
+	var body io.Reader = src
+	if c.progress != nil {
+		body = &progressReader{r: src, total: r.Size, report: func(done int64) {
+			c.progress(Progress{Name: r.Filename, Node: r.Node, Done: done, Total: r.Size})
+		}}
+	}
+	path := fmt.Sprintf("/nodes/%s/storage/%s/upload", r.Node, r.Storage)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path,
+		io.MultiReader(bytes.NewReader(head.Bytes()), body, bytes.NewReader(tail)))
+	if err != nil {
+		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, err)
+	}
+	req.ContentLength = int64(head.Len()) + r.Size + int64(len(tail))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", c.auth)
+	req.Header.Set("User-Agent", "imgpipe")
+	c.log.Debug("upload", "node", r.Node, "storage", r.Storage, "file", r.Filename, "bytes", r.Size)
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if src.err != nil {
+			err = src.err
+		}
+		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, err)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("uploading %s to %s on %s: reading reply: %w", r.Filename, r.Storage, r.Node, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		he := &HTTPError{Method: http.MethodPost, Path: path, Code: resp.StatusCode, Status: resp.Status}
+		var e struct {
+			Errors  map[string]string `json:"errors"`
+			Message string            `json:"message"`
+		}
+		if json.Unmarshal(reply, &e) == nil {
+			he.Params, he.Message = e.Errors, strings.TrimSpace(e.Message)
+		}
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return "", fmt.Errorf("uploading %s: %w: %w", r.Filename, ErrUnauthorized, he)
+		}
+		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, he)
+	}
+	var out struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal(reply, &out); err != nil || out.Data == "" {
+		return "", fmt.Errorf("uploading %s to %s on %s: reply has no task id", r.Filename, r.Storage, r.Node)
+	}
+	c.log.Debug("uploaded", "file", r.Filename, "node", r.Node, "seconds", time.Since(start).Seconds())
+	return out.Data, nil
+}
+
+// exactReader fails the request if the source is shorter or longer than announced,
+// so a file changed under us never reaches PVE as a complete upload.
+type exactReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		// One probe read to notice a source that grew.
+		var b [1]byte
+		if n, _ := e.r.Read(b[:]); n > 0 {
+			e.err = fmt.Errorf("%w: more bytes than the lock's size", ErrShortBody)
+			return 0, e.err
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		e.err = fmt.Errorf("%w: %d bytes missing", ErrShortBody, e.left)
+		return n, e.err
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// progressReader reports progress at most every 256 MiB/100 or 1% of the file.
+type progressReader struct {
+	r      io.Reader
+	total  int64
+	done   int64
+	last   int64
+	report func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	step := max(p.total/100, 1<<20)
+	if p.done-p.last >= step || (err == io.EOF && p.done != p.last) {
+		p.last = p.done
+		p.report(p.done)
+	}
+	return n, err
+}
