@@ -97,7 +97,11 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 	trustedRoot := verifyFirst(f.trustedRoot, cfg.Verify.TrustedRoot)
 	trust := verify.OnlineTrustedRoot()
 	if trustedRoot != "" {
-		trust = verify.TrustedRootFile(trustedRoot)
+		// A local file is cheap to read: load it now so a bad path is a usage error (exit 2)
+		// rather than an error verdict on every keyless image.
+		if trust, err = verify.LoadTrustedRoot(trustedRoot); err != nil {
+			return err
+		}
 	}
 	opts := []verify.Option{
 		verify.WithTrust(trust),

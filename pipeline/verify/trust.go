@@ -27,6 +27,16 @@ func TrustedRootFile(path string) TrustFunc {
 	}
 }
 
+// LoadTrustedRoot reads a trusted_root.json now (so a bad path is reported before any
+// image is looked at) and returns a TrustFunc serving it.
+func LoadTrustedRoot(path string) (TrustFunc, error) {
+	tm, err := TrustedRootFile(path)(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return func(context.Context) (root.TrustedMaterial, error) { return tm, nil }, nil
+}
+
 // OnlineTrustedRoot returns a TrustFunc fetching the Sigstore public-good trusted root
 // over TUF, as cosign does (cached under ~/.sigstore/root or $TUF_ROOT). The TUF client
 // takes no context, so it is not cancellable.

@@ -315,6 +315,11 @@ func (v *Verifier) prepare(img Image) (Result, name.Reference, *Policy) {
 		res.Digest, res.Pinned = d.DigestStr(), true
 	}
 	pol, ok := v.Policy(ref)
+	if !ok && RequiresSignature(img.Role) {
+		res.Verdict = Failed
+		res.Reason = fmt.Sprintf("no signature policy covers %s, and %s images must be verified; add a verify.policies entry to imgpipe.yaml", ref.Context().Name(), img.Role)
+		return res, ref, nil
+	}
 	if !ok {
 		res.Verdict = Skipped
 		res.Reason = fmt.Sprintf("no signature policy covers %s; add a verify.policies entry to imgpipe.yaml to check it", ref.Context().Name())
@@ -339,6 +344,18 @@ func (p *Policy) expected() string {
 		parts = append(parts, id.String())
 	}
 	return "want " + strings.Join(parts, " or ")
+}
+
+// RequiresSignature reports whether images of a role must be covered by a policy:
+// extensions, the extensions catalog and factory installers end up on nodes, so an
+// uncovered one fails rather than being skipped. Core images (kubelet, etcd, ...) that
+// no policy covers are skipped: registry.k8s.io and gcr.io images are not Sidero-signed.
+func RequiresSignature(role string) bool {
+	switch role {
+	case RoleExtension, RoleCatalog, RoleFactoryInstaller:
+		return true
+	}
+	return false
 }
 
 // VerifyImage checks one image.
@@ -491,7 +508,11 @@ func decide(res Result, pol *Policy, outcomes []attempt) Result {
 				worst = Failed
 			}
 		}
-		if o.err != nil {
+		switch {
+		case o.err == nil:
+		case len(outcomes) == 1: // the signer column already says what was expected
+			reasons = append(reasons, oneLine(o.err.Error()))
+		default:
 			reasons = append(reasons, o.signer+": "+oneLine(o.err.Error()))
 		}
 	}

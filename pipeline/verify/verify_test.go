@@ -287,6 +287,20 @@ func TestVerify(t *testing.T) {
 			want: Skipped, wantReason: "no signature policy covers registry.k8s.io/kube-apiserver",
 		},
 		{
+			name: "extension no policy covers fails closed",
+			setup: func(t *testing.T) Image {
+				return Image{Ref: "quay.io/acme/custom-ext:v1", Role: RoleExtension}
+			},
+			want: Failed, wantReason: "extension images must be verified",
+		},
+		{
+			name: "factory installer of an unknown factory fails closed",
+			setup: func(t *testing.T) Image {
+				return Image{Ref: "factory.other.example/installer/abc:v1.9.5", Role: RoleFactoryInstaller}
+			},
+			want: Failed, wantReason: "factory-installer images must be verified",
+		},
+		{
 			name: "pinned digest absent from the registry",
 			setup: func(t *testing.T) Image {
 				return Image{Ref: keyed("ghost"), Digest: "sha256:" + strings.Repeat("ab", 32)}
@@ -315,7 +329,7 @@ func TestVerify(t *testing.T) {
 			if !strings.Contains(got.Reason, tc.wantReason) {
 				t.Errorf("VerifyImage(%q) reason = %q; want it to contain %q", img.Ref, got.Reason, tc.wantReason)
 			}
-			if tc.want == Skipped || tc.want == Errored {
+			if tc.want == Skipped || tc.want == Errored || got.Policy == "" {
 				return
 			}
 			if got.Pinned == tc.wantUnpined {

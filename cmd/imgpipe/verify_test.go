@@ -1,0 +1,247 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/imgpipe/imgpipe/pipeline/verify"
+	"github.com/imgpipe/imgpipe/pipeline/verify/verifytest"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// verifySite is a loopback registry that is also an Image Factory serving its signing
+// key, with a site config whose policy covers the "sidero" test images keyless.
+type verifySite struct {
+	host        string // 127.0.0.1:port, registry and factory
+	dir         string
+	config      string
+	trustedRoot string
+	factoryPEM  []byte
+	ss          *verifytest.Sigstore
+}
+
+func newVerifySite(t *testing.T, factoryKeyPEM []byte) *verifySite {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	mux.HandleFunc("/oci/cosign/signing-key.pub", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(factoryKeyPEM)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	s := &verifySite{host: strings.TrimPrefix(srv.URL, "http://"), dir: t.TempDir(), factoryPEM: factoryKeyPEM}
+	s.ss = verifytest.NewSigstore(t)
+	s.trustedRoot = s.ss.WriteTrustedRoot(t, s.dir)
+	s.config = filepath.Join(s.dir, "imgpipe.yaml")
+	cfg := `version: 1
+factory:
+  url: http://` + s.host + `
+profiles:
+  - name: worker
+verify:
+  policies:
+    - match: "*/siderolabs/**"
+      identities:
+        - issuer: https://accounts.google.com
+          subjectRegExp: '` + verify.SideroSubjectRegExp + `'
+`
+	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// lock writes a lock naming an extension, the catalog, a factory installer and a
+// registry.k8s.io core image, all (but the last) in the site registry.
+func (s *verifySite) lock(t *testing.T, name, factory, ext, extDigest, installer, catalog string) string {
+	t.Helper()
+	l := &site.Lock{
+		Schema:  site.LockSchema,
+		Talos:   "v1.9.5",
+		Factory: "http://" + factory,
+		Profiles: []site.Profile{{
+			Name: "worker", Installer: installer,
+			Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Ref: ext, Digest: extDigest, DigestStatus: "pinned"}},
+		}},
+		Catalog:    catalog,
+		CoreImages: []site.Image{{Role: "apiserver", Ref: "registry.k8s.io/kube-apiserver:v1.32.3"}},
+	}
+	path := filepath.Join(s.dir, name)
+	if err := site.WriteLock(path, l); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestVerifyCommand(t *testing.T) {
+	t.Parallel()
+	factorySV, factoryPEM := verifytest.NewKey(t)
+	_, otherPEM := verifytest.NewKey(t)
+	s := newVerifySite(t, factoryPEM)
+	otherKey := filepath.Join(s.dir, "other.pub")
+	if err := os.WriteFile(otherKey, otherPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	factoryKey := filepath.Join(s.dir, "factory.pub")
+	if err := os.WriteFile(factoryKey, factoryPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	google := verify.GoogleIssuer
+
+	ext := s.host + "/siderolabs/qemu-guest-agent:9.2.0"
+	extD := verifytest.PushRandom(t, ext)
+	s.ss.SignKeyless(t, extD, "dev@siderolabs.com", google, verifytest.SigOpts{})
+	catalog := s.host + "/siderolabs/extensions:v1.9.5"
+	s.ss.SignKeyless(t, verifytest.PushRandom(t, catalog), "releasemgr-svc@talos-production.iam.gserviceaccount.com", google, verifytest.SigOpts{})
+	installer := s.host + "/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.9.5"
+	verifytest.SignWithKey(t, factorySV, verifytest.PushRandom(t, installer), verifytest.SigOpts{})
+	bad := s.host + "/siderolabs/iscsi-tools:v0.1.6"
+	badD := verifytest.PushRandom(t, bad)
+	s.ss.SignKeyless(t, badD, "mallory@example.com", google, verifytest.SigOpts{})
+	unsigned := s.host + "/siderolabs/util-linux-tools:2.40.4"
+	unsignedD := verifytest.PushRandom(t, unsigned)
+
+	goodLock := s.lock(t, "good.lock.json", s.host, ext, extD.DigestStr(), installer, catalog)
+	badLock := s.lock(t, "bad.lock.json", s.host, bad, badD.DigestStr(), installer, catalog)
+	unsignedLock := s.lock(t, "unsigned.lock.json", s.host, unsigned, unsignedD.DigestStr(), installer, catalog)
+	dead := verifytest.ClosedAddr(t)
+	deadLock := s.lock(t, "dead.lock.json", dead, dead+"/siderolabs/qemu-guest-agent:9.2.0", "", dead+"/installer/x:v1.9.5", dead+"/siderolabs/extensions:v1.9.5")
+
+	base := func(extra ...string) []string {
+		return append([]string{"verify", "--config", s.config, "--trusted-root", s.trustedRoot}, extra...)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// want maps image refs to verdicts in the JSON output (when -o json).
+		want       map[string]verify.Verdict
+		wantStdout []string
+		wantStderr []string
+	}{
+		{
+			name:     "all signed",
+			args:     base("--lock", goodLock, "-o", "json"),
+			wantCode: exitOK,
+			want: map[string]verify.Verdict{
+				ext: verify.Verified, catalog: verify.Verified, installer: verify.Verified,
+				"registry.k8s.io/kube-apiserver:v1.32.3": verify.Skipped,
+			},
+			wantStdout: []string{`"signer": "dev@siderolabs.com (https://accounts.google.com)"`, `"signer": "key http://` + s.host + `/oci/cosign/signing-key.pub`, `"pinned": false`},
+			wantStderr: []string{"verify 4/4 "},
+		},
+		{
+			name:       "table output",
+			args:       base("--lock", goodLock),
+			wantCode:   exitOK,
+			wantStdout: []string{"IMAGE", "SIGNER", "VERDICT", ext, "verified", "(unpinned)", "skipped", "4 images: 3 verified, 0 failed, 0 missing, 0 unsigned-allowed, 1 skipped, 0 errors"},
+		},
+		{
+			name:       "wrong identity fails with exit 3",
+			args:       base("--lock", badLock, "-o", "json"),
+			wantCode:   exitPolicy,
+			want:       map[string]verify.Verdict{bad: verify.Failed, installer: verify.Verified},
+			wantStderr: []string{"signature verification failed: 1 of 4 images: " + bad},
+		},
+		{
+			name:       "missing signature fails with exit 3",
+			args:       base("--lock", unsignedLock, "-o", "yaml"),
+			wantCode:   exitPolicy,
+			wantStdout: []string{"verdict: missing", "no signature"},
+		},
+		{
+			name:     "pinned factory key that did not sign the installer",
+			args:     base("--lock", goodLock, "--factory-key", otherKey, "-o", "json"),
+			wantCode: exitPolicy,
+			want:     map[string]verify.Verdict{installer: verify.Failed, ext: verify.Verified},
+		},
+		{
+			name:       "pinned factory key",
+			args:       base("--lock", goodLock, "--factory-key", factoryKey, "-o", "json"),
+			wantCode:   exitOK,
+			want:       map[string]verify.Verdict{installer: verify.Verified},
+			wantStdout: []string{`"signer": "key ` + factoryKey},
+		},
+		{
+			name:     "unreachable registry exits 1",
+			args:     base("--lock", deadLock, "--factory-key", factoryKey, "-o", "json"),
+			wantCode: exitOperational,
+			want: map[string]verify.Verdict{
+				dead + "/siderolabs/qemu-guest-agent:9.2.0": verify.Errored, dead + "/installer/x:v1.9.5": verify.Errored,
+			},
+			wantStderr: []string{"could not be completed"},
+		},
+		{
+			name:     "dry run contacts nothing",
+			args:     []string{"verify", "--config", s.config, "--lock", deadLock, "--dry-run", "-o", "json"},
+			wantCode: exitOK,
+			want: map[string]verify.Verdict{
+				dead + "/siderolabs/qemu-guest-agent:9.2.0": verify.Planned,
+				dead + "/installer/x:v1.9.5":                verify.Planned,
+				"registry.k8s.io/kube-apiserver:v1.32.3":    verify.Skipped,
+			},
+			wantStdout: []string{`"dry_run": true`, "factory key would be fetched from http://" + dead + "/oci/cosign/signing-key.pub"},
+		},
+		{
+			name:       "missing trusted root is a usage error",
+			args:       []string{"verify", "--config", s.config, "--lock", goodLock, "--trusted-root", filepath.Join(s.dir, "absent.json")},
+			wantCode:   exitUsage,
+			wantStderr: []string{"loading trusted root"},
+		},
+		{
+			name:     "bad output format",
+			args:     base("--lock", goodLock, "-o", "xml"),
+			wantCode: exitUsage,
+		},
+		{
+			name:       "missing lock",
+			args:       base("--lock", filepath.Join(s.dir, "absent.lock.json")),
+			wantCode:   exitUsage,
+			wantStderr: []string{"reading lock"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runImgpipe(t, nil, tc.args...)
+			if code != tc.wantCode {
+				t.Fatalf("imgpipe %s = exit %d; want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(tc.args, " "), code, tc.wantCode, stdout, stderr)
+			}
+			if tc.want != nil {
+				var rep verify.Report
+				if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+					t.Fatalf("imgpipe %s: decoding JSON report: %v\n%s", strings.Join(tc.args, " "), err, stdout)
+				}
+				got := map[string]verify.Verdict{}
+				for _, r := range rep.Results {
+					got[r.Image] = r.Verdict
+				}
+				for img, want := range tc.want {
+					if got[img] != want {
+						t.Errorf("imgpipe %s: %s verdict = %q; want %q", tc.name, img, got[img], want)
+					}
+				}
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("imgpipe %s: stdout lacks %q:\n%s", tc.name, w, stdout)
+				}
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("imgpipe %s: stderr lacks %q:\n%s", tc.name, w, stderr)
+				}
+			}
+		})
+	}
+}
