@@ -1,0 +1,324 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// Stage names, in the order a build runs them.
+const (
+	StageResolve   = "resolve"
+	StageSchematic = "schematic"
+	StageVerify    = "verify"
+	StageFetch     = "fetch"
+	StageMirror    = "mirror"
+	StageUpload    = "upload"
+)
+
+// Order is the fixed order of stages.
+var Order = []string{StageResolve, StageSchematic, StageVerify, StageFetch, StageMirror, StageUpload}
+
+// ReportSchema identifies the build report format.
+const ReportSchema = "imgpipe.dev/build-report/v1"
+
+// Stage statuses in a report.
+const (
+	StatusDone    = "done"
+	StatusSkipped = "skipped" // already done by an earlier run for the same lock
+	StatusPlanned = "planned" // --dry-run
+	StatusFailed  = "failed"
+	StatusPending = "pending" // not reached because an earlier stage failed
+)
+
+// Event is a progress event; Runner sends them to its EventFunc (stderr lines or a bar).
+type Event struct {
+	Time    time.Time `json:"time"`
+	Stage   string    `json:"stage"`
+	Kind    string    `json:"kind"` // start | progress | done | skip | fail | plan
+	Message string    `json:"message,omitempty"`
+}
+
+// EventFunc receives events; it must not block for long.
+type EventFunc func(Event)
+
+// State is what stages share during a build.
+type State struct {
+	// Lock is the current lock; stages may update it (fetch records checksums) and
+	// the runner writes it back after each stage.
+	Lock   *site.Lock
+	Config *site.Config
+	DryRun bool
+	// Emit reports progress of the running stage.
+	Emit func(msg string)
+}
+
+// StageFunc runs one stage. It returns a JSON-marshalable summary for the report
+// (digests, checksums, volume IDs, counts). In a dry run it must stop before the first
+// mutation and return what it would do.
+type StageFunc func(ctx context.Context, st *State) (any, error)
+
+// Stage is a named stage implementation.
+type Stage struct {
+	Name string
+	Run  StageFunc
+}
+
+// StageRecord is one stage in the build report.
+type StageRecord struct {
+	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	Started    *time.Time      `json:"started,omitempty"`
+	DurationMS int64           `json:"duration_ms"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+	Error      string          `json:"error,omitempty"`
+}
+
+// Report is the build report (--report build.json): everything a build did.
+type Report struct {
+	Schema string `json:"schema"`
+	Talos  string `json:"talos"`
+	// LockDigest identifies the resolved inputs: a later run resumes only a report whose
+	// digest matches, so a changed lock rebuilds everything.
+	LockDigest string        `json:"lock_digest"`
+	DryRun     bool          `json:"dry_run"`
+	Stages     []StageRecord `json:"stages"`
+	Lock       *site.Lock    `json:"lock,omitempty"`
+}
+
+// Runner runs stages.
+type Runner struct {
+	stages     map[string]StageFunc
+	events     EventFunc
+	reportPath string
+	lockPath   string
+	now        func() time.Time
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithEvents sets the progress sink.
+func WithEvents(f EventFunc) Option { return func(r *Runner) { r.events = f } }
+
+// WithReport makes the runner record its report at path after every stage, and resume
+// from the report found there.
+func WithReport(path string) Option { return func(r *Runner) { r.reportPath = path } }
+
+// WithLockFile makes the runner write the lock back to path after each stage that
+// changed it (e.g. fetch recording checksums).
+func WithLockFile(path string) Option { return func(r *Runner) { r.lockPath = path } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = now } }
+
+// New builds a runner from stage implementations; a stage may appear at most once and
+// must be one of Order.
+func New(stages []Stage, opts ...Option) (*Runner, error) {
+	r := &Runner{stages: map[string]StageFunc{}, events: func(Event) {}, now: time.Now}
+	for _, s := range stages {
+		if !slices.Contains(Order, s.Name) {
+			return nil, fmt.Errorf("unknown stage %q", s.Name)
+		}
+		if _, dup := r.stages[s.Name]; dup {
+			return nil, fmt.Errorf("stage %q given twice", s.Name)
+		}
+		r.stages[s.Name] = s.Run
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// ParseStages parses a --stages list ("resolve,fetch"); empty means all, in order.
+func ParseStages(list []string) ([]string, error) {
+	if len(list) == 0 {
+		return slices.Clone(Order), nil
+	}
+	var out []string
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(Order, s) {
+			return nil, fail.Usage(fmt.Errorf("unknown stage %q: stages are %s", s, strings.Join(Order, ",")))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(Order, a) - slices.Index(Order, b) })
+	return out, nil
+}
+
+// Run runs the selected stages in order over st. The resolve stage (when selected)
+// must set st.Lock; every other stage needs it. It returns the report even on error.
+func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report, error) {
+	rep := &Report{Schema: ReportSchema, DryRun: st.DryRun}
+	prev := r.previous()
+	var runErr error
+	for _, name := range selected {
+		rec := StageRecord{Name: name, Status: StatusPending}
+		if runErr != nil {
+			rep.Stages = append(rep.Stages, rec)
+			continue
+		}
+		run, ok := r.stages[name]
+		if !ok {
+			runErr = fail.Usage(fmt.Errorf("stage %s is not available in this build", name))
+			rec.Status, rec.Error = StatusFailed, runErr.Error()
+			rep.Stages = append(rep.Stages, rec)
+			continue
+		}
+		if name != StageResolve && st.Lock == nil {
+			runErr = fail.Usage(fmt.Errorf("stage %s needs a lock: run the resolve stage or pass --lock", name))
+			rec.Status, rec.Error = StatusFailed, runErr.Error()
+			rep.Stages = append(rep.Stages, rec)
+			continue
+		}
+		// A stage finished by an earlier run for the same lock is not redone.
+		if name != StageResolve && !st.DryRun && prev != nil {
+			if digest, _ := lockDigest(st.Lock); digest == prev.LockDigest {
+				if old := prev.stage(name); old != nil && (old.Status == StatusDone || old.Status == StatusSkipped) {
+					rec = *old
+					rec.Status = StatusSkipped
+					r.emit(name, "skip", "already done for this lock")
+					rep.Stages = append(rep.Stages, rec)
+					continue
+				}
+			}
+		}
+		start := r.now()
+		rec.Started = &start
+		kind := "start"
+		if st.DryRun {
+			kind = "plan"
+		}
+		r.emit(name, kind, "")
+		st.Emit = func(msg string) { r.emit(name, "progress", msg) }
+		before := lockBytes(st.Lock)
+		summary, err := run(ctx, st)
+		rec.DurationMS = r.now().Sub(start).Milliseconds()
+		if summary != nil {
+			if raw, mErr := json.Marshal(summary); mErr == nil {
+				rec.Summary = raw
+			}
+		}
+		if err != nil {
+			rec.Status, rec.Error = StatusFailed, err.Error()
+			r.emit(name, "fail", err.Error())
+			runErr = fmt.Errorf("stage %s: %w", name, err)
+		} else {
+			rec.Status = StatusDone
+			if st.DryRun {
+				rec.Status = StatusPlanned
+			}
+			r.emit(name, "done", fmt.Sprintf("%dms", rec.DurationMS))
+			if after := lockBytes(st.Lock); after != before && st.Lock != nil && r.lockPath != "" && !st.DryRun {
+				if werr := site.WriteLock(r.lockPath, st.Lock); werr != nil {
+					runErr = werr
+				}
+			}
+		}
+		rep.Stages = append(rep.Stages, rec)
+		if st.Lock != nil {
+			rep.Talos = st.Lock.Talos
+			rep.LockDigest, _ = lockDigest(st.Lock)
+		}
+		if werr := r.writeReport(rep, st); werr != nil && runErr == nil {
+			runErr = werr
+		}
+	}
+	if st.Lock != nil {
+		rep.Lock = st.Lock
+		rep.Talos = st.Lock.Talos
+		rep.LockDigest, _ = lockDigest(st.Lock)
+	}
+	if werr := r.writeReport(rep, st); werr != nil && runErr == nil {
+		runErr = werr
+	}
+	return rep, runErr
+}
+
+func (r *Runner) emit(stage, kind, msg string) {
+	r.events(Event{Time: r.now(), Stage: stage, Kind: kind, Message: msg})
+}
+
+func (r *Runner) writeReport(rep *Report, st *State) error {
+	if r.reportPath == "" || st.DryRun {
+		return nil
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding build report: %w", err)
+	}
+	return site.WriteFileAtomic(r.reportPath, append(data, '\n'), 0o644)
+}
+
+// previous reads the report of an earlier run, if any; an unreadable one is ignored
+// (the build then redoes everything, which is safe because stages are idempotent).
+func (r *Runner) previous() *Report {
+	if r.reportPath == "" {
+		return nil
+	}
+	data, err := os.ReadFile(r.reportPath)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			r.emit("build", "progress", "ignoring unreadable report: "+err.Error())
+		}
+		return nil
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil || rep.Schema != ReportSchema {
+		r.emit("build", "progress", "ignoring report in an unknown format")
+		return nil
+	}
+	return &rep
+}
+
+func (rep *Report) stage(name string) *StageRecord {
+	for i := range rep.Stages {
+		if rep.Stages[i].Name == name {
+			return &rep.Stages[i]
+		}
+	}
+	return nil
+}
+
+// lockDigest identifies a lock's resolved content, ignoring what stages record into it
+// (artifacts), so that recording checksums does not invalidate the resume.
+func lockDigest(l *site.Lock) (string, error) {
+	if l == nil {
+		return "", nil
+	}
+	c := *l
+	c.Profiles = make([]site.Profile, len(l.Profiles))
+	for i, p := range l.Profiles {
+		p.Artifacts = nil
+		c.Profiles[i] = p
+	}
+	data, err := site.MarshalLock(&c)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func lockBytes(l *site.Lock) string {
+	if l == nil {
+		return ""
+	}
+	data, _ := site.MarshalLock(l)
+	return string(data)
+}
