@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/factory"
+	"github.com/imgpipe/imgpipe/factory/factorytest"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// pushedSite is fakeSite with the schematic already pushed, so images resolve.
+func pushedSite(t *testing.T, opts factorytest.Options) (*factorytest.Factory, string) {
+	t.Helper()
+	f, lock := fakeSite(t, opts)
+	if _, stderr, code := runImgpipe(t, nil, "schematic", "push", "--lock", lock); code != 0 {
+		t.Fatalf("schematic push = exit %d; stderr:\n%s", code, stderr)
+	}
+	return f, lock
+}
+
+func blobFiles(t *testing.T, cache string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", "*"))
+	return m
+}
+
+func TestFetchEndToEnd(t *testing.T) {
+	t.Parallel()
+	f, lock := pushedSite(t, factorytest.Options{ImageSize: 2<<20 + 99})
+	cache := t.TempDir()
+	// The first download of the ISO is cut mid-body and resumed with Range.
+	f.Inject(factorytest.RouteImage, factorytest.Fault{Cut: true, After: 1<<20 + 5})
+
+	stdout, stderr, code := runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "-o", "json")
+	if code != 0 {
+		t.Fatalf("fetch = exit %d; want 0; stderr:\n%s", code, stderr)
+	}
+	var results []fetchResult
+	if err := json.Unmarshal([]byte(stdout), &results); err != nil {
+		t.Fatalf("fetch -o json: %v\n%s", err, stdout)
+	}
+	if len(results) != 2 {
+		t.Fatalf("fetch results = %d; want 2 (iso and disk)", len(results))
+	}
+	l := readLockT(t, lock)
+	p := l.Profiles[0]
+	if len(p.Artifacts) != 2 || p.Artifacts[0].Kind != "disk" || p.Artifacts[1].Kind != "iso" {
+		t.Fatalf("lock artifacts = %+v; want disk and iso", p.Artifacts)
+	}
+	for _, a := range p.Artifacts {
+		path := strings.TrimPrefix(a.URL, f.URL()+"/image/"+qemuSchematicID+"/v1.9.5/")
+		if want := f.ImageSHA256(qemuSchematicID, "v1.9.5", path); a.SHA256 != want {
+			t.Errorf("lock %s sha256 = %s; want %s", a.Kind, a.SHA256, want)
+		}
+		if a.Size != 2<<20+99 || !strings.HasPrefix(a.SHA512, "sha512:") || a.File != filepath.Join(cache, "blobs", "sha256", strings.TrimPrefix(a.SHA256, "sha256:")) {
+			t.Errorf("lock %s artifact = %+v; want size, sha512 and the blob path", a.Kind, a)
+		}
+	}
+	ranged := 0
+	for _, r := range f.RequestsFor(factorytest.RouteImage) {
+		if r.Range != "" {
+			ranged++
+		}
+	}
+	if ranged != 1 {
+		t.Errorf("ranged image requests = %d; want 1 (the resume)", ranged)
+	}
+	if !strings.Contains(stderr, "fetched worker nocloud-amd64.iso") {
+		t.Errorf("fetch stderr = %q; want plain progress lines (not a TTY)", stderr)
+	}
+
+	// A second run transfers nothing.
+	served := f.BytesServed(factorytest.RouteImage)
+	stdout, stderr, code = runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache)
+	if code != 0 {
+		t.Fatalf("second fetch = exit %d; stderr:\n%s", code, stderr)
+	}
+	if got := f.BytesServed(factorytest.RouteImage); got != served {
+		t.Errorf("second fetch transferred %d bytes; want 0", got-served)
+	}
+	if strings.Count(stdout, "cached") != 2 {
+		t.Errorf("second fetch stdout = %q; want both artifacts cached", stdout)
+	}
+
+	// A corrupt cached file is detected and fetched again; the lock keeps its digests.
+	iso := l.Profiles[0].Artifacts[1]
+	if err := os.WriteFile(iso.File, []byte("not an iso"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso")
+	if code != 0 {
+		t.Fatalf("fetch over a corrupt cache = exit %d; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "re-fetched") {
+		t.Errorf("fetch stdout = %q; want the ISO re-fetched", stdout)
+	}
+	data, err := os.ReadFile(iso.File)
+	if err != nil || int64(len(data)) != iso.Size {
+		t.Errorf("re-fetched %s: %d bytes, %v; want %d", iso.File, len(data), err, iso.Size)
+	}
+	if after := readLockT(t, lock); after.Profiles[0].Artifacts[1] != iso {
+		t.Errorf("lock ISO after repair = %+v; want unchanged %+v", after.Profiles[0].Artifacts[1], iso)
+	}
+}
+
+func TestFetchFailuresLeaveNoFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		push     bool
+		faults   []factorytest.Fault
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "connection cut on every attempt", push: true, faults: []factorytest.Fault{{Cut: true, After: 1000, Times: 100}},
+			args: []string{"--retries", "1"}, wantCode: 1, wantErr: "unexpected EOF"},
+		{name: "stalls past the timeout", push: true, faults: []factorytest.Fault{{Stall: true, After: 1000, Times: 100}},
+			args: []string{"--retries", "1", "--timeout", "100ms"}, wantCode: 1, wantErr: "no data for 100ms"},
+		{name: "500 on every attempt", push: true, faults: []factorytest.Fault{{Status: 500, Times: 100}},
+			args: []string{"--retries", "1"}, wantCode: 1, wantErr: "HTTP 500"},
+		{name: "schematic never pushed", wantCode: 1, wantErr: "HTTP 404"},
+		{name: "bad artifact kind", wantCode: 2, args: []string{"--artifact", "pxe"}, wantErr: `"pxe"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				f    *factorytest.Factory
+				lock string
+			)
+			if tt.push {
+				f, lock = pushedSite(t, factorytest.Options{})
+			} else {
+				f, lock = fakeSite(t, factorytest.Options{})
+			}
+			f.Inject(factorytest.RouteImage, tt.faults...)
+			before, err := os.ReadFile(lock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache := t.TempDir()
+			_, stderr, code := runImgpipe(t, nil, append([]string{"fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Fatalf("fetch (%s) = exit %d; want %d; stderr:\n%s", tt.name, code, tt.wantCode, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("fetch (%s) stderr = %q; want it to contain %q", tt.name, stderr, tt.wantErr)
+			}
+			if b := blobFiles(t, cache); len(b) != 0 {
+				t.Errorf("fetch (%s) left files under blobs/: %v", tt.name, b)
+			}
+			if after, _ := os.ReadFile(lock); !bytes.Equal(after, before) {
+				t.Errorf("fetch (%s) changed the lock", tt.name)
+			}
+		})
+	}
+}
+
+func TestFetchDefaultCacheDir(t *testing.T) {
+	t.Parallel()
+	f, lock := pushedSite(t, factorytest.Options{})
+	xdg := t.TempDir()
+	_, stderr, code := runImgpipe(t, map[string]string{"XDG_CACHE_HOME": xdg}, "fetch", "--lock", lock, "--artifact", "disk", "--factory", f.URL())
+	if code != 0 {
+		t.Fatalf("fetch = exit %d; stderr:\n%s", code, stderr)
+	}
+	if b := blobFiles(t, filepath.Join(xdg, "imgpipe")); len(b) != 1 {
+		t.Errorf("files in $XDG_CACHE_HOME/imgpipe = %v; want the disk image", b)
+	}
+}
+
+func TestProgressPlainLines(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	p := newProgress(&buf)
+	now := time.Unix(0, 0)
+	p.now = func() time.Time { return now }
+	upd := p.update("worker metal-amd64.iso")
+	for done := int64(0); done <= 100; done++ {
+		upd(factory.Progress{Phase: "download", Done: done << 20, Total: 100 << 20})
+	}
+	now = now.Add(2 * time.Second)
+	p.finish("worker metal-amd64.iso", factory.FetchResult{Digests: factory.Digests{Size: 100 << 20}, Transferred: 100 << 20}, nil)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 12 { // 0%,10%,...,100% and the summary
+		t.Errorf("progress lines = %d; want 12:\n%s", len(lines), buf.String())
+	}
+	if last := lines[len(lines)-1]; last != "fetched worker metal-amd64.iso (100.0 MiB, 50.0 MiB/s)" {
+		t.Errorf("summary = %q; want %q", last, "fetched worker metal-amd64.iso (100.0 MiB, 50.0 MiB/s)")
+	}
+	if strings.Contains(buf.String(), "\r") {
+		t.Errorf("plain progress contains carriage returns: %q", buf.String())
+	}
+}
+
+func TestSetArtifactKeepsKindsSorted(t *testing.T) {
+	t.Parallel()
+	p := &site.Profile{}
+	setArtifact(p, site.Artifact{Kind: "iso", SHA256: "a"})
+	setArtifact(p, site.Artifact{Kind: "disk", SHA256: "b"})
+	setArtifact(p, site.Artifact{Kind: "iso", SHA256: "c"})
+	if len(p.Artifacts) != 2 || p.Artifacts[0].Kind != "disk" || p.Artifacts[1].SHA256 != "c" {
+		t.Errorf("setArtifact() = %+v; want [disk b, iso c]", p.Artifacts)
+	}
+}
