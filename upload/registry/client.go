@@ -496,3 +496,23 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// servedLocally asks a pull-through cache for a blob's first byte. distribution serves
+// blobs it has stored from its own storage, which honours Range (206); a blob it does not
+// hold yet is streamed from the upstream whole (200), and that response is dropped at
+// once. Its proxy stores a blob in a background fetch of its own, separate from the one
+// that feeds the client, so having read a blob through the cache does not prove that the
+// cache kept it; this does. A 200 also restarts the background store when none is running.
+func (rc *regClient) servedLocally(ctx context.Context, repo, digest string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rc.url(repo, "/blobs/"+digest), nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Range", "bytes=0-0")
+	resp, err := rc.do(ctx, repo, false, req, http.StatusOK, http.StatusPartialContent)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusPartialContent, nil
+}

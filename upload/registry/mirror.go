@@ -160,17 +160,18 @@ type ImageReport struct {
 	Verified     bool     `json:"verified"`
 	Notes        []string `json:"notes,omitempty"`
 	Error        string   `json:"error,omitempty"`
-	mu           sync.Mutex
-	manifestsCtr atomic.Int64
-	blobsCtr     atomic.Int64
-	movedCtr     atomic.Int64
-	bytesCtr     atomic.Int64
+
+	// tally is shared by the goroutines working on the image's tree.
+	tally *tally
 }
 
+type tally struct {
+	manifests, blobs, moved, bytes atomic.Int64
+}
+
+// note is only called from the image's own goroutine.
 func (ir *ImageReport) note(format string, args ...any) {
-	ir.mu.Lock()
 	ir.Notes = append(ir.Notes, fmt.Sprintf(format, args...))
-	ir.mu.Unlock()
 }
 
 // Totals sum up a run.
@@ -207,6 +208,19 @@ type run struct {
 
 	blobsSkipped atomic.Int64
 	blobsMounted atomic.Int64
+	// confirms records, per cache host, whether it ever confirmed keeping a blob.
+	confirms map[string]*atomic.Bool
+}
+
+func (r *run) confirming(host string) *atomic.Bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.confirms[host]
+	if !ok {
+		b = &atomic.Bool{}
+		r.confirms[host] = b
+	}
+	return b
 }
 
 // blobEntry serialises work on one digest at one registry, so a blob shared by
@@ -222,7 +236,7 @@ type blobEntry struct {
 // in every case but a setup failure.
 func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, error) {
 	start := time.Now()
-	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}}
+	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}}
 	r.base = &countingTransport{inner: m.base, c: &r.c}
 	if m.journal != "" {
 		j, err := loadJournal(m.journal, m.journalTT, time.Now())
@@ -242,6 +256,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	for i, p := range placements {
 		ir := &rep.Images[i]
 		ir.Role, ir.Ref, ir.Source, ir.Digest, ir.Signatures = p.Role, p.Ref, p.Source, p.Digest, []string{}
+		ir.tally = &tally{}
 		if p.Digest != "" {
 			ir.DigestSource = "lock"
 		}
@@ -346,8 +361,8 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	t := &rep.Totals
 	for i := range rep.Images {
 		ir := &rep.Images[i]
-		ir.Manifests, ir.Blobs = ir.manifestsCtr.Load(), ir.blobsCtr.Load()
-		ir.BlobsMoved, ir.BytesMoved = ir.movedCtr.Load(), ir.bytesCtr.Load()
+		ir.Manifests, ir.Blobs = ir.tally.manifests.Load(), ir.tally.blobs.Load()
+		ir.BlobsMoved, ir.BytesMoved = ir.tally.moved.Load(), ir.tally.bytes.Load()
 		t.Images++
 		t.BlobsMoved += ir.BlobsMoved
 		t.BytesMoved += ir.BytesMoved

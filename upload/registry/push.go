@@ -110,7 +110,7 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 	if !found {
 		return nil, fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
 	}
-	ir.manifestsCtr.Add(1)
+	ir.tally.manifests.Add(1)
 	if _, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
 		return nil, err
 	} else if ok {
@@ -184,7 +184,7 @@ func isIndexBody(m *manifest) bool {
 // streamed from upstream (never staged on disk).
 func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRepo string, b v1.Descriptor, ir *ImageReport) error {
 	digest := b.Digest.String()
-	ir.blobsCtr.Add(1)
+	ir.tally.blobs.Add(1)
 	e := r.blob(dst.reg.RegistryStr() + "|" + digest)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -211,8 +211,8 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	if r.m.dryRun {
 		e.repos[dstRepo] = true
 		if from == "" {
-			ir.movedCtr.Add(1)
-			ir.bytesCtr.Add(b.Size)
+			ir.tally.moved.Add(1)
+			ir.tally.bytes.Add(b.Size)
 		}
 		return nil
 	}
@@ -254,8 +254,8 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 		r.blobsMounted.Add(1)
 		return nil
 	}
-	ir.movedCtr.Add(1)
-	ir.bytesCtr.Add(b.Size)
+	ir.tally.moved.Add(1)
+	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
 }

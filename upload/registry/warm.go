@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
@@ -44,7 +45,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusPlanned
 		return nil
 	}
-	m, found, err := mc.getManifest(ctx, repo, at)
+	m, found, err := r.getThroughCache(ctx, mc, repo, at, r.m.backoff.Steps)
 	if err != nil {
 		return err
 	}
@@ -64,20 +65,20 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 			return fmt.Errorf("%s@%s not found through %s", p.Ref, p.Digest, ep.Host)
 		}
 	}
-	ir.manifestsCtr.Add(1)
+	ir.tally.manifests.Add(1)
 	if err := r.warmTree(ctx, mc, repo, m, ir); err != nil {
 		return err
 	}
 	for _, suffix := range r.m.sigSuffix {
 		tag := sigTag(ir.Digest, suffix)
-		sm, found, err := mc.getManifest(ctx, repo, tag)
+		sm, found, err := r.getThroughCache(ctx, mc, repo, tag, 2)
 		if err != nil {
 			return fmt.Errorf("looking for %s: %w", tag, err)
 		}
 		if !found {
 			continue
 		}
-		ir.manifestsCtr.Add(1)
+		ir.tally.manifests.Add(1)
 		if err := r.warmTree(ctx, mc, repo, sm, ir); err != nil {
 			return fmt.Errorf("warming %s: %w", tag, err)
 		}
@@ -85,6 +86,26 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.Status = StatusWarmed
 	return nil
+}
+
+// getThroughCache fetches a manifest through a pull-through cache. distribution answers
+// 404 when it could not reach its upstream (429, 503, reset) and has no local copy, so a
+// 404 is asked again, attempts times in all, before it is believed.
+func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int) (*manifest, bool, error) {
+	wait := r.m.backoff.Initial
+	for i := 1; ; i++ {
+		m, found, err := mc.getManifest(ctx, repo, ref)
+		if err != nil || found || i >= attempts {
+			return m, found, err
+		}
+		r.c.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, r.m.backoff.Max)
+	}
 }
 
 func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport) error {
@@ -102,7 +123,7 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 			if !found {
 				return fmt.Errorf("child manifest %s not found through %s", c.Digest, mc.reg.RegistryStr())
 			}
-			ir.manifestsCtr.Add(1)
+			ir.tally.manifests.Add(1)
 			return r.warmTree(gctx, mc, repo, cm, ir)
 		})
 	}
@@ -118,7 +139,7 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 // for the second repository.
 func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport) error {
 	digest := b.Digest.String()
-	ir.blobsCtr.Add(1)
+	ir.tally.blobs.Add(1)
 	host := mc.reg.RegistryStr()
 	jkey := host + "/" + repo + "@" + digest
 	if r.journal.fresh(jkey) {
@@ -139,22 +160,69 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
-	err := retry(ctx, r.m.backoff, &r.c, func() error {
-		rc, _, err := mc.openBlob(ctx, repo, digest)
-		if err != nil {
+	read := func() error {
+		return retry(ctx, r.m.backoff, &r.c, func() error {
+			rc, _, err := mc.openBlob(ctx, repo, digest)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, b.Size, true))
 			return err
+		})
+	}
+	if err := read(); err != nil {
+		return fmt.Errorf("warming blob %s: %w", digest, err)
+	}
+	kept, err := r.confirmKept(ctx, mc, repo, digest)
+	if err == nil && !kept {
+		// The cache's own fetch failed (its upstream cut or throttled it): read again.
+		if err = read(); err == nil {
+			kept, err = r.confirmKept(ctx, mc, repo, digest)
 		}
-		defer rc.Close()
-		_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, b.Size, true))
-		return err
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
+	ep := r.confirming(host)
+	switch {
+	case kept:
+		ep.Store(true)
+		r.journal.add(jkey)
+	case ep.Load():
+		// This cache confirms what it keeps, and it did not keep this blob.
+		return fmt.Errorf("warming blob %s: %s read it whole but did not store it", digest, host)
+	default:
+		// A cache that ignores Range cannot confirm; count the blob as read, not as kept.
+		r.m.log.Warn("cache could not confirm it stored a blob", "cache", host, "repo", repo, "digest", digest)
+	}
 	e.repos[repo] = true
-	r.journal.add(jkey)
-	ir.movedCtr.Add(1)
-	ir.bytesCtr.Add(b.Size)
+	ir.tally.moved.Add(1)
+	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
+}
+
+// confirmKept polls until the cache serves the blob from its own storage, for a few
+// seconds at most (its background store runs alongside our read).
+func (r *run) confirmKept(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
+	wait := 20 * time.Millisecond
+	for i := 0; i < r.m.backoff.Steps+2; i++ {
+		var ok bool
+		err := retry(ctx, r.m.backoff, &r.c, func() error {
+			var err error
+			ok, err = mc.servedLocally(ctx, repo, digest)
+			return err
+		})
+		if err != nil || ok {
+			return ok, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, r.m.backoff.Max, time.Second)
+	}
+	return false, nil
 }
