@@ -152,14 +152,14 @@ type ImageReport struct {
 	Mode         Mode   `json:"mode,omitempty"`
 	Status       string `json:"status"`
 	// Signatures are the cosign tags found upstream and carried along.
-	Signatures   []string `json:"signatures"`
-	Manifests    int64    `json:"manifests"`
-	Blobs        int64    `json:"blobs"`
-	BlobsMoved   int64    `json:"blobs_moved"`
-	BytesMoved   int64    `json:"bytes_moved"`
-	Verified     bool     `json:"verified"`
-	Notes        []string `json:"notes,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	Signatures []string `json:"signatures"`
+	Manifests  int64    `json:"manifests"`
+	Blobs      int64    `json:"blobs"`
+	BlobsMoved int64    `json:"blobs_moved"`
+	BytesMoved int64    `json:"bytes_moved"`
+	Verified   bool     `json:"verified"`
+	Notes      []string `json:"notes,omitempty"`
+	Error      string   `json:"error,omitempty"`
 
 	// tally is shared by the goroutines working on the image's tree.
 	tally *tally

@@ -52,7 +52,7 @@ type Instance struct {
 	// Root is the storage directory.
 	Root string
 	// Log is the process's combined output file.
-	Log string
+	Log  string
 	cmd  *exec.Cmd
 	done chan error
 }
