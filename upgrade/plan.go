@@ -131,11 +131,14 @@ type Hop struct {
 
 // HopProfile is a profile re-resolved for a hop.
 type HopProfile struct {
-	Name       string         `json:"name"`
-	Schematic  string         `json:"schematic"`
-	Installer  string         `json:"installer"`
-	GPU        bool           `json:"gpu"`
-	Extensions []HopExtension `json:"extensions"`
+	Name      string `json:"name"`
+	Schematic string `json:"schematic"`
+	// SchematicFrom is the profile's schematic before this hop, when it differs
+	// (an extension was renamed, added or removed).
+	SchematicFrom string         `json:"schematic_from,omitempty"`
+	Installer     string         `json:"installer"`
+	GPU           bool           `json:"gpu"`
+	Extensions    []HopExtension `json:"extensions"`
 	// Drift is the change against the previous hop (for the first hop: against what
 	// the profile's nodes run now).
 	Drift []Drift  `json:"drift"`
@@ -170,12 +173,17 @@ type Drift struct {
 type Step struct {
 	Node    string `json:"node,omitempty"`
 	Address string `json:"address,omitempty"`
+	Role    string `json:"role,omitempty"`
 	Profile string `json:"profile,omitempty"`
 	Action  string `json:"action"`
 	Image   string `json:"image,omitempty"`
 	Command string `json:"command"`
 	Batch   int    `json:"batch,omitempty"`
-	Note    string `json:"note,omitempty"`
+	// Schematic is the schematic of Image (upgrade steps); SchematicFrom the one the
+	// node runs now, when known and different.
+	Schematic     string `json:"schematic,omitempty"`
+	SchematicFrom string `json:"schematic_from,omitempty"`
+	Note          string `json:"note,omitempty"`
 }
 
 // node is the planner's running view of one inventory node.
@@ -186,7 +194,8 @@ type node struct {
 	gpu       bool
 	prior     map[string]extRef // canonical name -> what the node runs before its next hop
 	priorFrom string            // where prior came from, for messages
-	schematic string
+	schematic string            // running schematic, when known
+	profileID string            // the profile's schematic for the release the node runs
 }
 
 type extRef struct{ name, version string }
@@ -620,6 +629,7 @@ func (p *planner) baselines() {
 			}
 			n.prior = extSet(prof)
 			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, v)
+			n.profileID = prof.Schematic.ID
 			if n.Schematic != "" && n.Schematic != prof.Schematic.ID {
 				mismatch[n.Profile+" "+prof.Schematic.ID] = append(mismatch[n.Profile+" "+prof.Schematic.ID], n)
 			}
@@ -739,6 +749,9 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		var before map[string]extRef
 		if prev, ok := last[name]; ok {
 			before = extSet(prev)
+			if prev.Schematic.ID != prof.Schematic.ID {
+				hp.SchematicFrom = prev.Schematic.ID
+			}
 		}
 		for _, n := range part {
 			if n.Profile != name {
@@ -748,6 +761,9 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 			n.gpu = n.gpu || hp.GPU
 			if before == nil && n.prior != nil {
 				before = n.prior
+				if n.profileID != "" && n.profileID != prof.Schematic.ID {
+					hp.SchematicFrom = n.profileID
+				}
 			}
 			for _, c := range sortedKeys(n.prior) {
 				if _, ok := next[c]; ok {
@@ -804,6 +820,7 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 			n.prior = extSet(prof)
 			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, rel.Version)
 			n.schematic = prof.Schematic.ID
+			n.profileID = prof.Schematic.ID
 		}
 	}
 	if len(post) > 0 {
@@ -922,22 +939,26 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 			cmd += " --preserve"
 			notes = append(notes, "--preserve: before Talos v1.8 an upgrade wipes EPHEMERAL otherwise")
 		}
+		from := ""
 		switch {
 		case n.talos.Equal(rel.Semver()):
+			from = n.schematic
 			notes = append(notes, fmt.Sprintf("re-image: runs %s already but schematic %s, not the profile's %s", rel.Version, short(n.schematic), short(prof.Schematic.ID)))
 		case n.schematic != "" && n.schematic != prof.Schematic.ID:
+			from = n.schematic
 			notes = append(notes, fmt.Sprintf("schematic %s -> %s", short(n.schematic), short(prof.Schematic.ID)))
 		}
-		add(Step{Node: n.Name, Address: n.Address, Profile: n.Profile, Action: ActionUpgrade,
-			Image: prof.Installer, Command: cmd, Batch: batch, Note: strings.Join(notes, "; ")})
+		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUpgrade,
+			Image: prof.Installer, Command: cmd, Batch: batch, Schematic: prof.Schematic.ID, SchematicFrom: from,
+			Note: strings.Join(notes, "; ")})
 	}
 	drain := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Profile: n.Profile, Action: ActionDrain, Batch: batch,
+		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionDrain, Batch: batch,
 			Command: fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --timeout %s", n.Name, p.opts.HealthTimeout),
 			Note:    "GPU node: move GPU workloads off before the driver extensions change"})
 	}
 	uncordon := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Profile: n.Profile, Action: ActionUncordon, Batch: batch,
+		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUncordon, Batch: batch,
 			Command: "kubectl uncordon " + n.Name})
 	}
 	group := func(nodes []*node, size int) {
