@@ -96,6 +96,7 @@ and version-aligned upgrade plans.`,
 		a.newSchematicCmd(), a.newFetchCmd(),
 		a.newMachineConfigCmd(),
 		a.newVerifyCmd(),
+		a.newUpgradePlanCmd(),
 	)
 	return root
 }

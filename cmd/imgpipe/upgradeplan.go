@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/upgrade"
+)
+
+type upgradePlanFlags struct {
+	inventory     string
+	to            string
+	kubernetes    string
+	path          string
+	parallel      int
+	pre           bool
+	output        string
+	healthTimeout string
+}
+
+// output formats only upgrade-plan has.
+const (
+	formatScript = "script"
+	formatTuppr  = "tuppr"
+)
+
+func (a *app) newUpgradePlanCmd() *cobra.Command {
+	var f upgradePlanFlags
+	cmd := &cobra.Command{
+		Use:   "upgrade-plan",
+		Short: "Plan a Talos and Kubernetes upgrade hop by hop, with each hop's extensions and installers",
+		Long: `upgrade-plan reads an inventory of the cluster's nodes (name, address, role, profile,
+running Talos and Kubernetes, optionally schematic and extensions) and plans the way to
+--to: the Talos hops machinery allows (conservative: the latest patch of every minor on
+the way, as the Talos docs advise; minimal: the fewest hops), Kubernetes steps one minor at
+a time where a hop needs them or to reach the target, every profile re-resolved for every
+hop (extension versions and digests, NVIDIA pairing, schematic, installer) with its drift,
+and the rollout: pre-seed mirrors and pre-warm installers, control-plane nodes one at a
+time, GPU workers drained, workers in batches of --parallel, a health gate after each step.
+
+A plan that Talos does not allow, or that would drop an extension a node runs now, is
+refused with the reason (exit 3). Works offline: nothing is contacted.
+
+Output: table; json/yaml (the documented plan contract); script (talosctl and kubectl
+commands, every talosctl upgrade with --image pinned to the factory installer); tuppr
+(TalosUpgrade and KubernetesUpgrade manifests for in-cluster execution).`,
+		Example: `  imgpipe upgrade-plan --inventory cluster.yaml --to v1.10.x
+  imgpipe upgrade-plan --inventory cluster.yaml --to v1.13.x --kubernetes 1.35 --path minimal -o json
+  imgpipe upgrade-plan --inventory cluster.yaml --to v1.10.x --parallel 3 -o script > upgrade.sh
+  imgpipe upgrade-plan --inventory cluster.yaml --to v1.12.x -o tuppr > upgrade.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runUpgradePlan(f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.inventory, "inventory", "i", "", "inventory file of the cluster's nodes (required)")
+	fl.StringVar(&f.to, "to", "", "target Talos version query (default: the config's talos)")
+	fl.StringVar(&f.kubernetes, "kubernetes", "", "target Kubernetes version or query (default: the target release's default, or the running version if newer)")
+	fl.StringVar(&f.path, "path", upgrade.PathConservative, "hop strategy: conservative (latest patch of every minor) or minimal (fewest hops Talos allows)")
+	fl.IntVar(&f.parallel, "parallel", 1, "workers upgraded at once per batch (control-plane nodes always go one at a time)")
+	fl.BoolVar(&f.pre, "pre", false, "let the --to query pick prereleases and unverified releases")
+	fl.StringVar(&f.healthTimeout, "health-timeout", "10m", "how long each health gate waits")
+	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json, yaml, script or tuppr")
+	return cmd
+}
+
+func (a *app) runUpgradePlan(f upgradePlanFlags) error {
+	if err := checkFormat(f.output, formatScript, formatTuppr); err != nil {
+		return err
+	}
+	if f.inventory == "" {
+		return usageErrorf("--inventory is required: a YAML file listing the cluster's nodes (see upgrade/testdata/cluster.yaml)")
+	}
+	data, err := os.ReadFile(f.inventory)
+	if err != nil {
+		return fail.Usage(fmt.Errorf("reading inventory: %w", err))
+	}
+	inv, err := upgrade.ParseInventory(f.inventory, data)
+	if err != nil {
+		return err
+	}
+	m, mname, err := a.loadMatrix()
+	if err != nil {
+		return err
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	to := f.to
+	if to == "" {
+		to = cfg.Talos
+	}
+	if to == "" {
+		return usageErrorf("--to is required (the site config sets no talos): give a version query like v1.10.x")
+	}
+	opts := upgrade.Options{
+		To: to, Kubernetes: f.kubernetes, Path: f.path, Pre: f.pre, Parallel: f.parallel,
+		HealthTimeout: f.healthTimeout, InventoryFile: f.inventory, GPU: map[string]bool{},
+	}
+	for _, p := range cfg.Profiles {
+		opts.KnownProfiles = append(opts.KnownProfiles, p.Name)
+		if p.GPU != nil {
+			opts.GPU[p.Name] = *p.GPU
+		}
+	}
+	a.log.Debug("planning upgrade", "inventory", f.inventory, "nodes", len(inv.Nodes), "to", to, "path", f.path)
+	plan, err := upgrade.NewPlan(m, inv, upgrade.SiteResolver(m, cfg, mname), opts)
+	if err != nil {
+		return err
+	}
+	switch f.output {
+	case formatScript:
+		return upgrade.WriteScript(a.stdout, plan)
+	case formatTuppr:
+		return upgrade.WriteTuppr(a.stdout, plan, f.healthTimeout)
+	}
+	return render(a.stdout, f.output, plan, func(w io.Writer) error { return upgradePlanTable(w, plan) })
+}
+
+// upgradePlanTable is the human plan: a summary, then per hop a header, the profiles
+// with their installer and drift, and the ordered steps.
+func upgradePlanTable(w io.Writer, p *upgrade.Plan) error {
+	name := "cluster"
+	if p.Cluster != "" {
+		name = p.Cluster
+	}
+	fmt.Fprintf(w, "Upgrade plan for %s (%d nodes, %s path): Talos %s -> %s, Kubernetes %s -> %s, %d hop(s)\n",
+		name, p.Nodes, p.Path, strings.Join(p.From.Talos, ", "), strings.Join(p.To.Talos, ", "),
+		strings.Join(p.From.Kubernetes, ", "), strings.Join(p.To.Kubernetes, ", "), len(p.Hops))
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	if len(p.Hops) == 0 {
+		fmt.Fprintln(w, "\nNothing to do: every node runs the target.")
+		return nil
+	}
+	for _, h := range p.Hops {
+		k := "Kubernetes " + h.Kubernetes
+		if len(h.KubernetesSteps) > 0 {
+			k += " (steps: " + strings.Join(h.KubernetesSteps, " -> ") + ")"
+		}
+		fmt.Fprintf(w, "\nHOP %d/%d  Talos %s  %s  upgrades %d node(s)\n", h.Index, len(p.Hops), h.Talos, k, len(h.Nodes))
+		for _, n := range h.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
+		if len(h.Profiles) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  PROFILE\tNODES\tSCHEMATIC\tINSTALLER\tDRIFT")
+			for _, hp := range h.Profiles {
+				drift := driftLines(hp.Drift)
+				schem := shortID(hp.Schematic)
+				if hp.SchematicFrom != "" {
+					schem = shortID(hp.SchematicFrom) + " -> " + schem
+				}
+				fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", hp.Name, len(hp.Nodes), schem, hp.Installer, drift[0])
+				for _, d := range drift[1:] {
+					fmt.Fprintf(tw, "  \t\t\t\t%s\n", d)
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  STEP\tBATCH\tACTION\tNODE\tDETAIL")
+		for i, s := range h.Steps {
+			batch := ""
+			if s.Batch > 0 {
+				batch = fmt.Sprint(s.Batch)
+			}
+			node := s.Node
+			if s.Action == upgrade.ActionHealth || s.Action == upgrade.ActionUpgradeK8s {
+				node = "(cluster)"
+			}
+			detail := s.Command
+			if s.Action == upgrade.ActionUpgrade {
+				detail = s.Profile + " installer " + shortID(s.Schematic)
+				if strings.Contains(s.Command, "--preserve") {
+					detail += " --preserve"
+				}
+				if s.SchematicFrom != "" {
+					detail += " (was " + shortID(s.SchematicFrom) + ")"
+				}
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", i+1, batch, s.Action, dash(node), detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func driftLines(ds []upgrade.Drift) []string {
+	if len(ds) == 0 {
+		return []string{"unchanged"}
+	}
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		name := strings.TrimPrefix(d.Extension, "siderolabs/")
+		switch d.Change {
+		case upgrade.DriftUpdated:
+			out = append(out, fmt.Sprintf("%s %s -> %s", name, d.From, d.To))
+		case upgrade.DriftAdded:
+			out = append(out, fmt.Sprintf("+ %s %s", name, d.To))
+		case upgrade.DriftRemoved:
+			out = append(out, fmt.Sprintf("- %s %s", name, d.From))
+		case upgrade.DriftRenamed:
+			out = append(out, fmt.Sprintf("%s -> %s", strings.TrimPrefix(d.From, "siderolabs/"), strings.TrimPrefix(d.To, "siderolabs/")))
+		}
+	}
+	return out
+}
+
+// shortID abbreviates a schematic ID the way the factory UI does.
+func shortID(id string) string {
+	return id[:min(len(id), 12)]
+}
