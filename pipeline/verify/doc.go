@@ -10,6 +10,8 @@
 // function rewrites the reference, both the digest and the `sha256-<hex>.sig` tag come
 // from the mirror, so an air-gapped site verifies exactly what it pulls. Keyless trust
 // comes from a sigstore trusted root (a trusted_root.json for offline runs, or TUF).
-// Legacy `.sig` tag signatures are supported; sigstore bundles stored as OCI referrers
-// are not yet (see Verifier.Verify).
+// Two signature formats are read: legacy cosign `.sig` tags (keys and keyless, Rekor SET
+// checked offline) and, for keyless policies, sigstore bundles v0.3 attached as OCI
+// referrers (referrers API or its sha256-<hex> tag fallback), as image-factory's GSA
+// signer writes them. Key-signed bundles are not read.
 package verify

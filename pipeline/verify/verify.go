@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 	"golang.org/x/sync/errgroup"
@@ -57,9 +59,24 @@ func (v Verdict) OK() bool {
 	return false
 }
 
-// FormatSigTag names the legacy cosign signature storage: an OCI manifest tagged
-// sha256-<hex>.sig in the image's repository.
-const FormatSigTag = "sig-tag"
+// Signature formats, as the format column names them.
+const (
+	// FormatSigTag is the legacy cosign storage: an OCI manifest tagged
+	// sha256-<hex>.sig in the image's repository (simple-signing payload).
+	FormatSigTag = "sig-tag"
+	// FormatBundle is a sigstore bundle (v0.3, DSSE in-toto statement) attached to the
+	// image as an OCI referrer, read through the referrers API or its sha256-<hex> tag
+	// fallback: `cosign sign --new-bundle-format`, image-factory's GSA signing.
+	FormatBundle = "bundle-referrer"
+)
+
+// CosignSignPredicateType is the in-toto predicate type of a signature (not another kind
+// of attestation) in the bundle format.
+const CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+
+// errNoTrust marks a keyless attempt that could not load the trust root; the bundle
+// path needs the same root, so it is not tried.
+var errNoTrust = errors.New("sigstore trust root unavailable")
 
 // ErrVerification is wrapped (with fail.ErrPolicy) by Report.Err when an image failed
 // verification or lacks a required signature.
@@ -364,7 +381,6 @@ func (v *Verifier) VerifyImage(ctx context.Context, img Image) Result {
 	if res.Verdict != "" {
 		return res
 	}
-	res.Format = FormatSigTag
 	src := ref
 	if v.mirror != nil {
 		m, err := v.mirror(ref)
@@ -411,13 +427,18 @@ func (v *Verifier) VerifyImage(ctx context.Context, img Image) Result {
 		outcomes = append(outcomes, a)
 	}
 	if len(pol.Identities) > 0 {
-		outcomes = append(outcomes, v.tryKeyless(ctx, digestRef, pol.Identities, ropts))
+		a := v.tryKeyless(ctx, digestRef, pol.Identities, ropts)
+		outcomes = append(outcomes, a)
+		if a.verdict != Verified && !errors.Is(a.err, ErrNoIdentity) && !errors.Is(a.err, errNoTrust) {
+			outcomes = append(outcomes, v.tryBundles(ctx, digestRef, pol.Identities, ropts))
+		}
 	}
 	return decide(res, pol, outcomes)
 }
 
 type attempt struct {
 	signer  string // who verified, or who was expected
+	format  string
 	verdict Verdict
 	err     error
 }
@@ -448,7 +469,7 @@ func (v *Verifier) tryKeyless(ctx context.Context, ref name.Digest, ids []Identi
 	}
 	tm, err := v.trustedMaterial(ctx)
 	if err != nil {
-		return attempt{signer: expected, verdict: Errored, err: err}
+		return attempt{signer: expected, verdict: Errored, err: fmt.Errorf("%w: %w", errNoTrust, err)}
 	}
 	co := newCheckOpts(ropts)
 	co.TrustedMaterial = tm
@@ -472,7 +493,7 @@ func (v *Verifier) try(ctx context.Context, ref name.Digest, co *cosign.CheckOpt
 		if signer == "" {
 			signer = expected
 		}
-		return attempt{signer: signer, verdict: Verified}
+		return attempt{signer: signer, format: FormatSigTag, verdict: Verified}
 	}
 	v.log.Debug("signature check", "image", ref.String(), "signer", expected, "err", err)
 	var noSigs *cosign.ErrNoSignaturesFound
@@ -487,12 +508,73 @@ func (v *Verifier) try(ctx context.Context, ref name.Digest, co *cosign.CheckOpt
 	}
 }
 
+// tryBundles verifies sigstore bundles attached as referrers, keyless, once per
+// identity (the bundle verifier takes exactly one). sigstore-go binds the statement's
+// subject to the digest; imgpipe also requires the cosign-sign predicate, so that an
+// SBOM or provenance attestation by the same signer does not count as a signature.
+func (v *Verifier) tryBundles(ctx context.Context, ref name.Digest, ids []Identity, ropts []remote.Option) attempt {
+	want := make([]string, len(ids))
+	for i, id := range ids {
+		want[i] = id.String()
+	}
+	expected := strings.Join(want, " or ")
+	tm, err := v.trustedMaterial(ctx)
+	if err != nil {
+		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: err}
+	}
+	base := newCheckOpts(ropts)
+	base.TrustedMaterial, base.NewBundleFormat = tm, true
+	base.IgnoreSCT = len(tm.CTLogs()) == 0
+	bundles, h, err := cosign.GetBundles(ctx, ref, base)
+	var noAtt *cosign.ErrNoMatchingAttestations
+	switch {
+	case errors.As(err, &noAtt):
+		return attempt{signer: expected, format: FormatBundle, verdict: Missing, err: err}
+	case err != nil:
+		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: errors.New(describeRegistryError("reading referrers", err))}
+	case len(bundles) == 0:
+		return attempt{signer: expected, format: FormatBundle, verdict: Missing}
+	}
+	digest, err := hex.DecodeString(h.Hex)
+	if err != nil {
+		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: err}
+	}
+	artifact := sgverify.WithArtifactDigest(h.Algorithm, digest)
+	var errs []error
+	for _, b := range bundles {
+		for _, id := range ids {
+			co := *base
+			co.Identities = []cosign.Identity{{Issuer: id.Issuer, IssuerRegExp: id.IssuerRegExp, Subject: id.Subject, SubjectRegExp: id.SubjectRegExp}}
+			res, err := cosign.VerifyNewBundle(ctx, &co, artifact, b)
+			if err == nil && (res.Statement == nil || res.Statement.PredicateType != CosignSignPredicateType) {
+				pt := "none"
+				if res.Statement != nil {
+					pt = res.Statement.PredicateType
+				}
+				err = fmt.Errorf("verified bundle is an attestation (%s), not a signature (%s)", pt, CosignSignPredicateType)
+			}
+			if err != nil {
+				v.log.Debug("bundle check", "image", ref.String(), "identity", id.String(), "err", err)
+				errs = append(errs, err)
+				continue
+			}
+			signer := id.String()
+			if res.Signature != nil && res.Signature.Certificate != nil {
+				c := res.Signature.Certificate
+				signer = c.SubjectAlternativeName + " (" + c.Issuer + ")"
+			}
+			return attempt{signer: signer, format: FormatBundle, verdict: Verified}
+		}
+	}
+	return attempt{signer: expected, format: FormatBundle, verdict: Failed, err: fmt.Errorf("sigstore bundle: %w", errors.Join(errs...))}
+}
+
 // decide merges the attempts of all signers of a policy: any verified wins; otherwise
 // an error (we could not look everywhere) beats a failure, which beats a missing signature.
 func decide(res Result, pol *Policy, outcomes []attempt) Result {
 	for _, o := range outcomes {
 		if o.verdict == Verified {
-			res.Verdict, res.Signer = Verified, o.signer
+			res.Verdict, res.Signer, res.Format = Verified, o.signer, o.format
 			return res
 		}
 	}
@@ -522,7 +604,11 @@ func decide(res Result, pol *Policy, outcomes []attempt) Result {
 			res.Verdict, res.Reason = UnsignedAllowed, "no signature; policy allows unsigned images"
 			return res
 		}
-		res.Reason = "no signature (no " + sigTagHint(res.Digest) + " tag); policy requires one"
+		res.Reason = "no signature (no " + sigTagHint(res.Digest) + " tag"
+		if len(pol.Identities) > 0 {
+			res.Reason += ", no sigstore bundle referrer"
+		}
+		res.Reason += "); policy requires one"
 		return res
 	}
 	res.Reason = strings.Join(reasons, "; ")

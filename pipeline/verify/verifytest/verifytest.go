@@ -41,10 +41,19 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// Registry runs an in-memory registry on 127.0.0.1 and returns its host:port.
+// Registry runs an in-memory registry on 127.0.0.1 and returns its host:port. Like
+// distribution, it has no referrers API: referrers live under the sha256-<hex> tag.
 func Registry(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// RegistryWithReferrers is Registry with the OCI 1.1 referrers API.
+func RegistryWithReferrers(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -1,0 +1,144 @@
+package verifytest
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// CosignSignPredicateType is the in-toto predicate of a plain `cosign sign` in the new
+// bundle format (and of image-factory's GSA signer).
+const CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+
+// BundleSigstore signs images keyless in the new format: a sigstore bundle v0.3 (DSSE
+// envelope of an in-toto statement naming the image digest, Fulcio-style certificate,
+// Rekor entry with inclusion proof and promise) attached as an OCI referrer, as
+// `cosign sign --new-bundle-format` and image-factory's GSA signer do. It wraps
+// sigstore-go's VirtualSigstore.
+type BundleSigstore struct {
+	vs *ca.VirtualSigstore
+}
+
+// NewBundleSigstore returns a fresh virtual Fulcio/Rekor/TSA.
+func NewBundleSigstore(t testing.TB) *BundleSigstore {
+	t.Helper()
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &BundleSigstore{vs: vs}
+}
+
+// TrustedMaterial is the virtual sigstore's trust root. Its CT log is left out: the
+// virtual Fulcio issues certificates without SCTs.
+func (b *BundleSigstore) TrustedMaterial() root.TrustedMaterial { return noCTLogs{b.vs} }
+
+type noCTLogs struct{ root.TrustedMaterial }
+
+func (noCTLogs) CTLogs() map[string]*root.TransparencyLog { return nil }
+
+// BundleOpts shapes one bundle signature.
+type BundleOpts struct {
+	// Under is the image the referrer is attached to (default: the signed image).
+	Under *name.Digest
+	// Tamper rewrites the statement after signing.
+	Tamper bool
+	// PredicateType overrides CosignSignPredicateType (e.g. an SBOM attestation).
+	PredicateType string
+}
+
+// SignBundle signs d as subject/issuer and attaches the bundle as a referrer.
+func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer string, o BundleOpts) {
+	t.Helper()
+	pred := o.PredicateType
+	if pred == "" {
+		pred = CosignSignPredicateType
+	}
+	algo, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
+	stmt, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"digest": map[string]string{algo: hexDigest}}},
+		"predicateType": pred,
+		"predicate":     map[string]any{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The virtual Fulcio's leaf is valid from now for 10 minutes; log it inside that.
+	ent, err := b.vs.AttestAtTime(subject, issuer, stmt, time.Now().Add(time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := ent.VerificationContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ent.SignatureContent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := sc.EnvelopeContent().RawEnvelope()
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := ent.TlogEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tle := entries[0].TransparencyLogEntry()
+	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+	set, err := b.vs.RekorSignPayload(tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime,
+		LogIndex:       tle.LogIndex,
+		LogID:          hex.EncodeToString(tle.LogId.KeyId),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	if o.Tamper {
+		payload = []byte(strings.Replace(string(payload), `"predicate":{}`, `"predicate":{"injected":"by-attacker"}`, 1))
+	}
+	pb := &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
+			TlogEntries: []*protorekor.TransparencyLogEntry{tle},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: payload, PayloadType: env.PayloadType,
+			Signatures: []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	data, err := protojson.Marshal(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := d
+	if o.Under != nil {
+		target = *o.Under
+	}
+	if err := ociremote.WriteAttestationNewBundleFormat(target, data, pred); err != nil {
+		t.Fatalf("attaching bundle to %s: %v", target, err)
+	}
+}
