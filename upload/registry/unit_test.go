@@ -1,0 +1,166 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
+)
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&transport.Error{StatusCode: http.StatusTooManyRequests}, true},
+		{&transport.Error{StatusCode: http.StatusServiceUnavailable}, true},
+		{&transport.Error{StatusCode: http.StatusInternalServerError}, true},
+		{&transport.Error{StatusCode: http.StatusNotFound}, false},
+		{&transport.Error{StatusCode: http.StatusUnauthorized}, false},
+		{fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), true},
+		{&url.Error{Op: "Get", URL: "http://x", Err: syscall.ECONNRESET}, true},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
+		{fmt.Errorf("blob: %w", errShortBlob), true},
+		{context.Canceled, false},
+		{errors.New("manifest is schema 1"), false},
+	}
+	for _, tc := range tests {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("retryable(%v) = %v; want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestRetryHonoursStepsAndContext(t *testing.T) {
+	t.Parallel()
+	b := Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond, Steps: 4}
+	var c counters
+	calls := 0
+	err := retry(context.Background(), b, &c, func() error {
+		calls++
+		return &transport.Error{StatusCode: http.StatusServiceUnavailable}
+	})
+	if calls != 4 || c.retries.Load() != 3 || statusOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("retry on 503: %d calls, %d retries, err %v; want 4, 3, the 503", calls, c.retries.Load(), err)
+	}
+	calls = 0
+	err = retry(context.Background(), b, &c, func() error {
+		calls++
+		return &transport.Error{StatusCode: http.StatusNotFound}
+	})
+	if calls != 1 {
+		t.Errorf("retry on 404: %d calls; want 1", calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls = 0
+	err = retry(ctx, Backoff{Initial: time.Hour, Max: time.Hour, Steps: 3}, &c, func() error {
+		calls++
+		return io.ErrUnexpectedEOF
+	})
+	if calls != 1 || err == nil {
+		t.Errorf("retry with cancelled ctx: %d calls, %v; want 1 call and an error", calls, err)
+	}
+}
+
+func TestJournalRoundTripAndExpiry(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "sub", "warm.json")
+	j, err := loadJournal(path, time.Hour, time.Now())
+	if err != nil {
+		t.Fatalf("loadJournal(missing) = %v; want an empty journal", err)
+	}
+	j.add("h/r@sha256:1")
+	if err := j.save(); err != nil {
+		t.Fatalf("save = %v", err)
+	}
+	j2, err := loadJournal(path, time.Hour, time.Now())
+	if err != nil || !j2.fresh("h/r@sha256:1") || j2.fresh("h/r@sha256:2") {
+		t.Errorf("reloaded journal fresh(1)=%v fresh(2)=%v err=%v; want true, false, nil", j2.fresh("h/r@sha256:1"), j2.fresh("h/r@sha256:2"), err)
+	}
+	later, err := loadJournal(path, time.Hour, time.Now().Add(2*time.Hour))
+	if err != nil || later.fresh("h/r@sha256:1") {
+		t.Errorf("journal after the cache TTL: fresh = %v (%v); want expired", later.fresh("h/r@sha256:1"), err)
+	}
+}
+
+// TestPushInMemory runs push mode between two ggcr in-memory registries, with a faulty
+// proxy in front of the upstream; it needs no docker-registry binary.
+func TestPushInMemory(t *testing.T) {
+	t.Parallel()
+	quiet := ggcrregistry.Logger(log.New(io.Discard, "", 0))
+	up := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(up.Close)
+	dst := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(dst.Close)
+	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
+
+	s := &registrytest.Seeder{Host: upHost}
+	im, err := s.Seed(context.Background(), registrytest.Spec{Repo: "siderolabs/installer", Tag: "v1.9.5",
+		Platforms: []string{"linux/amd64", "linux/arm64"}, Layers: []int64{64 << 10}, Seed: 9, Sign: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &registrytest.Faults{}
+	f.Throttle.Store(2)
+	f.CutBlobs.Store(1)
+	h, err := registrytest.FaultProxy(up.URL, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty := httptest.NewServer(h)
+	t.Cleanup(faulty.Close)
+	faultyHost := faulty.Listener.Addr().String()
+
+	lock := &site.Lock{CoreImages: []site.Image{{Role: "installer", Ref: faultyHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
+	set, err := ImageSet(lock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{faultyHost: {Endpoint: "http://" + dstHost}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Place(set, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := New(WithBackoff(Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Steps: 6})).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	ir := rep.Images[0]
+	if ir.Mode != ModePush || ir.Status != StatusCopied || !ir.Verified || len(ir.Signatures) != 1 {
+		t.Errorf("image report = %+v; want auto->push, copied, verified, one signature", ir)
+	}
+	if f.Injected.Load() != 3 || rep.Totals.Retries < 3 {
+		t.Errorf("faults %d, retries %d; want 3 and >= 3", f.Injected.Load(), rep.Totals.Retries)
+	}
+	// The mirror resolves the tag to the upstream's index digest.
+	req, _ := http.NewRequest(http.MethodHead, "http://"+dstHost+"/v2/"+im.Repo+"/manifests/"+im.Tag, nil)
+	req.Header.Set("Accept", registrytest.OCIIndex)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != im.Digest {
+		t.Errorf("mirror digest = %q; want %q", got, im.Digest)
+	}
+}
