@@ -17,6 +17,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/registry"
 )
 
 type verifyFlags struct {
@@ -24,6 +25,7 @@ type verifyFlags struct {
 	trustedRoot string
 	factoryKey  string
 	dryRun      bool
+	mirror      bool
 	output      string
 	jobs        int
 }
@@ -50,14 +52,21 @@ Every signature must sign this image's digest; unpinned lock entries are resolve
 registry and shown as unpinned.
 
 Keyless trust: the Sigstore public-good root over TUF, or --trusted-root trusted_root.json
-(offline, air-gapped). Registry credentials come from the Docker config / credential
-helpers (the default keychain), never from flags. Signatures are legacy cosign .sig tags.
+(offline, air-gapped). With --mirror, each image and its signatures are read from the
+site mirror imgpipe.yaml's registries section maps it to, so an air-gapped site verifies
+what its nodes pull. Registry credentials come from the Docker config / credential
+helpers (the default keychain), never from flags.
+
+Signature formats: legacy cosign .sig tags (key or keyless with a Rekor bundle), and for
+keyless policies sigstore bundles attached as OCI referrers (cosign --new-bundle-format,
+Image Factory GSA signing), via the referrers API or its sha256-<hex> tag fallback.
 
 Exit codes: 0 all passed; 3 a signature failed or is missing; 1 an image could not be
 checked (registry unreachable, trust root unavailable) and none failed.`,
 		Example: `  imgpipe verify
   imgpipe verify --lock imgpipe.lock.json --trusted-root trusted_root.json -o json
-  imgpipe verify --factory-key signing-key.pub --dry-run`,
+  imgpipe verify --factory-key signing-key.pub --dry-run
+  imgpipe verify --mirror --trusted-root trusted_root.json   # air-gapped: through the site mirrors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runVerify(cmd.Context(), f)
@@ -68,6 +77,7 @@ checked (registry unreachable, trust root unavailable) and none failed.`,
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "sigstore trusted_root.json for keyless checks (default: verify.trustedRoot, else online TUF)")
 	fl.StringVar(&f.factoryKey, "factory-key", "", "pinned Image Factory public key (PEM) (default: verify.factoryKey, else fetched from the factory)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "list what would be checked, with which policy, without contacting anything")
+	fl.BoolVar(&f.mirror, "mirror", false, "read images and signatures through the site mirrors (imgpipe.yaml registries), as nodes will")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or yaml")
 	fl.IntVar(&f.jobs, "jobs", 4, "images checked in parallel")
 	return cmd
@@ -110,7 +120,11 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		verify.WithLogger(a.log),
 		verify.WithProgress(a.verifyProgress(len(images))),
 	}
-	if m := a.verifyMirror(cfg); m != nil {
+	if f.mirror {
+		m, err := verifyMirror(cfg)
+		if err != nil {
+			return err
+		}
 		opts = append(opts, verify.WithMirror(m))
 	}
 	v, err := verify.New(policies, opts...)
@@ -193,10 +207,30 @@ func lockUses(lock *site.Lock, p *verify.Policy) bool {
 	return false
 }
 
-// verifyMirror is the hook for reading images (and their signatures) through the site's
-// mirrors. The endpoint map belongs to upload/registry; until it exposes a
-// func(name.Reference) (name.Reference, error), images are read from their upstream.
-func (a *app) verifyMirror(*site.Config) verify.MirrorFunc { return nil }
+// verifyMirror reads images and their signatures through the site's mirrors, using
+// upload/registry's endpoint map (imgpipe.yaml registries). An image whose upstream has
+// no mirror gets an error verdict rather than being read upstream: an air-gapped site
+// must verify what it will pull.
+func verifyMirror(cfg *site.Config) (verify.MirrorFunc, error) {
+	m, err := registry.NewEndpointMap(cfg.Registries)
+	if err != nil {
+		return nil, err
+	}
+	if m.Empty() {
+		return nil, usageErrorf("--mirror: imgpipe.yaml has no registries (host, mirrors or overridePath) to read from")
+	}
+	return func(ref name.Reference) (name.Reference, error) {
+		s, ep, err := m.MirrorRef(ref.String())
+		if err != nil {
+			return nil, err
+		}
+		var opts []name.Option
+		if ep.Insecure {
+			opts = append(opts, name.Insecure)
+		}
+		return name.ParseReference(s, opts...)
+	}, nil
+}
 
 // verifyProgress prints a bar on a terminal and one plain line per image otherwise.
 func (a *app) verifyProgress(total int) func(done, total int, r verify.Result) {

@@ -245,3 +245,103 @@ func TestVerifyCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyCommandThroughMirror runs `imgpipe verify --mirror` on upstream references
+// (ghcr.io, factory.talos.dev) that the site config maps to a loopback mirror; the
+// built-in Sidero and factory policies apply, and signatures are read at the mirror.
+func TestVerifyCommandThroughMirror(t *testing.T) {
+	t.Parallel()
+	host := verifytest.Registry(t)
+	dir := t.TempDir()
+	ss := verifytest.NewSigstore(t)
+	trustedRoot := ss.WriteTrustedRoot(t, dir)
+	factorySV, factoryPEM := verifytest.NewKey(t)
+	factoryKey := filepath.Join(dir, "factory.pub")
+	if err := os.WriteFile(factoryKey, factoryPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "imgpipe.yaml")
+	cfg := `version: 1
+profiles:
+  - name: worker
+registries:
+  mirrors:
+    ghcr.io:
+      endpoint: http://` + host + `/ghcr.io
+    factory.talos.dev:
+      endpoint: http://` + host + `/factory.talos.dev
+`
+	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	google := verify.GoogleIssuer
+	const (
+		ext       = "ghcr.io/siderolabs/qemu-guest-agent:9.2.0"
+		stripped  = "ghcr.io/siderolabs/iscsi-tools:v0.1.6" // mirrored without its .sig tag
+		catalog   = "ghcr.io/siderolabs/extensions:v1.9.5"
+		installer = "factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.9.5"
+	)
+	at := func(ref string) string { return host + "/" + ref }
+	extD := verifytest.PushRandom(t, at(ext))
+	ss.SignKeyless(t, extD, "dev@siderolabs.com", google, verifytest.SigOpts{})
+	strippedD := verifytest.PushRandom(t, at(stripped))
+	ss.SignKeyless(t, verifytest.PushRandom(t, at(catalog)), "dev@siderolabs.com", google, verifytest.SigOpts{})
+	verifytest.SignWithKey(t, factorySV, verifytest.PushRandom(t, at(installer)), verifytest.SigOpts{})
+
+	writeLock := func(name string, exts ...site.Extension) string {
+		l := &site.Lock{
+			Schema: site.LockSchema, Talos: "v1.9.5", Factory: site.DefaultFactory,
+			Profiles:   []site.Profile{{Name: "worker", Installer: installer, Extensions: exts}},
+			Catalog:    catalog,
+			CoreImages: []site.Image{{Role: "apiserver", Ref: "registry.k8s.io/kube-apiserver:v1.32.3"}},
+		}
+		p := filepath.Join(dir, name)
+		if err := site.WriteLock(p, l); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := writeLock("good.json", site.Extension{Ref: ext, Digest: extD.DigestStr()})
+	bad := writeLock("stripped.json", site.Extension{Ref: ext, Digest: extD.DigestStr()}, site.Extension{Ref: stripped, Digest: strippedD.DigestStr()})
+
+	args := func(lock string) []string {
+		return []string{"verify", "--config", config, "--lock", lock, "--mirror", "--trusted-root", trustedRoot, "--factory-key", factoryKey, "-o", "json"}
+	}
+	tests := []struct {
+		lock     string
+		wantCode int
+		want     map[string]verify.Verdict
+	}{
+		{good, exitOK, map[string]verify.Verdict{ext: verify.Verified, catalog: verify.Verified, installer: verify.Verified,
+			"registry.k8s.io/kube-apiserver:v1.32.3": verify.Skipped}},
+		{bad, exitPolicy, map[string]verify.Verdict{ext: verify.Verified, stripped: verify.Missing}},
+	}
+	for _, tc := range tests {
+		stdout, stderr, code := runImgpipe(t, nil, args(tc.lock)...)
+		if code != tc.wantCode {
+			t.Fatalf("imgpipe %s = exit %d; want %d\n%s\n%s", strings.Join(args(tc.lock), " "), code, tc.wantCode, stdout, stderr)
+		}
+		var rep verify.Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("decoding report: %v\n%s", err, stdout)
+		}
+		for _, r := range rep.Results {
+			if want, ok := tc.want[r.Image]; ok && r.Verdict != want {
+				t.Errorf("imgpipe verify --mirror: %s verdict = %q (%s); want %q", r.Image, r.Verdict, r.Reason, want)
+			}
+			if r.Verdict == verify.Verified && !strings.HasPrefix(r.Source, host+"/") {
+				t.Errorf("imgpipe verify --mirror: %s source = %q; want it read at the mirror %s", r.Image, r.Source, host)
+			}
+		}
+	}
+
+	// --mirror without a registries section is a usage error.
+	plain := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(plain, []byte("version: 1\nprofiles:\n  - name: worker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runImgpipe(t, nil, "verify", "--config", plain, "--lock", good, "--mirror", "--trusted-root", trustedRoot, "--factory-key", factoryKey)
+	if code != exitUsage || !strings.Contains(stderr, "no registries") {
+		t.Errorf("imgpipe verify --mirror without registries = exit %d (%s); want %d", code, stderr, exitUsage)
+	}
+}
