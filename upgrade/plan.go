@@ -405,6 +405,11 @@ func (p *planner) targetKubernetes(target *compat.Release) (*semver.Version, err
 		}
 	}
 	if err := p.k8sSupported(target.Version, kt); err != nil {
+		if kt.Equal(ck) {
+			rng := compat.SupportedKubernetes(target.Version)
+			return nil, fail.Policy(fmt.Errorf("%w: the control plane runs Kubernetes %s, Talos %s supports %s to %s, and Kubernetes cannot be downgraded",
+				ErrKubernetesTooNew, ck, target.Version, rng.MinMinor, rng.MaxMinor))
+		}
 		return nil, fmt.Errorf("target Kubernetes: %w", err)
 	}
 	return kt, nil
