@@ -23,7 +23,12 @@ type Error struct {
 	Line  int    // 0 when unknown
 	Field string // dotted path, e.g. releases[3].extensions.glibc.digest; may be empty
 	Msg   string
+	// Err is the sentinel behind Msg, if any (ErrEmpty), for errors.Is.
+	Err error
 }
+
+// Unwrap lets errors.Is(err, ErrEmpty) see through the position.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -62,7 +67,7 @@ func Decode(file string, data []byte, v any) error {
 		return nil
 	}
 	if errors.Is(err, io.EOF) {
-		return &Error{File: file, Msg: ErrEmpty.Error()}
+		return &Error{File: file, Msg: ErrEmpty.Error(), Err: ErrEmpty}
 	}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {

@@ -1,0 +1,63 @@
+package compat_test
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	imgpipe "github.com/imgpipe/imgpipe"
+	"github.com/imgpipe/imgpipe/compat"
+)
+
+// embedded parses the embedded matrix once; tests only read it.
+var embedded = sync.OnceValues(func() (*compat.Matrix, error) {
+	return compat.Parse(imgpipe.MatrixName, imgpipe.MatrixYAML)
+})
+
+func embeddedMatrix(t *testing.T) *compat.Matrix {
+	t.Helper()
+	m, err := embedded()
+	if err != nil {
+		t.Fatalf("Parse(embedded matrix) = %v; want nil", err)
+	}
+	return m
+}
+
+func loadMatrix(t *testing.T, file string) *compat.Matrix {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := compat.Parse(file, data)
+	if err != nil {
+		t.Fatalf("Parse(%q) = %v; want nil", file, err)
+	}
+	return m
+}
+
+// referencePath returns <module root>/../shared/reference/<name>, where CI keeps the
+// reference data beside the clone, or skips the test when it is absent.
+func referencePath(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found; skipping the comparison with shared/reference")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", "reference", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("reference data %s not present (%v); skipping the comparison with shared/reference", p, err)
+	}
+	return p
+}
