@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -99,7 +97,9 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		return err
 	}
 	images := verify.ImagesFromLock(lock)
-	policies, err := a.verifyPolicies(ctx, lock, cfg, f)
+	policies, err := verify.SitePolicies(ctx, lock, cfg, verify.SiteOptions{
+		FactoryKeyFile: f.factoryKey, DryRun: f.dryRun, Log: a.log,
+	})
 	if err != nil {
 		return err
 	}
@@ -145,66 +145,6 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		return err
 	}
 	return rep.Err()
-}
-
-// verifyPolicies builds the policy list: the site's, then the built-in Sidero and factory
-// ones. The factory key is read from --factory-key / verify.factoryKey, or fetched from
-// the lock's factory (not in --dry-run, and only when a factory image is in the lock).
-func (a *app) verifyPolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, f verifyFlags) ([]verify.Policy, error) {
-	policies, err := verify.PoliciesFromConfig(cfg.Verify, os.ReadFile)
-	if err != nil {
-		return nil, err
-	}
-	policies = append(policies, verify.SideroPolicy())
-
-	factoryURL := verifyFirst(lock.Factory, cfg.Factory.URL)
-	hosts, err := verify.FactoryHosts(factoryURL, cfg.Factory.Registry)
-	if err != nil || len(hosts) == 0 {
-		return policies, err
-	}
-	var key *verify.Key
-	note := ""
-	keyFile := verifyFirst(f.factoryKey, cfg.Verify.FactoryKey)
-	switch {
-	case keyFile != "":
-		data, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, usageErrorf("reading factory key: %w", err)
-		}
-		k, err := verify.ParsePublicKey(keyFile, data)
-		if err != nil {
-			return nil, usageErrorf("--factory-key: %w", err)
-		}
-		key = &k
-	case f.dryRun:
-		note = "factory key would be fetched from " + strings.TrimSuffix(factoryURL, "/") + "/oci/cosign/signing-key.pub"
-	default:
-		probe := verify.FactoryPolicy(hosts, nil)
-		if !lockUses(lock, &probe) {
-			break
-		}
-		client := &http.Client{Timeout: 30 * time.Second}
-		key, err = verify.FetchFactoryKey(ctx, client, factoryURL)
-		if err != nil {
-			return nil, err
-		}
-		if key == nil {
-			a.log.Info("factory serves no signing key; installers must be signed keyless", "factory", factoryURL)
-		}
-	}
-	p := verify.FactoryPolicy(hosts, key)
-	p.Note = note
-	return append(policies, p), nil
-}
-
-// lockUses reports whether any image of the lock falls under the policy.
-func lockUses(lock *site.Lock, p *verify.Policy) bool {
-	for _, img := range verify.ImagesFromLock(lock) {
-		if ref, err := name.ParseReference(img.Ref); err == nil && p.Matches(ref) {
-			return true
-		}
-	}
-	return false
 }
 
 // verifyMirror reads images and their signatures through the site's mirrors, using

@@ -1,0 +1,103 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// SiteOptions say where SitePolicies reads files and the factory key from.
+type SiteOptions struct {
+	// FactoryKeyFile pins the factory's public key (--factory-key); empty falls back to
+	// the config's verify.factoryKey, then to fetching <factory>/oci/cosign/signing-key.pub.
+	FactoryKeyFile string
+	// DryRun never fetches the factory key; the factory policy's Note says where it would.
+	DryRun bool
+	// HTTPClient fetches the factory key (default: a client with a 30 s timeout).
+	HTTPClient *http.Client
+	// ReadFile reads key files (default os.ReadFile).
+	ReadFile func(string) ([]byte, error)
+	Log      *slog.Logger
+}
+
+// SitePolicies builds the policy list for a lock, in match order: the site's
+// verify.policies, the built-in Sidero policy, then the factory policy for the lock's
+// factory (and the config's factory registry host). The factory key is fetched only
+// when the lock names an image under the factory and no key file is pinned; a factory
+// serving no key leaves the keyless GSA identity as the only accepted signer.
+func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o SiteOptions) ([]Policy, error) {
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	policies, err := PoliciesFromConfig(cfg.Verify, o.ReadFile)
+	if err != nil {
+		return nil, err
+	}
+	policies = append(policies, SideroPolicy())
+
+	factoryURL := lock.Factory
+	if factoryURL == "" {
+		factoryURL = cfg.Factory.URL
+	}
+	hosts, err := FactoryHosts(factoryURL, cfg.Factory.Registry)
+	if err != nil || len(hosts) == 0 {
+		return policies, err
+	}
+	keyFile := o.FactoryKeyFile
+	if keyFile == "" {
+		keyFile = cfg.Verify.FactoryKey
+	}
+	p := FactoryPolicy(hosts, nil)
+	switch {
+	case keyFile != "":
+		data, err := o.ReadFile(keyFile)
+		if err != nil {
+			return nil, fail.Usage(fmt.Errorf("reading factory key: %w", err))
+		}
+		k, err := ParsePublicKey(keyFile, data)
+		if err != nil {
+			return nil, fail.Usage(err)
+		}
+		p.Keys = []Key{k}
+	case !lockUses(lock, &p):
+		// Nothing to check under the factory: don't contact it.
+	case o.DryRun:
+		p.Note = "factory key would be fetched from " + strings.TrimSuffix(factoryURL, "/") + "/oci/cosign/signing-key.pub"
+	default:
+		k, err := FetchFactoryKey(ctx, o.HTTPClient, factoryURL)
+		if err != nil {
+			return nil, err
+		}
+		if k == nil {
+			o.Log.Info("factory serves no signing key; its installers must be signed keyless", "factory", factoryURL)
+		} else {
+			p.Keys = []Key{*k}
+		}
+	}
+	return append(policies, p), nil
+}
+
+// lockUses reports whether any image of the lock falls under the policy.
+func lockUses(lock *site.Lock, p *Policy) bool {
+	for _, img := range ImagesFromLock(lock) {
+		if ref, err := name.ParseReference(img.Ref); err == nil && p.Matches(ref) {
+			return true
+		}
+	}
+	return false
+}
