@@ -334,7 +334,8 @@ func (p *planner) loadNodes() error {
 				in.Profile, strings.Join(p.opts.KnownProfiles, ", "))))
 			continue
 		}
-		n := &node{Node: in, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
+		own := *in // the plan advances versions as hops pass; the caller's inventory stays as given
+		n := &node{Node: &own, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
 		p.nodes = append(p.nodes, n)
 		if in.Role == RoleControlPlane && (p.cp == nil || in.Name < p.cp.Name) {
 			p.cp = n

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -427,6 +428,28 @@ func TestNewPlanRejectsBadOptions(t *testing.T) {
 		_, err := planFor(t, "single.yaml", "", opts)
 		if err == nil {
 			t.Errorf("NewPlan(%+v) = nil error; want one", opts)
+		}
+	}
+}
+
+func TestNewPlanLeavesInventoryAlone(t *testing.T) {
+	t.Parallel()
+	m := testMatrix(t)
+	cfg := testSite(t)
+	inv := readInventory(t, "cluster.yaml")
+	before := slices.Clone(inv.Nodes)
+	for i := range 2 {
+		p, err := NewPlan(m, inv, SiteResolver(m, cfg, "embedded"), Options{To: "v1.10.x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Hops) != 4 {
+			t.Errorf("NewPlan run %d = %d hops; want 4 (the same plan each time)", i+1, len(p.Hops))
+		}
+	}
+	for i := range before {
+		if !reflect.DeepEqual(before[i], inv.Nodes[i]) {
+			t.Errorf("NewPlan changed inventory node %d: %+v -> %+v", i, before[i], inv.Nodes[i])
 		}
 	}
 }
