@@ -69,6 +69,12 @@ func main() {
 		}
 		var list []info
 		for name, e := range bv.Extensions {
+			if e.Ref == "" && e.Tag != "" {
+				e.Ref = "ghcr.io/siderolabs/" + name + ":" + e.Tag
+			}
+			if e.Ref == "" {
+				continue
+			}
 			dg := e.Digest
 			if !strings.HasPrefix(dg, "sha256:") {
 				// Unknown upstream: a deterministic stand-in, marked by its derivation.
