@@ -93,7 +93,7 @@ and version-aligned upgrade plans.`,
 	root.AddCommand(
 		a.newResolveCmd(),
 		a.newDiffCmd(),
-		a.newSchematicCmd(), a.newFetchCmd(),
+		a.newSchematicCmd(), a.newFetchCmd(), a.newMatrixCmd(),
 		a.newMachineConfigCmd(),
 		a.newVerifyCmd(),
 		a.newUpgradePlanCmd(),
