@@ -97,6 +97,7 @@ and version-aligned upgrade plans.`,
 		a.newMachineConfigCmd(),
 		a.newVerifyCmd(),
 		a.newUpgradePlanCmd(),
+		a.newMirrorCmd(), a.newImagesCmd(),
 	)
 	return root
 }
