@@ -222,6 +222,7 @@ type Verifier struct {
 	mirror     MirrorFunc
 	keychain   authn.Keychain
 	remoteOpts []remote.Option
+	puller     *remote.Puller
 	jobs       int
 	log        *slog.Logger
 	progress   func(done, total int, r Result)
@@ -253,6 +254,13 @@ func New(policies []Policy, opts ...Option) (*Verifier, error) {
 	for _, o := range opts {
 		o(v)
 	}
+	// One puller for every request: it keeps each repository's ping and token, so an
+	// image costs its manifest and signature reads, not a fresh handshake per call.
+	p, err := remote.NewPuller(append([]remote.Option{remote.WithAuthFromKeychain(v.keychain)}, v.remoteOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("setting up registry access: %w", err)
+	}
+	v.puller = p
 	return v, nil
 }
 
@@ -393,7 +401,7 @@ func (v *Verifier) VerifyImage(ctx context.Context, img Image) Result {
 			res.Source = src.String()
 		}
 	}
-	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(v.keychain)}, v.remoteOpts...)
+	ropts := []remote.Option{remote.WithContext(ctx), remote.Reuse(v.puller)}
 
 	// Resolve (unpinned) or confirm (pinned) the digest where the image is read, so an
 	// unreachable registry or an absent image is an error, not a missing signature.
