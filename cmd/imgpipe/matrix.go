@@ -221,3 +221,49 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// resolveMatrixOnline is what `imgpipe resolve --online` resolves against: the
+// matrix (embedded, or --matrix) with every release's extension catalog replaced by
+// the live one from the config's factory (or ff.url), plus the report of what differs
+// from that matrix (new patch releases, changed or newly known digests, broken
+// flags). The returned name goes into the lock's matrix field.
+func (a *app) resolveMatrixOnline(ctx context.Context, ff factoryFlags) (*compat.Matrix, string, *factory.RefreshReport, error) {
+	base, name, err := a.loadMatrix()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if ff.url == "" {
+		cfg, err := a.loadConfig()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		ff.url = cfg.Factory.URL
+	}
+	if ff.timeout == 0 {
+		ff.timeout = factory.DefaultTimeout
+	}
+	if ff.retries == 0 {
+		ff.retries = factory.DefaultRetryPolicy().Attempts - 1
+	}
+	m, rep, err := a.onlineMatrix(ctx, base, ff, "")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return m, name + " + online " + rep.Factory, rep, nil
+}
+
+// onlineNotes renders what a refresh report says about one resolved release as
+// lock notes: its own changes (digests, tags, extensions, broken), every new
+// release the factory offers (a newer patch to consider), and degraded features.
+func onlineNotes(rep *factory.RefreshReport, talos string) []string {
+	var out []string
+	for _, c := range rep.Changes {
+		if c.Release == talos && c.Kind != factory.ChangeNotOffered || c.Kind == factory.ChangeNewRelease {
+			out = append(out, "online: "+c.String())
+		}
+	}
+	for _, n := range rep.Notes {
+		out = append(out, "online: "+n)
+	}
+	return out
+}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/factory/factorytest"
+	"github.com/imgpipe/imgpipe/site"
 )
 
 const qemuV1112Digest = "sha256:9720300de00544eca155bc19369dfd7789d39a0e23d72837a7188f199e13dc6c"
@@ -163,5 +166,74 @@ func TestMatrixRefreshCrossCheckThroughMirror(t *testing.T) {
 	want := strings.TrimPrefix(cat.Extensions["v1.14.0"][0].Name, "siderolabs/")
 	if len(mismatches) != 1 || mismatches[0].Extension != want || mismatches[0].Release != "v1.14.0" {
 		t.Errorf("cross-check mismatches = %+v; want one for %s in v1.14.0 (notes %v)", mismatches, want, out.Notes)
+	}
+}
+
+func TestResolveMatrixOnline(t *testing.T) {
+	t.Parallel()
+	cat := factorytest.ReferenceCatalog()
+	// The live factory has a patch release the embedded matrix lacks, and a new digest.
+	v197 := append([]factory.ExtensionInfo(nil), cat.Extensions["v1.9.6"]...)
+	for i := range v197 {
+		v197[i].Digest = "sha256:" + strings.Repeat("7", 64)
+	}
+	cat.Extensions["v1.9.7"] = v197
+	cat.Versions = append(cat.Versions, "v1.9.7")
+	for i, e := range cat.Extensions["v1.9.5"] {
+		if e.Name == "siderolabs/qemu-guest-agent" {
+			cat.Extensions["v1.9.5"][i].Digest = "sha256:" + strings.Repeat("5", 64)
+		}
+	}
+	f := factorytest.New(t, factorytest.Options{Catalog: cat})
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "imgpipe.yaml")
+	yaml := "version: 1\nfactory:\n  url: " + f.URL() + "\nprofiles:\n  - name: worker\n    extensions:\n      - name: qemu-guest-agent\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, log: slog.New(slog.DiscardHandler), configPath: cfgPath}
+	m, name, rep, err := a.resolveMatrixOnline(t.Context(), factoryFlags{})
+	if err != nil {
+		t.Fatalf("resolveMatrixOnline() error = %v", err)
+	}
+	if !strings.Contains(name, "online "+f.URL()) {
+		t.Errorf("matrix name = %q; want it to say online %s", name, f.URL())
+	}
+	notes := onlineNotes(rep, "v1.9.5")
+	want := []string{
+		"online: v1.9.5: pinned-digest qemu-guest-agent sha256:" + strings.Repeat("5", 64),
+		"online: v1.9.7: new-release",
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(notes, func(n string) bool { return strings.HasPrefix(n, w) }) {
+			t.Errorf("onlineNotes(v1.9.5) = %d notes, missing %q", len(notes), w)
+		}
+	}
+	for _, n := range notes {
+		if !strings.Contains(n, "v1.9.5:") && !strings.Contains(n, "new-release") {
+			t.Errorf("onlineNotes(v1.9.5) includes %q, about another release", n)
+		}
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The resolver sees the live data: v1.9.5's digest, and v1.9.7 by exact version.
+	for _, tt := range []struct{ talos, digest string }{
+		{"v1.9.5", "sha256:" + strings.Repeat("5", 64)},
+		{"v1.9.7", "sha256:" + strings.Repeat("7", 64)},
+	} {
+		lock, err := site.Resolve(m, cfg, site.ResolveOptions{Talos: tt.talos, MatrixName: name})
+		if err != nil {
+			t.Fatalf("site.Resolve(online, %s) error = %v", tt.talos, err)
+		}
+		if got := lock.Profiles[0].Extensions[0].Digest; got != tt.digest {
+			t.Errorf("site.Resolve(online, %s) qemu-guest-agent digest = %s; want %s", tt.talos, got, tt.digest)
+		}
+	}
+	// A range query does not pick the unconfirmed v1.9.7.
+	lock, err := site.Resolve(m, cfg, site.ResolveOptions{Talos: "v1.9.x", MatrixName: name})
+	if err != nil || lock.Talos == "v1.9.7" {
+		t.Errorf("site.Resolve(online, v1.9.x) = %v, %v; want a confirmed release", lock.Talos, err)
 	}
 }
