@@ -151,6 +151,8 @@ type HopExtension struct {
 	Version string `json:"version"`
 	Ref     string `json:"ref"`
 	Digest  string `json:"digest,omitempty"`
+	// DigestStatus is "pinned" when Digest is set, "unknown" when no source had it.
+	DigestStatus string `json:"digest_status"`
 }
 
 // Drift kinds.
@@ -171,12 +173,12 @@ type Drift struct {
 
 // Step is one ordered action of a hop. Steps with the same Batch (> 0) may run in parallel.
 type Step struct {
-	Node    string `json:"node,omitempty"`
+	Node    string `json:"node"` // "" for cluster-wide steps (pre-seed, pre-warm)
 	Address string `json:"address,omitempty"`
 	Role    string `json:"role,omitempty"`
 	Profile string `json:"profile,omitempty"`
 	Action  string `json:"action"`
-	Image   string `json:"image,omitempty"`
+	Image   string `json:"image"` // the installer of upgrade and pre-warm steps, else ""
 	Command string `json:"command"`
 	Batch   int    `json:"batch,omitempty"`
 	// Schematic is the schematic of Image (upgrade steps); SchematicFrom the one the
@@ -303,7 +305,7 @@ func (p *planner) plan() (*Plan, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fail.Policy(fmt.Errorf("upgrade refused:\n  %w", joinIndented(errs)))
+		return nil, fail.Policy(fmt.Errorf("upgrade refused:\n%w", joinIndented(errs)))
 	}
 	for i := range plan.Hops {
 		plan.Hops[i].Index = i + 1
@@ -730,7 +732,22 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 			if errors.Is(err, fail.ErrUsage) && !errors.Is(err, fail.ErrPolicy) {
 				return nil, fmt.Errorf("%s: %w", label, err)
 			}
-			return nil, fmt.Errorf("%w: %s, for nodes %s: %w", ErrHopResolve, label, names(part, 8), err)
+			// Name the nodes of the profiles that fail, not every node of the hop.
+			var failing []*node
+			for _, name := range profiles {
+				if _, perr := p.resolve(rel.Version, hop.Kubernetes, []string{name}); perr != nil {
+					for _, n := range part {
+						if n.Profile == name {
+							failing = append(failing, n)
+						}
+					}
+				}
+			}
+			if len(failing) == 0 {
+				failing = part
+			}
+			p.advance(part, rel, nil) // later hops then report their own problems, not this one again
+			return nil, fmt.Errorf("%w: %s, for nodes %s: %w", ErrHopResolve, label, names(failing, 8), err)
 		}
 	}
 	for _, n := range atTarget {
@@ -749,7 +766,7 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		hp := HopProfile{Name: name, Schematic: prof.Schematic.ID, Installer: prof.Installer,
 			GPU: p.isGPU(prof), Extensions: []HopExtension{}, Nodes: []string{}}
 		for _, e := range prof.Extensions {
-			hp.Extensions = append(hp.Extensions, HopExtension{Name: e.Name, Version: e.Version, Ref: e.Ref, Digest: e.Digest})
+			hp.Extensions = append(hp.Extensions, HopExtension{Name: e.Name, Version: e.Version, Ref: e.Ref, Digest: e.Digest, DigestStatus: e.DigestStatus})
 		}
 		next := extSet(prof)
 		var before map[string]extRef
@@ -785,7 +802,8 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		last[name] = &cp
 	}
 	if len(drops) > 0 {
-		return nil, fmt.Errorf("%w:\n    %w", ErrExtensionDropped, joinIndented(drops))
+		p.advance(part, rel, lock)
+		return nil, fmt.Errorf("%w:\n%w", ErrExtensionDropped, joinIndented(drops))
 	}
 	sortRollout(part)
 
@@ -821,14 +839,8 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	p.steps(hop, rel, lock, part, pre, post)
 	for _, n := range part {
 		hop.Nodes = append(hop.Nodes, n.Name)
-		n.talos, n.Talos = rel.Semver(), rel.Version
-		if prof, ok := lock.Profile(n.Profile); ok {
-			n.prior = extSet(prof)
-			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, rel.Version)
-			n.schematic = prof.Schematic.ID
-			n.profileID = prof.Schematic.ID
-		}
 	}
+	p.advance(part, rel, lock)
 	if len(post) > 0 {
 		hop.KubernetesAfter = post[len(post)-1].String()
 	}
@@ -838,6 +850,23 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	// Keep only the profiles of nodes this hop touches.
 	hop.Profiles = slices.DeleteFunc(hop.Profiles, func(hp HopProfile) bool { return len(hp.Nodes) == 0 })
 	return hop, nil
+}
+
+// advance records that nodes now run rel, with their profile as resolved for it (when
+// lock is not nil).
+func (p *planner) advance(nodes []*node, rel *compat.Release, lock *site.Lock) {
+	for _, n := range nodes {
+		n.talos, n.Talos = rel.Semver(), rel.Version
+		if lock == nil {
+			continue
+		}
+		if prof, ok := lock.Profile(n.Profile); ok {
+			n.prior = extSet(prof)
+			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, rel.Version)
+			n.schematic = prof.Schematic.ID
+			n.profileID = prof.Schematic.ID
+		}
+	}
 }
 
 // k8sStep moves the whole cluster to Kubernetes k (upgrade-k8s updates every kubelet),
@@ -1165,8 +1194,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// joinIndented joins errors one per line, each line indented, so a refusal with
-// several reasons stays readable on a terminal.
+// joinIndented lists errors one per line as "  - reason", continuation lines indented
+// under their item, so a refusal with several reasons stays readable on a terminal.
 func joinIndented(errs []error) error {
 	return &indented{errs: errs}
 }
@@ -1176,9 +1205,9 @@ type indented struct{ errs []error }
 func (e *indented) Error() string {
 	parts := make([]string, len(e.errs))
 	for i, err := range e.errs {
-		parts[i] = strings.ReplaceAll(err.Error(), "\n", "\n  ")
+		parts[i] = "  - " + strings.ReplaceAll(err.Error(), "\n", "\n    ")
 	}
-	return strings.Join(parts, "\n  ")
+	return strings.Join(parts, "\n")
 }
 
 func (e *indented) Unwrap() []error { return e.errs }
