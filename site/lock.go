@@ -3,7 +3,9 @@ package site
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -138,6 +140,10 @@ func ParseLock(name string, data []byte) (*Lock, error) {
 	var l Lock
 	if err := dec.Decode(&l); err != nil {
 		return nil, fail.Usage(fmt.Errorf("%s: %w", name, jsonErrorWithLine(data, err)))
+	}
+	// A second object or merge-conflict debris after the lock is not a lock.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fail.Usage(fmt.Errorf("%s: unexpected data after the lock object at byte %d: re-create the lock with `imgpipe resolve --lock %s`", name, dec.InputOffset(), name))
 	}
 	if l.Schema != LockSchema {
 		return nil, fail.Usage(fmt.Errorf("%s: schema %q is not %q: re-create the lock with `imgpipe resolve --lock %s`", name, l.Schema, LockSchema, name))

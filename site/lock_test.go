@@ -93,6 +93,8 @@ func TestParseLockErrors(t *testing.T) {
 		{"wrong type", strings.Replace(s, `"secureboot": false`, `"secureboot": "no"`, 1), "line "},
 		{"syntax", s[:len(s)/2], "imgpipe.lock"},
 		{"empty", "", "imgpipe.lock"},
+		{"trailing data", s + ">>>>>>> theirs\n", "after the lock"},
+		{"two locks", s + s, "after the lock"},
 	}
 	for _, tt := range tests {
 		if tt.data == s {

@@ -160,8 +160,16 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 	}
 	var errs []error
 	var pinned []extensions.Pinned
+	seen := map[string]string{} // normalized name -> configured name
 	for _, ec := range pc.Extensions {
 		name, note := extensions.Normalize(ec.Name, v)
+		if first, dup := seen[name]; dup {
+			// Aliases and legacy NVIDIA names can make two configured names one extension.
+			errs = append(errs, fail.Usage(fmt.Errorf("profile %s: %s and %s are the same extension (%s) for Talos %s: list it once",
+				pc.Name, first, ec.Name, name, rel.Version)))
+			continue
+		}
+		seen[name] = ec.Name
 		if note != "" {
 			p.Notes = append(p.Notes, note)
 		}

@@ -431,3 +431,53 @@ func TestResolveFullExample(t *testing.T) {
 		t.Errorf("Resolve(profiles rpi, controlplane) = %v; want those two", err)
 	}
 }
+
+// TestResolveSameExtensionTwice: two configured names that mean the same extension at
+// the resolved release (an alias and its new name, a legacy NVIDIA name and -lts) must
+// not put the extension into the schematic twice.
+func TestResolveSameExtensionTwice(t *testing.T) {
+	t.Parallel()
+	m := embeddedMatrix(t)
+	tests := []struct {
+		talos string
+		names []string
+	}{
+		{"v1.9.6", []string{"nvidia-container-toolkit", "nvidia-container-toolkit-lts", "nvidia-open-gpu-kernel-modules-lts"}},
+		{"v1.7.7", []string{"nvidia-open-gpu-kernel-modules", "nvidia-open-gpu-kernel-modules-lts"}},
+	}
+	for _, tt := range tests {
+		lock, err := site.Resolve(m, siteConfig(site.ProfileConfig{Name: "p", Extensions: exts(tt.names...)}), site.ResolveOptions{Talos: tt.talos})
+		if err == nil {
+			t.Errorf("Resolve(%s, %v) = schematic %q; want an error naming the duplicate", tt.talos, tt.names, lock.Profiles[0].Schematic.YAML)
+			continue
+		}
+		if !errors.Is(err, fail.ErrUsage) || !strings.Contains(err.Error(), "same extension") {
+			t.Errorf("Resolve(%s, %v) = %v; want fail.ErrUsage naming the same extension", tt.talos, tt.names, err)
+		}
+	}
+}
+
+// TestResolveLegacyNVIDIA: before v1.8 the -lts names resolve to the unsuffixed 535 builds.
+func TestResolveLegacyNVIDIA(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(site.ProfileConfig{Name: "gpu", Extensions: exts("nvidia-open-gpu-kernel-modules-lts", "nvidia-container-toolkit-lts")})
+	lock, err := site.Resolve(embeddedMatrix(t), cfg, site.ResolveOptions{Talos: "v1.7.x"})
+	if err != nil {
+		t.Fatalf("Resolve(-lts names, v1.7.x) = %v; want nil", err)
+	}
+	got := map[string]string{}
+	for _, e := range lock.Profiles[0].Extensions {
+		got[e.Name] = e.Version
+	}
+	want := map[string]string{
+		"siderolabs/nvidia-container-toolkit":       "535.129.03-v1.14.6",
+		"siderolabs/nvidia-open-gpu-kernel-modules": "535.129.03-v1.7.7",
+	}
+	if len(got) != 2 || got["siderolabs/nvidia-container-toolkit"] != want["siderolabs/nvidia-container-toolkit"] ||
+		got["siderolabs/nvidia-open-gpu-kernel-modules"] != want["siderolabs/nvidia-open-gpu-kernel-modules"] {
+		t.Errorf("Resolve(-lts names, v1.7.x) extensions = %v; want %v", got, want)
+	}
+	if len(lock.Profiles[0].Notes) != 2 {
+		t.Errorf("notes = %q; want one per renamed extension", lock.Profiles[0].Notes)
+	}
+}
