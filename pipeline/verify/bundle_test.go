@@ -67,6 +67,14 @@ func TestVerifyBundles(t *testing.T) {
 			want: Verified,
 		},
 		{
+			name: "factory installer signed by the factory GSA (Rekor v2 + TSA bundle)",
+			ref:  "factory.test/installer/gsa-rekor2:v1.12.0",
+			sign: func(t *testing.T, d name.Digest, _ string) {
+				bs.SignBundle(t, d, FactoryKeylessSubject, google, verifytest.BundleOpts{RekorV2: true})
+			},
+			want: Verified, wantSigner: FactoryKeylessSubject + " (https://accounts.google.com)",
+		},
+		{
 			name: "factory installer signed by the factory GSA (bundle)",
 			ref:  "factory.test/installer/gsa-bundle:v1.12.0",
 			sign: func(t *testing.T, d name.Digest, _ string) {

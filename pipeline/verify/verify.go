@@ -516,65 +516,82 @@ func (v *Verifier) try(ctx context.Context, ref name.Digest, co *cosign.CheckOpt
 	}
 }
 
-// tryBundles verifies sigstore bundles attached as referrers, keyless, once per
-// identity (the bundle verifier takes exactly one). sigstore-go binds the statement's
-// subject to the digest; imgpipe also requires the cosign-sign predicate, so that an
-// SBOM or provenance attestation by the same signer does not count as a signature.
+// tryBundles verifies sigstore bundles attached as referrers, keyless. It calls
+// sigstore-go directly rather than cosign.VerifyNewBundle, for two reasons: every identity
+// can be offered at once (cosign takes exactly one), and a bundle's time may come from
+// the Rekor v1 integrated time or from a TSA timestamp (Rekor v2, image-factory GSA
+// signing), which cosign only accepts with an explicit flag. sigstore-go binds the
+// statement's subject to the digest; imgpipe also requires the cosign-sign predicate, so
+// an SBOM or provenance attestation by the same signer does not count as a signature.
 func (v *Verifier) tryBundles(ctx context.Context, ref name.Digest, ids []Identity, ropts []remote.Option) attempt {
 	want := make([]string, len(ids))
 	for i, id := range ids {
 		want[i] = id.String()
 	}
 	expected := strings.Join(want, " or ")
+	fail := func(verdict Verdict, err error) attempt {
+		return attempt{signer: expected, format: FormatBundle, verdict: verdict, err: err}
+	}
 	tm, err := v.trustedMaterial(ctx)
 	if err != nil {
-		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: err}
+		return fail(Errored, err)
 	}
-	base := newCheckOpts(ropts)
-	base.TrustedMaterial, base.NewBundleFormat = tm, true
-	base.IgnoreSCT = len(tm.CTLogs()) == 0
-	bundles, h, err := cosign.GetBundles(ctx, ref, base)
+	co := newCheckOpts(ropts)
+	co.TrustedMaterial, co.NewBundleFormat = tm, true
+	bundles, h, err := cosign.GetBundles(ctx, ref, co)
 	var noAtt *cosign.ErrNoMatchingAttestations
 	switch {
 	case errors.As(err, &noAtt):
-		return attempt{signer: expected, format: FormatBundle, verdict: Missing, err: err}
+		return fail(Missing, err)
 	case err != nil:
-		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: errors.New(describeRegistryError("reading referrers", err))}
+		return fail(Errored, errors.New(describeRegistryError("reading referrers", err)))
 	case len(bundles) == 0:
-		return attempt{signer: expected, format: FormatBundle, verdict: Missing}
+		return fail(Missing, nil)
 	}
 	digest, err := hex.DecodeString(h.Hex)
 	if err != nil {
-		return attempt{signer: expected, format: FormatBundle, verdict: Errored, err: err}
+		return fail(Errored, err)
 	}
-	artifact := sgverify.WithArtifactDigest(h.Algorithm, digest)
+	vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
+	if len(tm.CTLogs()) > 0 {
+		vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
+	}
+	verifier, err := sgverify.NewVerifier(tm, vopts...)
+	if err != nil {
+		return fail(Errored, fmt.Errorf("setting up the bundle verifier: %w", err))
+	}
+	var popts []sgverify.PolicyOption
+	for _, id := range ids {
+		ci, err := sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp)
+		if err != nil {
+			return fail(Errored, fmt.Errorf("identity %s: %w", id, err))
+		}
+		popts = append(popts, sgverify.WithCertificateIdentity(ci))
+	}
+	policy := sgverify.NewPolicy(sgverify.WithArtifactDigest(h.Algorithm, digest), popts...)
 	var errs []error
 	for _, b := range bundles {
-		for _, id := range ids {
-			co := *base
-			co.Identities = []cosign.Identity{{Issuer: id.Issuer, IssuerRegExp: id.IssuerRegExp, Subject: id.Subject, SubjectRegExp: id.SubjectRegExp}}
-			res, err := cosign.VerifyNewBundle(ctx, &co, artifact, b)
-			if err == nil && (res.Statement == nil || res.Statement.PredicateType != CosignSignPredicateType) {
-				pt := "none"
-				if res.Statement != nil {
-					pt = res.Statement.PredicateType
-				}
-				err = fmt.Errorf("verified bundle is an attestation (%s), not a signature (%s)", pt, CosignSignPredicateType)
+		res, err := verifier.Verify(b, policy)
+		if err == nil && (res.Statement == nil || res.Statement.PredicateType != CosignSignPredicateType) {
+			pt := "none"
+			if res.Statement != nil {
+				pt = res.Statement.PredicateType
 			}
-			if err != nil {
-				v.log.Debug("bundle check", "image", ref.String(), "identity", id.String(), "err", err)
-				errs = append(errs, err)
-				continue
-			}
-			signer := id.String()
-			if res.Signature != nil && res.Signature.Certificate != nil {
-				c := res.Signature.Certificate
-				signer = c.SubjectAlternativeName + " (" + c.Issuer + ")"
-			}
-			return attempt{signer: signer, format: FormatBundle, verdict: Verified}
+			err = fmt.Errorf("verified bundle is an attestation (%s), not a signature (%s)", pt, CosignSignPredicateType)
 		}
+		if err != nil {
+			v.log.Debug("bundle check", "image", ref.String(), "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		signer := expected
+		if res.Signature != nil && res.Signature.Certificate != nil {
+			c := res.Signature.Certificate
+			signer = c.SubjectAlternativeName + " (" + c.Issuer + ")"
+		}
+		return attempt{signer: signer, format: FormatBundle, verdict: Verified}
 	}
-	return attempt{signer: expected, format: FormatBundle, verdict: Failed, err: fmt.Errorf("sigstore bundle: %w", errors.Join(errs...))}
+	return fail(Failed, fmt.Errorf("sigstore bundle: %w", errors.Join(errs...)))
 }
 
 // decide merges the attempts of all signers of a policy: any verified wins; otherwise

@@ -59,6 +59,9 @@ type BundleOpts struct {
 	Tamper bool
 	// PredicateType overrides CosignSignPredicateType (e.g. an SBOM attestation).
 	PredicateType string
+	// RekorV2 logs a Rekor v2 entry (no inclusion promise, no trusted integrated time)
+	// and adds a TSA timestamp, as Rekor v2 signers (image-factory GSA) do.
+	RekorV2 bool
 }
 
 // SignBundle signs d as subject/issuer and attaches the bundle as a referrer.
@@ -79,7 +82,12 @@ func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer
 		t.Fatal(err)
 	}
 	// The virtual Fulcio's leaf is valid from now for 10 minutes; log it inside that.
-	ent, err := b.vs.AttestAtTime(subject, issuer, stmt, time.Now().Add(time.Minute), true)
+	var ent *ca.TestEntity
+	if o.RekorV2 {
+		ent, err = b.vs.AttestAtTimeHashedRekordV2(subject, issuer, stmt, time.Now().Add(time.Minute))
+	} else {
+		ent, err = b.vs.AttestAtTime(subject, issuer, stmt, time.Now().Add(time.Minute), true)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,25 +113,38 @@ func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer
 		t.Fatal(err)
 	}
 	tle := entries[0].TransparencyLogEntry()
-	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
-	set, err := b.vs.RekorSignPayload(tlog.RekorPayload{
-		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-		IntegratedTime: tle.IntegratedTime,
-		LogIndex:       tle.LogIndex,
-		LogID:          hex.EncodeToString(tle.LogId.KeyId),
-	})
-	if err != nil {
-		t.Fatal(err)
+	var tsData *protobundle.TimestampVerificationData
+	if o.RekorV2 {
+		stamps, err := ent.Timestamps()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tsData = &protobundle.TimestampVerificationData{}
+		for _, ts := range stamps {
+			tsData.Rfc3161Timestamps = append(tsData.Rfc3161Timestamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
+		}
+	} else {
+		tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+		set, err := b.vs.RekorSignPayload(tlog.RekorPayload{
+			Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+			IntegratedTime: tle.IntegratedTime,
+			LogIndex:       tle.LogIndex,
+			LogID:          hex.EncodeToString(tle.LogId.KeyId),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
 	}
-	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
 	if o.Tamper {
 		payload = []byte(strings.Replace(string(payload), `"predicate":{}`, `"predicate":{"injected":"by-attacker"}`, 1))
 	}
 	pb := &protobundle.Bundle{
 		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
 		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
-			TlogEntries: []*protorekor.TransparencyLogEntry{tle},
+			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
+			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
+			TimestampVerificationData: tsData,
 		},
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
 			Payload: payload, PayloadType: env.PayloadType,
