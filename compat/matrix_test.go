@@ -244,3 +244,40 @@ func FuzzParseMatrix(f *testing.F) {
 		}
 	})
 }
+
+// TestExtensionMetaConsistent: each extension's since/until are the first and last
+// releases whose catalog lists it, and the tiers are talos-data.md §1.4's.
+func TestExtensionMetaConsistent(t *testing.T) {
+	t.Parallel()
+	m := embeddedMatrix(t)
+	first, last := map[string]string{}, map[string]string{}
+	for _, r := range m.Releases {
+		for name := range r.Extensions {
+			if _, ok := first[name]; !ok {
+				first[name] = r.Version
+			}
+			last[name] = r.Version
+		}
+	}
+	for name, meta := range m.Extensions {
+		if first[name] == "" {
+			t.Errorf("extension %s has metadata but no release lists it", name)
+			continue
+		}
+		if meta.Since != first[name] {
+			t.Errorf("extensions.%s.since = %q; first listed in %s", name, meta.Since, first[name])
+		}
+		if meta.Until != "" && meta.Until != last[name] {
+			t.Errorf("extensions.%s.until = %q; last listed in %s", name, meta.Until, last[name])
+		}
+	}
+	tiers := map[string]string{
+		"qemu-guest-agent": "extra", "nfs-utils": "contrib", "iscsi-tools": "core", "util-linux-tools": "contrib", "glibc": "core",
+		"nvidia-open-gpu-kernel-modules-lts": "core", "nvidia-container-toolkit-production": "core", "nonfree-kmod-nvidia-lts": "core",
+	}
+	for name, want := range tiers {
+		if got := m.Extensions[name].Tier; got != want {
+			t.Errorf("extensions.%s.tier = %q; want %q", name, got, want)
+		}
+	}
+}

@@ -218,3 +218,27 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestDefaultRole(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, want string }{
+		{"controlplane", "controlplane"},
+		{"control-plane-arm", "controlplane"},
+		{"cp", "controlplane"},
+		{"cp1", "controlplane"},
+		{"cp-arm64", "controlplane"},
+		{"cpu-heavy", "worker"},
+		{"cpus", "worker"},
+		{"worker", "worker"},
+		{"gpu", "worker"},
+	}
+	for _, tt := range tests {
+		c, err := site.ParseConfig("imgpipe.yaml", []byte("version: 1\nprofiles:\n  - name: "+tt.name+"\n"))
+		if err != nil {
+			t.Fatalf("ParseConfig(profile %q) = %v", tt.name, err)
+		}
+		if got := c.Profiles[0].Role; got != tt.want {
+			t.Errorf("ParseConfig(profile %q).Role = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}

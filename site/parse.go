@@ -19,14 +19,15 @@ import (
 const DefaultFactory = "https://factory.talos.dev"
 
 var (
-	profileNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	platforms     = []string{"metal", "nocloud"}
-	arches        = []string{"amd64", "arm64"}
-	bootloaders   = []string{"auto", "dual-boot", "grub", "sd-boot"}
-	enrollKeys    = []string{"off", "manual", "if-safe", "force"}
-	roles         = []string{"controlplane", "worker"}
-	modes         = []string{"auto", "push", "warm"}
-	isoMethods    = []string{"download-url", "upload"}
+	profileNameRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	controlPlaneNameRE = regexp.MustCompile(`^cp([0-9-]|$)`)
+	platforms          = []string{"metal", "nocloud"}
+	arches             = []string{"amd64", "arm64"}
+	bootloaders        = []string{"auto", "dual-boot", "grub", "sd-boot"}
+	enrollKeys         = []string{"off", "manual", "if-safe", "force"}
+	roles              = []string{"controlplane", "worker"}
+	modes              = []string{"auto", "push", "warm"}
+	isoMethods         = []string{"download-url", "upload"}
 )
 
 // ParseConfig decodes imgpipe.yaml strictly and validates it. name is used in errors
@@ -147,7 +148,8 @@ func (c *Config) applyDefaults() {
 		}
 		if p.Role == "" {
 			p.Role = "worker"
-			if p.Name == "controlplane" || strings.HasPrefix(p.Name, "cp") || strings.Contains(p.Name, "control") {
+			// "cp", "cp-arm", "cp1" are control planes; "cpu-heavy" is not.
+			if controlPlaneNameRE.MatchString(p.Name) || strings.Contains(p.Name, "control") {
 				p.Role = "controlplane"
 			}
 		}

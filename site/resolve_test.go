@@ -481,3 +481,38 @@ func TestResolveLegacyNVIDIA(t *testing.T) {
 		t.Errorf("notes = %q; want one per renamed extension", lock.Profiles[0].Notes)
 	}
 }
+
+// TestResolveEveryRelease resolves the default site and an LTS GPU profile at every
+// release of the embedded matrix: the NVIDIA pairs in the data must hold everywhere
+// they exist, and the gaps must fail for the documented reasons.
+func TestResolveEveryRelease(t *testing.T) {
+	t.Parallel()
+	m := embeddedMatrix(t)
+	lts := siteConfig(site.ProfileConfig{Name: "gpu-lts", Extensions: exts(
+		"nvidia-open-gpu-kernel-modules-lts", "nvidia-container-toolkit-lts", "nvidia-fabricmanager-lts?", "glibc?")})
+	for _, r := range m.Releases {
+		for _, cfg := range []*site.Config{site.DefaultConfig(), lts} {
+			_, err := site.Resolve(m, cfg, site.ResolveOptions{Talos: r.Version})
+			switch {
+			case r.Kubernetes == "":
+				// No default Kubernetes (known only from catalog lines): the caller must pass one.
+				if !errors.Is(err, fail.ErrUsage) {
+					t.Errorf("Resolve(%s, %s) = %v; want fail.ErrUsage (no default Kubernetes)", r.Version, cfg.Profiles[0].Name, err)
+				}
+			case r.Semver().Minor() == 7 && cfg != lts:
+				// The default gpu profile asks for the production tier, which starts with v1.8.
+				if !errors.Is(err, site.ErrRequiredExtension) {
+					t.Errorf("Resolve(%s, default) = %v; want ErrRequiredExtension", r.Version, err)
+				}
+			case r.Partial:
+				if !errors.Is(err, site.ErrRequiredExtension) {
+					t.Errorf("Resolve(%s, %s) = %v; want ErrRequiredExtension (partial catalog)", r.Version, cfg.Profiles[0].Name, err)
+				}
+			default:
+				if err != nil {
+					t.Errorf("Resolve(%s, %s) = %v; want nil", r.Version, cfg.Profiles[0].Name, err)
+				}
+			}
+		}
+	}
+}
