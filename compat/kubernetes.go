@@ -28,7 +28,7 @@ type KubernetesRange struct {
 func talosVersion(v string) (*compatibility.TalosVersion, error) {
 	tv, err := compatibility.ParseTalosVersion(&machine.VersionInfo{Tag: v})
 	if err != nil {
-		return nil, fmt.Errorf("parsing Talos version %s: %w", v, err)
+		return nil, fail.Usage(fmt.Errorf("parsing Talos version %q: %w (want like v1.9.6)", v, err))
 	}
 	return tv, nil
 }

@@ -151,3 +151,33 @@ func TestParseKubernetes(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedTalosVersion: a bad version from the user is a usage error (exit 2), not an operational one.
+func TestMalformedTalosVersion(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"banana", "", "v1.x.y"} {
+		if err := compat.UpgradeableFrom(v, "v1.9.6"); !errors.Is(err, fail.ErrUsage) {
+			t.Errorf("UpgradeableFrom(%q, v1.9.6) = %v; want fail.ErrUsage", v, err)
+		}
+		if err := compat.UpgradeableFrom("v1.9.6", v); !errors.Is(err, fail.ErrUsage) {
+			t.Errorf("UpgradeableFrom(v1.9.6, %q) = %v; want fail.ErrUsage", v, err)
+		}
+		if err := compat.KubernetesSupported(v, "1.32.4"); !errors.Is(err, fail.ErrUsage) {
+			t.Errorf("KubernetesSupported(%q, 1.32.4) = %v; want fail.ErrUsage", v, err)
+		}
+	}
+}
+
+// TestHandBuiltMatrix: a Matrix built in code (not parsed) still answers lookups and queries.
+func TestHandBuiltMatrix(t *testing.T) {
+	t.Parallel()
+	m := &compat.Matrix{SchemaVersion: 1, Releases: []compat.Release{
+		{Version: "v1.9.5", Kubernetes: "1.32.3"}, {Version: "v1.9.6", Kubernetes: "1.32.4"},
+	}}
+	if r, ok := m.Release("v1.9.5"); !ok || r.Semver() == nil || r.Semver().String() != "1.9.5" {
+		t.Errorf("Release(v1.9.5) = %v, %v; want it with its semver", r, ok)
+	}
+	if r, err := m.Resolve("v1.9.x", compat.ResolveOptions{}); err != nil || r.Version != "v1.9.6" {
+		t.Errorf("Resolve(v1.9.x) = %v, %v; want v1.9.6", r, err)
+	}
+}

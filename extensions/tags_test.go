@@ -182,3 +182,16 @@ func FuzzParseTag(f *testing.F) {
 		}
 	})
 }
+
+func TestFamilyString(t *testing.T) {
+	t.Parallel()
+	for f, want := range map[extensions.Family]string{
+		extensions.FamilyOpenModules: "NVIDIA open kernel modules", extensions.FamilyNonfreeModules: "NVIDIA proprietary kernel modules",
+		extensions.FamilyToolkit: "NVIDIA container toolkit", extensions.FamilyFabricManager: "NVIDIA fabric manager",
+		extensions.FamilyOther: "extension",
+	} {
+		if got := f.String(); got != want {
+			t.Errorf("Family(%d).String() = %q; want %q", f, got, want)
+		}
+	}
+}
