@@ -29,8 +29,9 @@ const (
 
 // Step actions.
 const (
-	ActionPreseed    = "preseed"     // copy/pre-warm the hop's image set into the site's mirrors
-	ActionPrewarm    = "prewarm"     // have the factory build the installer before nodes pull it
+	ActionLock       = "lock"        // imgpipe resolve --lock: pin the hop's image set for the next two
+	ActionPreseed    = "preseed"     // imgpipe mirror: copy/pre-warm the hop's image set into the site's mirrors
+	ActionPrewarm    = "prewarm"     // imgpipe schematic prewarm: have the factory build the installer before nodes pull it
 	ActionUpgradeK8s = "upgrade-k8s" // talosctl upgrade-k8s, one Kubernetes minor at a time
 	ActionDrain      = "drain"       // kubectl drain (GPU nodes, before their upgrade)
 	ActionUpgrade    = "upgrade"     // talosctl upgrade --image <factory installer>
@@ -84,9 +85,10 @@ type Options struct {
 	GPU map[string]bool
 	// HealthTimeout is the health gate's wait (default "10m").
 	HealthTimeout string
-	// PreseedCommand is the pre-seed step's command; %[1]s is the Talos version and
-	// %[2]s the Kubernetes version (default "imgpipe mirror --talos %[1]s --kubernetes %[2]s").
-	PreseedCommand string
+	// Imgpipe is how the plan's lock, pre-seed and pre-warm steps invoke imgpipe
+	// (default "imgpipe"); the CLI adds the --config and --matrix it planned with, so
+	// those steps resolve exactly what the plan did.
+	Imgpipe string
 	// InventoryFile names the inventory in errors.
 	InventoryFile string
 }
@@ -236,8 +238,8 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if opts.HealthTimeout == "" {
 		opts.HealthTimeout = "10m"
 	}
-	if opts.PreseedCommand == "" {
-		opts.PreseedCommand = "imgpipe mirror --talos %[1]s --kubernetes %[2]s"
+	if opts.Imgpipe == "" {
+		opts.Imgpipe = "imgpipe"
 	}
 	if opts.InventoryFile == "" {
 		opts.InventoryFile = "inventory"
@@ -928,16 +930,38 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 		Command: fmt.Sprintf("talosctl health --nodes %s --wait-timeout %s", cp.Address, p.opts.HealthTimeout)}
 	add := func(s Step) { hop.Steps = append(hop.Steps, s) }
 
-	if len(pre) > 0 {
-		p.preseedK(hop, pre)
-	}
-	preseed := func(talos, k string) {
-		add(Step{Action: ActionPreseed, Command: fmt.Sprintf(p.opts.PreseedCommand, talos, k),
+	// Pin each image set the hop needs in a lockfile (`imgpipe resolve --lock`), then
+	// mirror it and pre-warm the installers from it, before any node moves.
+	im := p.opts.Imgpipe
+	hopProfiles := profilesOf(part)
+	pin := func(talos, k, why string) string {
+		file := fmt.Sprintf("upgrade-%s.lock.json", talos)
+		if k != hop.Kubernetes || talos != rel.Version {
+			file = fmt.Sprintf("upgrade-%s-k8s-%s.lock.json", talos, k)
+		}
+		cmd := fmt.Sprintf("%s resolve --talos %s --kubernetes %s", im, talos, k)
+		if len(hopProfiles) > 0 {
+			cmd += " --profile " + strings.Join(hopProfiles, ",")
+		}
+		add(Step{Action: ActionLock, Command: cmd + " --lock " + file, Note: why})
+		add(Step{Action: ActionPreseed, Command: fmt.Sprintf("%s mirror --lock %s", im, file),
 			Note: fmt.Sprintf("images of Talos %s with Kubernetes %s into the site mirrors", talos, k)})
+		return file
 	}
-	preseed(rel.Version, hop.Kubernetes)
+	if len(pre) > 0 {
+		prev := p.nodes[0].Talos // the release the cluster runs while the steps before the hop run
+		for _, n := range p.nodes {
+			if semver.MustParse(n.Talos).LessThan(semver.MustParse(prev)) {
+				prev = n.Talos
+			}
+		}
+		for _, k := range pre {
+			pin(prev, k.String(), fmt.Sprintf("Kubernetes %s, needed before Talos %s", k, rel.Version))
+		}
+	}
+	file := pin(rel.Version, hop.Kubernetes, fmt.Sprintf("Talos %s as every profile of the hop resolves for it", rel.Version))
 	for _, k := range post {
-		preseed(rel.Version, k.String())
+		pin(rel.Version, k.String(), fmt.Sprintf("Kubernetes %s, after Talos %s", k, rel.Version))
 	}
 	seen := map[string]bool{}
 	for _, n := range part {
@@ -947,8 +971,8 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 		}
 		seen[prof.Installer] = true
 		add(Step{Profile: n.Profile, Action: ActionPrewarm, Image: prof.Installer,
-			Command: "crane manifest " + prof.Installer + " >/dev/null",
-			Note:    "the factory builds an installer on first pull; build it before the first node needs it"})
+			Command: fmt.Sprintf("%s schematic prewarm --lock %s --profile %s", im, file, n.Profile),
+			Note:    "the factory builds an installer on its first pull; build it before the first node needs it"})
 	}
 	k8s := func(k *semver.Version) {
 		add(Step{Node: cp.Name, Address: cp.Address, Action: ActionUpgradeK8s,
@@ -1040,21 +1064,6 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 	group(workers, p.opts.Parallel)
 	for _, k := range post {
 		k8s(k)
-	}
-}
-
-// preseedK adds pre-seed steps for the Kubernetes versions of the steps before a hop
-// (they run on the previous release).
-func (p *planner) preseedK(hop *Hop, pre []*semver.Version) {
-	prevTalos := ""
-	for _, n := range p.nodes {
-		if prevTalos == "" || semver.MustParse(n.Talos).LessThan(semver.MustParse(prevTalos)) {
-			prevTalos = n.Talos
-		}
-	}
-	for _, k := range pre {
-		hop.Steps = append(hop.Steps, Step{Action: ActionPreseed, Command: fmt.Sprintf(p.opts.PreseedCommand, prevTalos, k),
-			Note: fmt.Sprintf("Kubernetes %s images, needed before Talos %s", k, hop.Talos)})
 	}
 }
 

@@ -338,7 +338,7 @@ func checkRolloutOrder(t *testing.T, p *Plan) {
 	for _, h := range p.Hops {
 		firstNode := slices.IndexFunc(h.Steps, func(s Step) bool { return s.Batch > 0 })
 		for i, s := range h.Steps {
-			if (s.Action == ActionPreseed || s.Action == ActionPrewarm) && firstNode >= 0 && i > firstNode {
+			if (s.Action == ActionLock || s.Action == ActionPreseed || s.Action == ActionPrewarm) && firstNode >= 0 && i > firstNode {
 				t.Errorf("hop %s: %s at step %d after node step %d", h.Talos, s.Action, i, firstNode)
 			}
 		}

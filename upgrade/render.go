@@ -40,7 +40,7 @@ func WriteScript(w io.Writer, p *Plan) error {
 		for _, n := range h.Notes {
 			pr("# note: %s\n", n)
 		}
-		pr("echo %s\n", shellQuote(fmt.Sprintf("hop %d/%d: Talos %s", h.Index, len(p.Hops), h.Talos)))
+		pr("echo %s\n", ShellQuote(fmt.Sprintf("hop %d/%d: Talos %s", h.Index, len(p.Hops), h.Talos)))
 		steps := h.Steps
 		for i := 0; i < len(steps); {
 			s := steps[i]
@@ -97,7 +97,8 @@ func lastTalos(p *Plan) string {
 
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_-]+$`)
 
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell when it needs quoting.
+func ShellQuote(s string) string {
 	if shellSafe.MatchString(s) {
 		return s
 	}

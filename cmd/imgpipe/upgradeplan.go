@@ -101,9 +101,17 @@ func (a *app) runUpgradePlan(f upgradePlanFlags) error {
 	if to == "" {
 		return usageErrorf("--to is required (the site config sets no talos): give a version query like v1.10.x")
 	}
+	// The plan's lock/mirror/prewarm steps must resolve what was planned here.
+	im := "imgpipe"
+	if a.configPath != "" {
+		im += " --config " + upgrade.ShellQuote(a.configPath)
+	}
+	if a.matrixPath != "" {
+		im += " --matrix " + upgrade.ShellQuote(a.matrixPath)
+	}
 	opts := upgrade.Options{
 		To: to, Kubernetes: f.kubernetes, Path: f.path, Pre: f.pre, Parallel: f.parallel,
-		HealthTimeout: f.healthTimeout, InventoryFile: f.inventory, GPU: map[string]bool{},
+		HealthTimeout: f.healthTimeout, InventoryFile: f.inventory, GPU: map[string]bool{}, Imgpipe: im,
 	}
 	for _, p := range cfg.Profiles {
 		opts.KnownProfiles = append(opts.KnownProfiles, p.Name)
