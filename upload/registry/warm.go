@@ -45,7 +45,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusPlanned
 		return nil
 	}
-	m, found, err := r.getThroughCache(ctx, mc, repo, at, r.m.backoff.Steps)
+	m, found, err := r.getThroughCache(ctx, mc, repo, at, r.m.backoff.Steps, r.m.backoff.Initial)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	for _, suffix := range r.m.sigSuffix {
 		tag := sigTag(ir.Digest, suffix)
-		sm, found, err := r.getThroughCache(ctx, mc, repo, tag, 2)
+		sm, found, err := r.getThroughCache(ctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
 		if err != nil {
 			return fmt.Errorf("looking for %s: %w", tag, err)
 		}
@@ -90,9 +90,9 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 
 // getThroughCache fetches a manifest through a pull-through cache. distribution answers
 // 404 when it could not reach its upstream (429, 503, reset) and has no local copy, so a
-// 404 is asked again, attempts times in all, before it is believed.
-func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int) (*manifest, bool, error) {
-	wait := r.m.backoff.Initial
+// 404 is asked again, attempts times in all, before it is believed. Signature tags, which
+// most images lack, get one quick second look; the image's own tag the full schedule.
+func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int, wait time.Duration) (*manifest, bool, error) {
 	for i := 1; ; i++ {
 		m, found, err := mc.getManifest(ctx, repo, ref)
 		if err != nil || found || i >= attempts {
@@ -208,6 +208,14 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 func (r *run) confirmKept(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
 	wait := 20 * time.Millisecond
 	for i := 0; i < r.m.backoff.Steps+2; i++ {
+		// Give the cache's own fetch a moment first: a probe that finds the blob not yet
+		// stored is answered with a whole second copy from the upstream.
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, r.m.backoff.Max, time.Second)
 		var ok bool
 		err := retry(ctx, r.m.backoff, &r.c, func() error {
 			var err error
@@ -217,12 +225,6 @@ func (r *run) confirmKept(ctx context.Context, mc *regClient, repo, digest strin
 		if err != nil || ok {
 			return ok, err
 		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, r.m.backoff.Max, time.Second)
 	}
 	return false, nil
 }
