@@ -351,7 +351,15 @@ func (p *planner) loadNodes() error {
 	if p.cp == nil {
 		return fail.Usage(fmt.Errorf("%s: no controlplane node: Kubernetes upgrades and health gates run against one", p.opts.InventoryFile))
 	}
-	return nil
+	// A kubelet newer than the API server is outside Kubernetes' version skew policy;
+	// planning from it would step that node's Kubernetes backwards.
+	ck := p.clusterK()
+	for _, n := range p.nodes {
+		if n.k8s.GreaterThan(ck) {
+			errs = append(errs, p.nodeErr(n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
+		}
+	}
+	return fail.Usage(errors.Join(errs...))
 }
 
 func (p *planner) nodeErr(n *Node, msg string) error {

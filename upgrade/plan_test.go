@@ -243,6 +243,15 @@ func TestNewPlanScenarios(t *testing.T) {
 			wantText: []string{"inline.yaml:3: node w-1", `profile "storage"`},
 		},
 		{
+			name: "a kubelet newer than the control plane is an inventory error",
+			yaml: `nodes:
+  - {name: cp-1, address: 10.5.0.11, role: controlplane, profile: controlplane, talos: v1.10.9, kubernetes: 1.32.4}
+  - {name: w-1, address: 10.5.0.21, role: worker, profile: worker, talos: v1.10.9, kubernetes: 1.33.6}
+`, opts: Options{To: "v1.10.x"},
+			wantErr:  []error{fail.ErrUsage},
+			wantText: []string{"inline.yaml:3: node w-1: kubelet 1.33.6 is newer"},
+		},
+		{
 			name:      "unknown path strategy",
 			inventory: "single.yaml", opts: Options{To: "v1.9.x", Path: "fastest"},
 			wantErr: []error{fail.ErrUsage},
