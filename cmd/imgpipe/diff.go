@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,7 @@ upgraded with the new installer).`,
 			}
 			var locks [2]*site.Lock
 			for i, arg := range args {
-				l, err := a.lockOrResolve(arg, resolveFlags{profiles: profiles, pre: pre})
+				l, err := a.lockOrResolve(cmd.Context(), arg, resolveFlags{profiles: profiles, pre: pre})
 				if err != nil {
 					return err
 				}
@@ -52,14 +53,14 @@ upgraded with the new installer).`,
 }
 
 // lockOrResolve reads arg as a lockfile when such a file exists, else resolves it as a version query.
-func (a *app) lockOrResolve(arg string, f resolveFlags) (*site.Lock, error) {
+func (a *app) lockOrResolve(ctx context.Context, arg string, f resolveFlags) (*site.Lock, error) {
 	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 		return site.ReadLock(arg)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", arg, err)
 	}
 	f.talos = arg
-	return a.resolveLock(f)
+	return a.resolveLock(ctx, f)
 }
 
 func diffTable(w io.Writer, d *site.Drift) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imgpipe/imgpipe/compat"
+	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/site"
 )
 
@@ -18,6 +21,8 @@ type resolveFlags struct {
 	pre        bool
 	output     string
 	lock       string
+	online     bool
+	factory    factoryFlags
 }
 
 func (a *app) newResolveCmd() *cobra.Command {
@@ -46,11 +51,23 @@ Queries: v1.9.x, 1.9, ~1.9, ">=1.9.3 <1.10", v1.9.5, latest. Works offline.`,
 	fl.BoolVar(&f.pre, "pre", false, "let range queries pick prereleases and unverified releases")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or yaml")
 	fl.StringVar(&f.lock, "lock", "", "also write the result to this lockfile (atomically; unchanged on error)")
+	fl.BoolVar(&f.online, "online", false, "resolve against the factory's live catalogs and report what differs from the matrix")
+	f.factory.bind(fl)
 	return cmd
 }
 
-func (a *app) resolveLock(f resolveFlags) (*site.Lock, error) {
-	m, mname, err := a.loadMatrix()
+func (a *app) resolveLock(ctx context.Context, f resolveFlags) (*site.Lock, error) {
+	var (
+		m      *compat.Matrix
+		mname  string
+		report *factory.RefreshReport
+		err    error
+	)
+	if f.online {
+		m, mname, report, err = a.resolveMatrixOnline(ctx, f.factory)
+	} else {
+		m, mname, err = a.loadMatrix()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -58,16 +75,26 @@ func (a *app) resolveLock(f resolveFlags) (*site.Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	return site.Resolve(m, cfg, site.ResolveOptions{
+	if f.online && f.factory.url != "" {
+		cfg.Factory.URL = f.factory.url
+	}
+	lock, err := site.Resolve(m, cfg, site.ResolveOptions{
 		Talos: f.talos, Kubernetes: f.kubernetes, Pre: f.pre, Profiles: f.profiles, MatrixName: mname,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if report != nil {
+		lock.Notes = append(lock.Notes, onlineNotes(report, lock.Talos)...)
+	}
+	return lock, nil
 }
 
 func (a *app) runResolve(cmd *cobra.Command, f resolveFlags) error {
 	if err := checkFormat(f.output); err != nil {
 		return err
 	}
-	lock, err := a.resolveLock(f)
+	lock, err := a.resolveLock(cmd.Context(), f)
 	if err != nil {
 		return err
 	}
