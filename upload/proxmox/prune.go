@@ -2,6 +2,7 @@ package proxmox
 
 import (
 	"context"
+	"math"
 	"sort"
 	"strings"
 
@@ -11,7 +12,8 @@ import (
 // PruneVolumes keeps the newest keep Talos versions of each imgpipe-named file
 // family (same schematic, platform, arch and extension) on t and deletes the
 // rest. Files whose names do not match imgpipe's content-addressed pattern are
-// never touched, nor are the protected volids (what this run placed).
+// never touched, nor are the protected volids (what this run placed, or in a dry
+// run would place: those count toward keep even when not on storage yet).
 func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, keep int, protect map[string]bool, dryRun bool) ([]Result, error) {
 	if keep <= 0 {
 		return nil, nil
@@ -19,6 +21,15 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 	vols, err := c.Content(ctx, t.Node, t.Storage, content)
 	if err != nil {
 		return nil, err
+	}
+	listed := map[string]bool{}
+	for _, v := range vols {
+		listed[v.VolID] = true
+	}
+	for _, id := range sortedGroupKeys(protect) {
+		if !listed[id] && strings.HasPrefix(id, t.Storage+":"+content+"/") {
+			vols = append(vols, VolumeInfo{VolID: id, Content: content, CTime: math.MaxInt64})
+		}
 	}
 	type entry struct {
 		v   VolumeInfo
@@ -65,8 +76,9 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 
 // PruneTemplates keeps the newest keep templates per profile among those imgpipe
 // made (tagged "imgpipe", a profile-* and a talos-* tag, and converted to a
-// template) and destroys the rest. Other VMs are never touched.
-func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]bool, dryRun bool) ([]Result, error) {
+// template) and destroys the rest. Other VMs are never touched. planned are
+// templates a dry run would create; they count toward keep.
+func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]bool, planned []VMInfo, dryRun bool) ([]Result, error) {
 	if keep <= 0 {
 		return nil, nil
 	}
@@ -74,6 +86,7 @@ func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]b
 	if err != nil {
 		return nil, err
 	}
+	vms = append(vms, planned...)
 	type entry struct {
 		v   VMInfo
 		ver *semver.Version

@@ -280,6 +280,7 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 	var out []Result
 	protectVols := map[string]bool{}
 	protectVMs := map[int]bool{}
+	var planned []VMInfo
 	for _, sp := range profiles {
 		p := sp.p
 		spec := TemplateSpec{Node: node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
@@ -329,8 +330,12 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 		if err != nil {
 			return out, fmt.Errorf("profile %s: %w", p.Name, err)
 		}
-		if tr.Action == ActionCreated {
-			vms = append(vms, VMInfo{VMID: spec.VMID, Name: spec.Name, Node: node, Template: true, Tags: strings.Join(spec.Tags, ";")})
+		if tr.Action == ActionCreated || tr.Action == ActionWouldCreate {
+			vi := VMInfo{VMID: spec.VMID, Name: spec.Name, Node: node, Template: true, Tags: strings.Join(spec.Tags, ";")}
+			vms = append(vms, vi)
+			if tr.Action == ActionWouldCreate {
+				planned = append(planned, vi)
+			}
 		}
 		protectVMs[tr.VMID] = true
 		out = append(out, tr)
@@ -339,7 +344,7 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 	if opt.Keep >= 0 {
 		keep = opt.Keep
 	}
-	pr, err := c.PruneTemplates(ctx, keep, protectVMs, opt.DryRun)
+	pr, err := c.PruneTemplates(ctx, keep, protectVMs, planned, opt.DryRun)
 	out = append(out, pr...)
 	if err != nil {
 		return out, err

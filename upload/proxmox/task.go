@@ -3,6 +3,7 @@ package proxmox
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -18,7 +19,8 @@ type UPID struct {
 	User string
 }
 
-var hex8 = regexp.MustCompile(`^[0-9A-Fa-f]{8}$`)
+// pstart can exceed 8 hex digits after 497 days of uptime.
+var hex8 = regexp.MustCompile(`^[0-9A-Fa-f]{8,}$`)
 
 // ParseUPID checks the nine-part form (go-proxmox indexes into it blindly).
 func ParseUPID(s string) (UPID, error) {
@@ -29,6 +31,10 @@ func ParseUPID(s string) (UPID, error) {
 	}
 	return UPID{Raw: s, Node: p[1], Type: p[5], ID: p[6], User: p[7]}, nil
 }
+
+// escaped is the UPID as one URL path segment: task ids of volume tasks hold
+// "/" (and PVE's "\x3a" for ":").
+func (u UPID) escaped() string { return url.PathEscape(u.Raw) }
 
 var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)
 
@@ -43,7 +49,7 @@ func (c *Client) Wait(ctx context.Context, upid string) (warnings string, err er
 	if err != nil {
 		return "", err
 	}
-	path := fmt.Sprintf("/nodes/%s/tasks/%s/status", u.Node, u.Raw)
+	path := fmt.Sprintf("/nodes/%s/tasks/%s/status", u.Node, u.escaped())
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -80,7 +86,7 @@ func (c *Client) taskLog(ctx context.Context, u UPID) []string {
 		N int    `json:"n"`
 		T string `json:"t"`
 	}
-	if err := c.get(ctx, fmt.Sprintf("/nodes/%s/tasks/%s/log?start=0&limit=100000", u.Node, u.Raw), &lines); err != nil {
+	if err := c.get(ctx, fmt.Sprintf("/nodes/%s/tasks/%s/log?start=0&limit=100000", u.Node, u.escaped()), &lines); err != nil {
 		c.log.Debug("reading task log", "upid", u.Raw, "err", err)
 		return nil
 	}
@@ -97,7 +103,7 @@ func (c *Client) StopTask(ctx context.Context, upid string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.del(ctx, fmt.Sprintf("/nodes/%s/tasks/%s", u.Node, u.Raw), nil); err != nil {
+	if err := c.del(ctx, fmt.Sprintf("/nodes/%s/tasks/%s", u.Node, u.escaped()), nil); err != nil {
 		return fmt.Errorf("stopping task %s on %s: %w", u.Type, u.Node, err)
 	}
 	return nil

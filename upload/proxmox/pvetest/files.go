@@ -101,12 +101,13 @@ func formatOf(content, filename string) string {
 	return "raw"
 }
 
-// worker fills in the import task: checksum check, then the file appears.
+// worker fills in the import task: checksum check, then the file appears. The
+// caller holds s.mu.
 func (s *Server) worker(t *task, path, node, storage, content, filename string, size int64, sums map[string]string, expect, alg string) {
 	volid := storage + ":" + content + "/" + filename
 	key := s.scope(node, storage) + "|" + volid
 	got := sums[alg]
-	if _, ok := s.takeFault(http.MethodPost, path, FaultChecksumMismatch); ok {
+	if _, ok := s.takeFaultLocked(http.MethodPost, path, FaultChecksumMismatch); ok {
 		got = strings.Repeat("0", len(got))
 	}
 	t.log = append(t.log, "target node: "+node, "target file: /var/lib/vz/"+content+"/"+filename, fmt.Sprintf("file size is: %d", size))
@@ -124,7 +125,7 @@ func (s *Server) worker(t *task, path, node, storage, content, filename string, 
 		vol.CTime = nowUnix()
 		s.volumes[key] = vol
 	}
-	if _, ok := s.takeFault(http.MethodPost, path, FaultPartialVolume); ok {
+	if _, ok := s.takeFaultLocked(http.MethodPost, path, FaultPartialVolume); ok {
 		t.exit = fmt.Sprintf("command 'cp -- /var/tmp/pveupload-0 /var/lib/vz/%s/%s' failed: got signal 9", content, filename)
 		t.partial = func() {
 			half := *vol

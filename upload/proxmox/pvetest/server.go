@@ -316,6 +316,11 @@ func (s *Server) Tasks() []TaskRecord {
 func (s *Server) takeFault(method, path string, kinds ...FaultKind) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeFaultLocked(method, path, kinds...)
+}
+
+// takeFaultLocked is takeFault for callers that hold s.mu.
+func (s *Server) takeFaultLocked(method, path string, kinds ...FaultKind) (Fault, bool) {
 	for i, f := range s.faults {
 		if (f.Method == "" || f.Method == method) && strings.Contains(path, f.Path) && containsKind(kinds, f.Kind) {
 			s.faults = append(s.faults[:i], s.faults[i+1:]...)
@@ -357,6 +362,8 @@ func (s *Server) scope(node, storage string) string {
 func (s *Server) newTask(node, typ, id string) *task {
 	s.pid++
 	now := time.Now().Unix()
+	// PVE escapes ':' in the id (volids, filenames) so the UPID keeps nine fields.
+	id = strings.ReplaceAll(id, ":", `\x3a`)
 	upid := fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%s:%s:", node, s.pid, s.pid*7, now, typ, id, s.tokenID)
 	t := &task{upid: upid, node: node, typ: typ, id: id, user: s.tokenID, polls: s.taskPolls, exit: "OK"}
 	s.tasks[upid] = t
@@ -384,9 +391,9 @@ func (s *Server) finish(t *task) {
 	}
 }
 
-// applyTaskFaults lets injected task faults change a task's outcome.
+// applyTaskFaults lets injected task faults change a task's outcome; the caller holds s.mu.
 func (s *Server) applyTaskFaults(method, path string, t *task) {
-	if f, ok := s.takeFault(method, path, FaultTaskFail); ok {
+	if f, ok := s.takeFaultLocked(method, path, FaultTaskFail); ok {
 		msg := f.Message
 		if msg == "" {
 			msg = "injected failure"
@@ -395,7 +402,7 @@ func (s *Server) applyTaskFaults(method, path string, t *task) {
 		t.exit = msg
 		return
 	}
-	if _, ok := s.takeFault(method, path, FaultTaskWarn); ok {
+	if _, ok := s.takeFaultLocked(method, path, FaultTaskWarn); ok {
 		t.log = append(t.log, "WARN: injected warning")
 		t.exit = "WARNINGS: 1"
 	}
@@ -419,7 +426,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusInternalServerError, "injected internal error")
 		return
 	}
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	// Split the escaped path so that an escaped "/" inside a UPID stays in its segment.
+	rawPath, _ := strings.CutPrefix(r.URL.EscapedPath(), "/api2/json")
+	segs := strings.Split(strings.Trim(rawPath, "/"), "/")
+	for i, seg := range segs {
+		if u, err := url.PathUnescape(seg); err == nil {
+			segs[i] = u
+		}
+	}
 	switch {
 	case match(segs, "version") && r.Method == http.MethodGet:
 		s.handleVersion(w, r)
@@ -692,7 +706,7 @@ func (s *Server) handleVolume(w http.ResponseWriter, r *http.Request, node, stor
 	writeData(w, t.upid)
 }
 
-var upidRE = regexp.MustCompile(`^UPID:[a-zA-Z0-9\-]+:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:[^:]*:[^:]*:[^:]+:$`)
+var upidRE = regexp.MustCompile(`^UPID:[a-zA-Z0-9\-]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[^:]*:[^:]*:[^:]+:$`)
 
 func (s *Server) handleTask(w http.ResponseWriter, r *http.Request, node, upid string, rest []string) {
 	var sp spec
