@@ -106,7 +106,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if o.rt == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DisableCompression = true
-		tr.ResponseHeaderTimeout = 0
 		o.rt = tr
 	}
 	if o.registry == "" {

@@ -108,6 +108,14 @@ type FetchResult struct {
 // call, or a later one after a crash), and land under blobs/ by atomic rename.
 func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt FetchOptions) (FetchResult, error) {
 	res := FetchResult{URL: rawURL}
+	if err := os.MkdirAll(filepath.Dir(cache.partialPath(rawURL)), 0o755); err != nil {
+		return res, fmt.Errorf("creating cache dir: %w", err)
+	}
+	unlock, err := lockFile(ctx, cache.partialPath(rawURL)+".lock")
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	known := opt.Expect
 	if known == nil || known.SHA256 == "" {
 		if r, err := cache.readRef(rawURL); err == nil {

@@ -174,6 +174,8 @@ func TestFetchFaults(t *testing.T) {
 		{name: "two cuts resume twice", faults: []factorytest.Fault{{Cut: true, After: 100}, {Cut: true, After: 2 << 20}}, wantRanges: 2},
 		{name: "stall mid-body resumes with Range", faults: []factorytest.Fault{{Stall: true, After: 5000}}, wantRanges: 1},
 		{name: "cut without Range support restarts", opts: factorytest.Options{NoRange: true}, faults: []factorytest.Fault{{Cut: true, After: 2 << 20}}},
+		// The redirect answer consumes one fault slot; the cut hits the CDN's body.
+		{name: "cut behind a CDN redirect resumes", opts: factorytest.Options{RedirectImages: true}, faults: []factorytest.Fault{{}, {Cut: true, After: 1 << 20}}, wantRanges: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +192,7 @@ func TestFetchFaults(t *testing.T) {
 			for _, r := range fx.f.RequestsFor(factorytest.RouteImage) {
 				if r.Range != "" {
 					ranges++
-					if r.Status != 206 {
+					if r.Status != 206 && !(tt.opts.RedirectImages && r.Status == 302) {
 						t.Errorf("ranged request %q answered %d; want 206", r.Range, r.Status)
 					}
 				}
@@ -293,5 +295,30 @@ func TestFetchCancelled(t *testing.T) {
 	}
 	if b := fx.blobs(t); len(b) != 0 {
 		t.Errorf("blobs after a cancelled fetch = %v; want none", b)
+	}
+}
+
+func TestFetchConcurrentRunsShareOneDownload(t *testing.T) {
+	t.Parallel()
+	fx := newFetchFixture(t, factorytest.Options{})
+	// Slow the first body down so the two runs overlap.
+	fx.f.Inject(factorytest.RouteImage, factorytest.Fault{Delay: 200e6})
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			res, err := fx.c.Fetch(t.Context(), fx.cache, fx.url, factory.FetchOptions{})
+			if err == nil && res.Digests != fx.want {
+				err = errors.New("wrong digests " + res.SHA256)
+			}
+			results <- err
+		}()
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Errorf("concurrent Fetch() error = %v", err)
+		}
+	}
+	if got := fx.f.BytesServed(factorytest.RouteImage); got != imageSize {
+		t.Errorf("bytes served to two concurrent runs = %d; want one download of %d", got, imageSize)
 	}
 }

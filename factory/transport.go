@@ -257,7 +257,8 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		if s < 0 {
 			return 0, false
 		}
-		return time.Duration(s) * time.Second, true
+		// Anything beyond a day is "not soon"; capping keeps the multiplication from overflowing.
+		return time.Duration(min(s, 86400)) * time.Second, true
 	}
 	if at, err := http.ParseTime(v); err == nil {
 		return max(at.Sub(now), 0), true
@@ -285,6 +286,10 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) {
 		return true
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsTemporary || dns.IsTimeout // a name that does not exist will not appear
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

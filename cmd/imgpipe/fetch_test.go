@@ -210,3 +210,26 @@ func TestSetArtifactKeepsKindsSorted(t *testing.T) {
 		t.Errorf("setArtifact() = %+v; want [disk b, iso c]", p.Artifacts)
 	}
 }
+
+func TestFetchFactoryOverrideRebasesURLs(t *testing.T) {
+	t.Parallel()
+	f, lock := pushedSite(t, factorytest.Options{})
+	// The lock was resolved against another factory (say, the public one).
+	l := readLockT(t, lock)
+	const other = "https://factory.example.invalid"
+	l.Factory = other
+	p := &l.Profiles[0]
+	p.ISO = strings.Replace(p.ISO, f.URL(), other, 1)
+	p.DiskImage = strings.Replace(p.DiskImage, f.URL(), other, 1)
+	if err := site.WriteLock(lock, l); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	if _, stderr, code := runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso", "--factory", f.URL()); code != 0 {
+		t.Fatalf("fetch --factory = exit %d; stderr:\n%s", code, stderr)
+	}
+	got := readLockT(t, lock).Profiles[0].Artifacts
+	if len(got) != 1 || !strings.HasPrefix(got[0].URL, f.URL()+"/image/") {
+		t.Errorf("artifacts after fetch --factory = %+v; want the ISO recorded at %s", got, f.URL())
+	}
+}

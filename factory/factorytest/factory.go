@@ -93,6 +93,9 @@ type Options struct {
 	ImageSize int64
 	// NoRange ignores Range headers (always 200 with the whole body).
 	NoRange bool
+	// RedirectImages answers /image/... with 302 to /cdn/image/..., as the public
+	// factory does with its CDN; the bytes come from the second URL.
+	RedirectImages bool
 	// BuildDelay is how long the first manifest request of an installer takes (on-demand build).
 	BuildDelay time.Duration
 }
@@ -404,7 +407,7 @@ func routeOf(p string) string {
 		return RouteOverlays
 	case p == "/schematics" || strings.HasPrefix(p, "/schematics/"):
 		return RouteSchematics
-	case strings.HasPrefix(p, "/image/"):
+	case strings.HasPrefix(p, "/image/"), strings.HasPrefix(p, "/cdn/image/"):
 		return RouteImage
 	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 		return RouteRegistry
@@ -493,7 +496,11 @@ func (f *Factory) serveSchematics(w http.ResponseWriter, r *http.Request) {
 
 // serveImage answers /image/<id>/<version>/<path> for known schematics and versions.
 func (f *Factory) serveImage(w http.ResponseWriter, r *http.Request) {
-	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/image/"), "/", 3)
+	if f.opts.RedirectImages && strings.HasPrefix(r.URL.Path, "/image/") {
+		http.Redirect(w, r, "/cdn"+r.URL.Path, http.StatusFound)
+		return
+	}
+	parts := strings.SplitN(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/cdn"), "/image/"), "/", 3)
 	if len(parts) != 3 || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		http.NotFound(w, r)
 		return
