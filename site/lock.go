@@ -201,6 +201,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	// Persist the rename itself, so a crash cannot bring back the old file.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // best effort: some filesystems refuse to sync directories
+		d.Close()
+	}
 	return nil
 }
 

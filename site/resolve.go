@@ -128,6 +128,9 @@ func selectProfiles(cfg *Config, names []string) ([]ProfileConfig, error) {
 	}
 	var out []ProfileConfig
 	for _, n := range names {
+		if slices.ContainsFunc(out, func(p ProfileConfig) bool { return p.Name == n }) {
+			continue // --profile worker,worker
+		}
 		i := slices.IndexFunc(cfg.Profiles, func(p ProfileConfig) bool { return p.Name == n })
 		if i < 0 {
 			known := make([]string, len(cfg.Profiles))

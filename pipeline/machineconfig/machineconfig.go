@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/imgpipe/imgpipe/extensions"
+	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/registry"
 )
@@ -82,7 +83,7 @@ func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, err
 		machine["kernel"] = map[string]any{"modules": mods}
 		v, err := semver.NewVersion(lock.Talos)
 		if err != nil {
-			return nil, fmt.Errorf("parsing Talos version %s: %w", lock.Talos, err)
+			return nil, fail.Usage(fmt.Errorf("lock: parsing Talos version %s: %w", lock.Talos, err))
 		}
 		core, _ := v.SetPrerelease("")
 		if core.LessThan(cdiFrom) {
