@@ -176,7 +176,7 @@ func qemuCreateSpec() spec {
 		"ostype": {kind: tString, optional: true, enum: []string{"other", "wxp", "w2k", "w2k3", "w2k8", "wvista",
 			"win7", "win8", "win10", "win11", "l24", "l26", "solaris"}},
 		"machine": {kind: tString, optional: true, prop: &propString{defaultKey: "type", keys: map[string]param{
-			"type":      {kind: tString, maxLen: 40, pattern: anchored(`(pc|pc(-i440fx)?-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|q35|pc-q35-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|virt(?:-\d+(\.\d+)+)?(\+pve\d+)?)`)},
+			"type":      {kind: tString, optional: true, maxLen: 40, pattern: anchored(`(pc|pc(-i440fx)?-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|q35|pc-q35-\d+(\.\d+)+(\+pve\d+)?(\.pxe)?|virt(?:-\d+(\.\d+)+)?(\+pve\d+)?)`)},
 			"viommu":    {kind: tString, optional: true, enum: []string{"intel", "virtio"}},
 			"enable-s3": {kind: tBoolean, optional: true},
 			"enable-s4": {kind: tBoolean, optional: true},
@@ -193,7 +193,7 @@ func qemuCreateSpec() spec {
 			"format":            {kind: tString, optional: true, enum: []string{"raw", "qcow", "qed", "qcow2", "vmdk", "cloop"}},
 		}}},
 		"cpu": {kind: tString, optional: true, prop: &propString{defaultKey: "cputype", keys: map[string]param{
-			"cputype":         {kind: tString, pattern: anchored(`[a-zA-Z0-9\-_.]+`)},
+			"cputype":         {kind: tString, optional: true, pattern: anchored(`[a-zA-Z0-9\-_.]+`)},
 			"flags":           {kind: tString, optional: true},
 			"hidden":          {kind: tBoolean, optional: true},
 			"hv-vendor-id":    {kind: tString, optional: true},
@@ -209,7 +209,7 @@ func qemuCreateSpec() spec {
 		"scsihw": {kind: tString, optional: true, enum: []string{"lsi", "lsi53c810", "virtio-scsi-pci",
 			"virtio-scsi-single", "megasas", "pvscsi"}},
 		"boot": {kind: tString, optional: true, prop: &propString{defaultKey: "legacy", keys: map[string]param{
-			"legacy": {kind: tString, pattern: anchored(`[acdn]{1,4}`)},
+			"legacy": {kind: tString, optional: true, pattern: anchored(`[acdn]{1,4}`)},
 			"order":  {kind: tString, optional: true, pattern: anchored(`[a-z]+\d+(?:;[a-z]+\d+)*`)},
 		}}},
 		"agent": {kind: tString, optional: true, prop: &propString{defaultKey: "enabled", keys: map[string]param{

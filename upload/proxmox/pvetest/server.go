@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -180,7 +181,10 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = httptest.NewTLSServer(s)
+	s.srv = httptest.NewUnstartedServer(s)
+	// Handshake failures are what TLS tests provoke; keep them off stderr.
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.StartTLS()
 	s.URL = s.srv.URL + "/api2/json"
 	return s
 }
