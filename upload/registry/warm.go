@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -160,42 +161,12 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
-	read := func() error {
-		return retry(ctx, r.m.backoff, &r.c, func() error {
-			rc, _, err := mc.openBlob(ctx, repo, digest)
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, b.Size, true))
-			return err
-		})
-	}
-	if err := read(); err != nil {
+	if err := r.readBlob(ctx, mc, repo, digest, b.Size); err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
-	kept, err := r.confirmKept(ctx, mc, repo, digest)
-	if err == nil && !kept {
-		// The cache's own fetch failed (its upstream cut or throttled it): read again.
-		if err = read(); err == nil {
-			kept, err = r.confirmKept(ctx, mc, repo, digest)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("warming blob %s: %w", digest, err)
-	}
-	ep := r.confirming(host)
-	switch {
-	case kept:
-		ep.Store(true)
-		r.journal.add(jkey)
-	case ep.Load():
-		// This cache confirms what it keeps, and it did not keep this blob.
-		return fmt.Errorf("warming blob %s: %s read it whole but did not store it", digest, host)
-	default:
-		// A cache that ignores Range cannot confirm; count the blob as read, not as kept.
-		r.m.log.Warn("cache could not confirm it stored a blob", "cache", host, "repo", repo, "digest", digest)
-	}
+	r.mu.Lock()
+	r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
+	r.mu.Unlock()
 	e.repos[repo] = true
 	ir.tally.moved.Add(1)
 	ir.tally.bytes.Add(b.Size)
@@ -203,28 +174,89 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 	return nil
 }
 
-// confirmKept polls until the cache serves the blob from its own storage, for a few
-// seconds at most (its background store runs alongside our read).
-func (r *run) confirmKept(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
-	wait := 20 * time.Millisecond
-	for i := 0; i < r.m.backoff.Steps+2; i++ {
-		// Give the cache's own fetch a moment first: a probe that finds the blob not yet
-		// stored is answered with a whole second copy from the upstream.
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, r.m.backoff.Max, time.Second)
-		var ok bool
-		err := retry(ctx, r.m.backoff, &r.c, func() error {
-			var err error
-			ok, err = mc.servedLocally(ctx, repo, digest)
+func (r *run) readBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) error {
+	return retry(ctx, r.m.backoff, &r.c, func() error {
+		rc, _, err := mc.openBlob(ctx, repo, digest)
+		if err != nil {
 			return err
-		})
-		if err != nil || ok {
-			return ok, err
+		}
+		defer rc.Close()
+		_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, size, true))
+		return err
+	})
+}
+
+// warmedBlob is a blob read whole through a cache, not yet confirmed as kept.
+type warmedBlob struct {
+	mc                 *regClient
+	repo, digest, jkey string
+	size               int64
+	ir                 *ImageReport
+	kept               bool
+}
+
+// confirmWarmed checks, after all reads, that the caches kept what was read through them.
+// distribution's proxy stores a blob in a background fetch of its own, separate from the
+// one that feeds the client, so a blob read whole may still be missing when that fetch
+// failed (upstream cut, 429, 503). Checking at the end rather than after each read lets
+// those fetches finish: a check that finds a blob not yet stored costs the cache a whole
+// second copy from the upstream. A blob still missing after a few rounds is read again,
+// which starts a new store. Blobs confirmed go into the journal; images with blobs a
+// confirming cache did not keep fail. A cache that never honours Range cannot confirm
+// anything: its blobs count as read, with a warning.
+func (r *run) confirmWarmed(ctx context.Context) {
+	todo := r.pending
+	wait := 50 * time.Millisecond
+	for round := 0; len(todo) > 0 && round < r.m.backoff.Steps+2; round++ {
+		if round > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, r.m.backoff.Max, 2*time.Second)
+		}
+		var wg sync.WaitGroup
+		for i := range todo {
+			wb := &todo[i]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem := r.sem("blob|" + wb.mc.reg.RegistryStr())
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if round >= 2 {
+					// Still not stored: read it again to start a fresh store.
+					if err := r.readBlob(ctx, wb.mc, wb.repo, wb.digest, wb.size); err != nil {
+						return
+					}
+				}
+				ok, err := wb.mc.servedLocally(ctx, wb.repo, wb.digest)
+				if err == nil && ok {
+					wb.kept = true
+					r.confirming(wb.mc.reg.RegistryStr()).Store(true)
+					r.journal.add(wb.jkey)
+				}
+			}()
+		}
+		wg.Wait()
+		var left []warmedBlob
+		for _, wb := range todo {
+			if !wb.kept {
+				left = append(left, wb)
+			}
+		}
+		todo = left
+	}
+	for _, wb := range todo {
+		host := wb.mc.reg.RegistryStr()
+		if !r.confirming(host).Load() {
+			r.m.log.Warn("cache could not confirm it stored a blob", "cache", host, "repo", wb.repo, "digest", wb.digest)
+			continue
+		}
+		if wb.ir.Status != StatusFailed {
+			wb.ir.Status = StatusFailed
+			wb.ir.Error = fmt.Sprintf("%s read blob %s whole but did not store it", host, wb.digest)
 		}
 	}
-	return false, nil
 }
