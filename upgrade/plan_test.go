@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // events flattens a plan into the order Talos hops and Kubernetes steps happen:
@@ -460,5 +461,44 @@ func TestNewPlanLeavesInventoryAlone(t *testing.T) {
 		if !reflect.DeepEqual(before[i], inv.Nodes[i]) {
 			t.Errorf("NewPlan changed inventory node %d: %+v -> %+v", i, before[i], inv.Nodes[i])
 		}
+	}
+}
+
+// TestNewPlanRefusesOmittedOptional drops an optional extension from one hop through a
+// resolver wrapper (the real catalog has no such gap): the plan must be refused, naming
+// the hop, the nodes, the extension and the resolver's reason.
+func TestNewPlanRefusesOmittedOptional(t *testing.T) {
+	t.Parallel()
+	m := testMatrix(t)
+	cfg := testSite(t)
+	real := SiteResolver(m, cfg, "embedded")
+	omitting := func(talos, k8s string, profiles []string) (*site.Lock, error) {
+		l, err := real(talos, k8s, profiles)
+		if err != nil || talos != "v1.9.6" {
+			return l, err
+		}
+		for i := range l.Profiles {
+			p := &l.Profiles[i]
+			if p.Name != "worker" {
+				continue
+			}
+			p.Extensions = slices.DeleteFunc(p.Extensions, func(e site.Extension) bool { return e.Name == "siderolabs/qemu-guest-agent" })
+			p.Omitted = append(p.Omitted, site.Omitted{Name: "siderolabs/qemu-guest-agent", Reason: "qemu-guest-agent is not in the Talos v1.9.6 catalog"})
+		}
+		return l, nil
+	}
+	inv := readInventory(t, "cluster.yaml")
+	_, err := NewPlan(m, inv, omitting, Options{To: "v1.10.x", KnownProfiles: profileNames(cfg)})
+	if !errors.Is(err, ErrExtensionDropped) || !errors.Is(err, fail.ErrPolicy) {
+		t.Fatalf("NewPlan(worker loses qemu-guest-agent at v1.9.6) error = %v; want ErrExtensionDropped and fail.ErrPolicy", err)
+	}
+	for _, want := range []string{"hop 3 (Talos v1.9.6)", "node worker-1", "node worker-3", "siderolabs/qemu-guest-agent",
+		"the profile omits there: qemu-guest-agent is not in the Talos v1.9.6 catalog"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("NewPlan error =\n%v\nwant it to mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "node cp-1") {
+		t.Errorf("NewPlan error names cp-1, whose profile keeps the extension:\n%v", err)
 	}
 }
