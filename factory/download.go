@@ -54,6 +54,14 @@ type partialMeta struct {
 	Total        int64  `json:"total"`
 }
 
+// validator is what If-Range can carry: a strong ETag, else Last-Modified.
+func (m *partialMeta) validator() string {
+	if m.ETag != "" && !strings.HasPrefix(m.ETag, "W/") {
+		return m.ETag
+	}
+	return m.LastModified
+}
+
 func urlKey(u string) string {
 	s := sha256.Sum256([]byte(u))
 	return hex.EncodeToString(s[:])
@@ -220,7 +228,7 @@ func (c *Client) download(ctx context.Context, cache Cache, rawURL string, opt F
 	defer d.close()
 	meta, _ := readJSON[partialMeta](part + ".json")
 	var offset int64
-	if meta != nil && meta.URL == rawURL && (meta.ETag != "" || meta.LastModified != "") {
+	if meta != nil && meta.URL == rawURL && meta.validator() != "" {
 		// Re-hash what an earlier run left, so the digests cover the whole file.
 		if err := digestReader(d, ctxReader{ctx, f}, nil, nil); err != nil {
 			return Digests{}, fmt.Errorf("reading partial download: %w", err)
@@ -269,11 +277,11 @@ func (c *Client) downloadFrom(ctx context.Context, f *os.File, d *digester, rawU
 	}
 	c.authorize(req)
 	if offset > 0 && *meta != nil {
+		// Without a validator only this run's own partial is resumed, never one
+		// left by an earlier run (see download).
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
-		if (*meta).ETag != "" {
-			req.Header.Set("If-Range", (*meta).ETag)
-		} else {
-			req.Header.Set("If-Range", (*meta).LastModified)
+		if v := (*meta).validator(); v != "" {
+			req.Header.Set("If-Range", v)
 		}
 	}
 	resp, err := c.dl.Do(req)

@@ -51,7 +51,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 }
 
 // Transport is an http.RoundTripper that retries idempotent-safe failures:
-// 429 and 5xx answers (except 501) and connection errors (reset, refused, EOF,
+// 408, 429 and 5xx answers (except 501) and connection errors (reset, refused, EOF,
 // timeouts). It waits with exponential backoff and full jitter, or for the
 // server's Retry-After when one is sent. Requests with a body are retried only
 // when the body can be replayed (req.GetBody, as http.NewRequest sets for
@@ -198,7 +198,7 @@ func (t *Transport) classify(pol RetryPolicy, attempt int, resp *http.Response, 
 		return t.backoff(pol, attempt), true
 	}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests,
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout,
 		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented:
 	default:
 		return 0, false

@@ -233,3 +233,21 @@ func TestFetchFactoryOverrideRebasesURLs(t *testing.T) {
 		t.Errorf("artifacts after fetch --factory = %+v; want the ISO recorded at %s", got, f.URL())
 	}
 }
+
+func TestBar(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		done, total int64
+		want        string
+	}{
+		{0, 100 << 20, "[>         ]   0% 0 B/100.0 MiB"},
+		{50 << 20, 100 << 20, "[=====>    ]  50% 50.0 MiB/100.0 MiB"},
+		{100 << 20, 100 << 20, "[==========] 100% 100.0 MiB/100.0 MiB"},
+		{1234, -1, "1.2 KiB"},
+	}
+	for _, tt := range tests {
+		if got := bar(tt.done, tt.total, 10); got != tt.want {
+			t.Errorf("bar(%d, %d, 10) = %q; want %q", tt.done, tt.total, got, tt.want)
+		}
+	}
+}
