@@ -98,6 +98,7 @@ and version-aligned upgrade plans.`,
 		a.newVerifyCmd(),
 		a.newUpgradePlanCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
+		a.newUploadCmd(),
 	)
 	return root
 }
