@@ -161,20 +161,23 @@ func upgradePlanTable(w io.Writer, p *upgrade.Plan) error {
 		}
 		if len(h.Profiles) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  PROFILE\tNODES\tSCHEMATIC\tINSTALLER\tDRIFT")
+			fmt.Fprintln(tw, "  PROFILE\tNODES\tSCHEMATIC\tDRIFT")
 			for _, hp := range h.Profiles {
 				drift := driftLines(hp.Drift)
 				schem := shortID(hp.Schematic)
 				if hp.SchematicFrom != "" {
 					schem = shortID(hp.SchematicFrom) + " -> " + schem
 				}
-				fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", hp.Name, len(hp.Nodes), schem, hp.Installer, drift[0])
+				fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", hp.Name, len(hp.Nodes), schem, drift[0])
 				for _, d := range drift[1:] {
-					fmt.Fprintf(tw, "  \t\t\t\t%s\n", d)
+					fmt.Fprintf(tw, "  \t\t\t%s\n", d)
 				}
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			for _, hp := range h.Profiles {
+				fmt.Fprintf(w, "  installer %s: %s\n", hp.Name, hp.Installer)
 			}
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
