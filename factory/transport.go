@@ -161,9 +161,7 @@ func (t *Transport) try(base http.RoundTripper, req *http.Request) (*http.Respon
 		headerTimer.Stop()
 	}
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrAttemptTimeout) && req.Context().Err() == nil {
-			err = fmt.Errorf("%w: %w", cause, err)
-		}
+		err = t.timeoutError(ctx, req, err)
 		cancel(nil)
 		return nil, err
 	}
@@ -176,10 +174,7 @@ func (t *Transport) try(base http.RoundTripper, req *http.Request) (*http.Respon
 	data, err := io.ReadAll(io.LimitReader(resp.Body, t.BufferLimit+1))
 	resp.Body.Close()
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrAttemptTimeout) && req.Context().Err() == nil {
-			err = fmt.Errorf("%w: %w", cause, err)
-		}
-		return nil, fmt.Errorf("reading response body: %w", err)
+		return nil, fmt.Errorf("reading response body: %w", t.timeoutError(ctx, req, err))
 	}
 	if int64(len(data)) > t.BufferLimit {
 		return nil, fmt.Errorf("%s %s: %w (%d bytes)", req.Method, req.URL.Redacted(), ErrBodyTooLarge, t.BufferLimit)
@@ -187,6 +182,22 @@ func (t *Transport) try(base http.RoundTripper, req *http.Request) (*http.Respon
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	resp.ContentLength = int64(len(data))
 	return resp, nil
+}
+
+// timeoutError makes a try's own timeout explicit (and retryable) in err.
+func (t *Transport) timeoutError(ctx context.Context, req *http.Request, err error) error {
+	cause := context.Cause(ctx)
+	if !errors.Is(cause, ErrAttemptTimeout) || req.Context().Err() != nil {
+		return err
+	}
+	limit := t.AttemptTimeout
+	if limit <= 0 || (t.HeaderTimeout > 0 && t.HeaderTimeout < limit) {
+		limit = t.HeaderTimeout
+	}
+	if errors.Is(err, ErrAttemptTimeout) {
+		return fmt.Errorf("no answer within %s: %w", limit, ErrAttemptTimeout)
+	}
+	return fmt.Errorf("no answer within %s: %w: %w", limit, ErrAttemptTimeout, err)
 }
 
 // classify says whether an attempt's outcome is worth another try and how long to wait.

@@ -86,6 +86,9 @@ func TestSchematicPushFailures(t *testing.T) {
 		{name: "half the credentials", env: map[string]string{envFactoryUser: "ci"}, wantCode: 2, wantErr: []string{envFactoryPass}},
 		{name: "unknown profile", args: []string{"--profile", "nope"}, wantCode: 2, wantErr: []string{`"nope"`, "worker"}},
 		{name: "bad factory URL", args: []string{"--factory", "ftp://x"}, wantCode: 2, wantErr: []string{"--factory"}},
+		{name: "factory stays slow", faults: []factorytest.Fault{{Delay: 10e9, Times: 2}}, args: []string{"--retries", "1", "--timeout", "100ms"},
+			wantCode: 1, wantErr: []string{"after 2 attempts", "no answer within 100ms"}},
+		{name: "429 asking for longer than we wait", faults: []factorytest.Fault{{Status: 429, RetryAfter: "3600"}}, wantCode: 1, wantErr: []string{"429"}},
 		{name: "factory keeps failing", faults: []factorytest.Fault{{Status: 500, Times: 2}}, args: []string{"--retries", "1"}, wantCode: 1, wantErr: []string{"500"}},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package factorytest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
@@ -354,6 +355,10 @@ func (f *Factory) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ft, ok := f.takeFault(route); ok {
 		if ft.Delay > 0 {
+			// Read the body first: only then does the server notice a client that
+			// hangs up (and cancel r.Context()), so a slow answer never outlives it.
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			t := time.NewTimer(ft.Delay)
 			select {
 			case <-r.Context().Done():
