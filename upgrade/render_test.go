@@ -243,3 +243,35 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTupprKubernetesOrder checks that Kubernetes steps a hop needs come before
+// its TalosUpgrade stages and the steps to the target after them.
+func TestWriteTupprKubernetesOrder(t *testing.T) {
+	t.Parallel()
+	p, err := planFor(t, "k8s-old.yaml", "", Options{To: "v1.13.x", Kubernetes: "1.32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteTuppr(&buf, p, ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "# stage "); ok {
+			_, what, _ := strings.Cut(rest, ": ")
+			got = append(got, what)
+		}
+	}
+	want := []string{
+		"hop 1: Talos v1.11.6, controlplane (cp-1)", "hop 1: Talos v1.11.6, workers (worker-1)",
+		"hop 2: Kubernetes 1.30.5",
+		"hop 2: Talos v1.12.11, controlplane (cp-1)", "hop 2: Talos v1.12.11, workers (worker-1)",
+		"hop 3: Kubernetes 1.31.4",
+		"hop 3: Talos v1.13.9, controlplane (cp-1)", "hop 3: Talos v1.13.9, workers (worker-1)",
+		"hop 3: Kubernetes 1.32.4",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("WriteTuppr(k8s-old to v1.13.x, Kubernetes 1.32) stages =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
