@@ -253,7 +253,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, path, node
 	t := s.newTask(node, "imgcopy", "")
 	t.log = append(t.log, "starting file import from: /var/tmp/pveupload-"+sums["sha256"][:32])
 	s.worker(t, path, node, storage, vals["content"], filename, n, sums, vals["checksum"], alg)
-	writeData(w, t.upid)
+	s.replyTask(w, t)
 }
 
 func indexOf(list []string, v string) int {
@@ -294,12 +294,12 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, path, no
 	if ferr != nil {
 		t.exit = "download failed: " + ferr.Error()
 		t.log = append(t.log, t.exit)
-		writeData(w, t.upid)
+		s.replyTask(w, t)
 		return
 	}
 	t.log = append(t.log, fmt.Sprintf("download finished: %d bytes", size))
 	s.worker(t, path, node, storage, content, filename, size, sums, vals["checksum"], alg)
-	writeData(w, t.upid)
+	s.replyTask(w, t)
 }
 
 // fetchSums downloads u and returns its checksums (after decompression) and size.

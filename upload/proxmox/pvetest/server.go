@@ -154,7 +154,8 @@ func WithToken(id, secret string) Option {
 	return func(s *Server) { s.tokenID, s.secret = id, secret }
 }
 
-// WithTaskPolls sets how many status polls report a task as running (default 1).
+// WithTaskPolls sets how many status polls report a task as running (default 1);
+// with 0 a task has finished by the time its UPID is returned.
 func WithTaskPolls(n int) Option { return func(s *Server) { s.taskPolls = n } }
 
 // WithFetchClient sets the HTTP client download-url uses to fetch URLs.
@@ -707,7 +708,7 @@ func (s *Server) handleVolume(w http.ResponseWriter, r *http.Request, node, stor
 	t := s.newTask(node, "imgdel", volid)
 	t.apply = func() { delete(s.volumes, key) }
 	t.log = append(t.log, "removed volume '"+volid+"'")
-	writeData(w, t.upid)
+	s.replyTask(w, t)
 }
 
 var upidRE = regexp.MustCompile(`^UPID:[a-zA-Z0-9\-]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[^:]*:[^:]*:[^:]+:$`)
@@ -774,4 +775,13 @@ func (s *Server) handleTask(w http.ResponseWriter, r *http.Request, node, upid s
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		_ = json.NewEncoder(w).Encode(map[string]any{"data": out, "total": len(t.log)})
 	}
+}
+
+// replyTask answers with the task's UPID; with WithTaskPolls(0) the task is done
+// before the reply, as a quick PVE task is. The caller holds s.mu.
+func (s *Server) replyTask(w http.ResponseWriter, t *task) {
+	if s.taskPolls == 0 {
+		s.finish(t)
+	}
+	writeData(w, t.upid)
 }

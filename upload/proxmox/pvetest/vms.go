@@ -103,7 +103,7 @@ func (s *Server) handleCreateVM(w http.ResponseWriter, r *http.Request, path, no
 		st, _, _ := strings.Cut(vol, ":")
 		if _, ok := s.volumes[s.scope(node, st)+"|"+vol]; !ok {
 			t.exit = fmt.Sprintf("unable to create VM %d - volume '%s' does not exist", vmid, vol)
-			writeData(w, t.upid)
+			s.replyTask(w, t)
 			return
 		}
 	}
@@ -119,7 +119,7 @@ func (s *Server) handleCreateVM(w http.ResponseWriter, r *http.Request, path, no
 	}
 	t.log = append(t.log, fmt.Sprintf("create VM %d on node %s", vmid, node))
 	s.applyTaskFaults(http.MethodPost, path, t)
-	writeData(w, t.upid)
+	s.replyTask(w, t)
 }
 
 func (s *Server) handleVM(w http.ResponseWriter, r *http.Request, path, node, id string, rest []string) {
@@ -155,7 +155,7 @@ func (s *Server) handleVM(w http.ResponseWriter, r *http.Request, path, node, id
 		t := s.newTask(node, "qmdestroy", id)
 		t.apply = func() { delete(s.vms, vmid) }
 		s.applyTaskFaults(r.Method, path, t)
-		writeData(w, t.upid)
+		s.replyTask(w, t)
 	case rest[0] == "config":
 		cfg := map[string]any{"digest": "0123456789abcdef0123456789abcdef01234567"}
 		for k, v := range vm.Config {
@@ -175,6 +175,6 @@ func (s *Server) handleVM(w http.ResponseWriter, r *http.Request, path, node, id
 		t := s.newTask(node, "qmtemplate", id)
 		t.apply = func() { vm.Template = true; vm.Config["template"] = "1" }
 		s.applyTaskFaults(r.Method, path, t)
-		writeData(w, t.upid)
+		s.replyTask(w, t)
 	}
 }
