@@ -226,7 +226,8 @@ func orDash(s string) string {
 // matrix (embedded, or --matrix) with every release's extension catalog replaced by
 // the live one from the config's factory (or ff.url), plus the report of what differs
 // from that matrix (new patch releases, changed or newly known digests, broken
-// flags). The returned name goes into the lock's matrix field.
+// flags). ff comes from factoryFlags.bind (its zero timeout is refused). The
+// returned name goes into the lock's matrix field.
 func (a *app) resolveMatrixOnline(ctx context.Context, ff factoryFlags) (*compat.Matrix, string, *factory.RefreshReport, error) {
 	base, name, err := a.loadMatrix()
 	if err != nil {
@@ -238,12 +239,6 @@ func (a *app) resolveMatrixOnline(ctx context.Context, ff factoryFlags) (*compat
 			return nil, "", nil, err
 		}
 		ff.url = cfg.Factory.URL
-	}
-	if ff.timeout == 0 {
-		ff.timeout = factory.DefaultTimeout
-	}
-	if ff.retries == 0 {
-		ff.retries = factory.DefaultRetryPolicy().Attempts - 1
 	}
 	m, rep, err := a.onlineMatrix(ctx, base, ff, "")
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -192,7 +193,7 @@ func TestResolveMatrixOnline(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, log: slog.New(slog.DiscardHandler), configPath: cfgPath}
-	m, name, rep, err := a.resolveMatrixOnline(t.Context(), factoryFlags{})
+	m, name, rep, err := a.resolveMatrixOnline(t.Context(), factoryFlags{timeout: 5 * time.Second, retries: 1})
 	if err != nil {
 		t.Fatalf("resolveMatrixOnline() error = %v", err)
 	}
