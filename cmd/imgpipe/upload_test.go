@@ -155,3 +155,21 @@ func TestUploadCommandErrors(t *testing.T) {
 		t.Errorf("imgpipe upload iso (task fails) = %d, %q; want %d with the task message", code, stderr, exitOperational)
 	}
 }
+
+func TestUploadCommandInterrupted(t *testing.T) {
+	t.Parallel()
+	srv := pvetest.New()
+	defer srv.Close()
+	dir := proxmoxSite(t, srv, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"--config", filepath.Join(dir, "imgpipe.yaml"), "upload", "iso", "--lock", filepath.Join(dir, "imgpipe.lock.json")},
+		strings.NewReader(""), &out, &errb, func(k string) string { return map[string]string{proxmox.TokenEnv: srv.Token()}[k] })
+	if code != exitInterrupted {
+		t.Errorf("imgpipe upload iso (interrupted) = %d, stderr %q; want %d", code, errb.String(), exitInterrupted)
+	}
+	if v := srv.Volumes(); len(v) != 0 {
+		t.Errorf("volumes after interrupt: %+v; want none", v)
+	}
+}

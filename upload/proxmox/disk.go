@@ -36,9 +36,13 @@ func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, metho
 	if !ok {
 		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: the lock has no downloaded disk image: run `imgpipe fetch` first", p.Name))
 	}
-	src := d.File
+	// The format comes from the URL: the fetch cache names files by digest.
+	src := d.URL
 	if src == "" {
-		src = d.URL
+		src = p.DiskImage
+	}
+	if src == "" {
+		src = d.File
 	}
 	var ext, comp string
 	switch {

@@ -139,8 +139,9 @@ func newFixture(t *testing.T, dir, version string, profiles ...string) *fixture 
 	})
 	f.factory = httptest.NewServer(mux)
 	t.Cleanup(f.factory.Close)
-	isoPath := filepath.Join(dir, "nocloud-amd64.iso")
-	zstPath := filepath.Join(dir, "nocloud-amd64.raw.zst")
+	// Named by digest, as the fetch cache (factory.Cache) names them.
+	isoPath := filepath.Join(dir, sha(f.iso))
+	zstPath := filepath.Join(dir, sha(zst))
 	writeFile(t, isoPath, f.iso)
 	writeFile(t, zstPath, zst)
 	base := f.factory.URL + "/image/" + testSchematic + "/" + version + "/"
