@@ -55,9 +55,9 @@ site mirror imgpipe.yaml's registries section maps it to, so an air-gapped site 
 what its nodes pull. Registry credentials come from the Docker config / credential
 helpers (the default keychain), never from flags.
 
-Signature formats: legacy cosign .sig tags (key or keyless with a Rekor bundle), and for
-keyless policies sigstore bundles attached as OCI referrers (cosign --new-bundle-format,
-Image Factory GSA signing), via the referrers API or its sha256-<hex> tag fallback.
+Signature formats: legacy cosign .sig tags (key, or keyless with a Rekor bundle) and
+sigstore bundles attached as OCI referrers (cosign --new-bundle-format, cosign v3, Image
+Factory GSA signing; key or keyless), via the referrers API or its sha256-<hex> tag.
 
 Exit codes: 0 all passed; 3 a signature failed or is missing; 1 an image could not be
 checked (registry unreachable, trust root unavailable) and none failed.`,

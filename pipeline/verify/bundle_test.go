@@ -155,3 +155,58 @@ func TestVerifyBundles(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyKeyBundles covers `cosign sign --key` in the new bundle format (cosign v3's
+// default), checked against a policy key without a transparency log.
+func TestVerifyKeyBundles(t *testing.T) {
+	t.Parallel()
+	host := verifytest.Registry(t)
+	sv, pemKey := verifytest.NewKey(t)
+	otherSV, _ := verifytest.NewKey(t)
+	key := mustKey(t, "site.pub", pemKey)
+	v, err := New([]Policy{{Name: "site", Match: []string{"*/site/**"}, Keys: []Key{key}}}, WithRemoteOptions(fastFail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		sign       func(t *testing.T, d name.Digest)
+		want       Verdict
+		wantReason string
+	}{
+		{name: "good key bundle", sign: func(t *testing.T, d name.Digest) {
+			verifytest.SignBundleWithKey(t, sv, d, verifytest.BundleOpts{})
+		}, want: Verified},
+		{name: "wrong key", sign: func(t *testing.T, d name.Digest) {
+			verifytest.SignBundleWithKey(t, otherSV, d, verifytest.BundleOpts{})
+		}, want: Failed, wantReason: "sigstore bundle"},
+		{name: "bundle of another digest", sign: func(t *testing.T, d name.Digest) {
+			other := verifytest.PushRandom(t, host+"/site/donor:v1")
+			verifytest.SignBundleWithKey(t, sv, other, verifytest.BundleOpts{Under: &d})
+		}, want: Failed, wantReason: "digest"},
+		{name: "tampered statement", sign: func(t *testing.T, d name.Digest) {
+			verifytest.SignBundleWithKey(t, sv, d, verifytest.BundleOpts{Tamper: true})
+		}, want: Failed, wantReason: "sigstore bundle"},
+		{name: "attestation, not a signature", sign: func(t *testing.T, d name.Digest) {
+			verifytest.SignBundleWithKey(t, sv, d, verifytest.BundleOpts{PredicateType: "https://slsa.dev/provenance/v1"})
+		}, want: Failed, wantReason: "not a signature"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ref := host + "/site/img" + string(rune('a'+i)) + ":v1"
+			d := verifytest.PushRandom(t, ref)
+			tc.sign(t, d)
+			got := v.VerifyImage(t.Context(), Image{Ref: ref, Digest: d.DigestStr()})
+			if got.Verdict != tc.want {
+				t.Fatalf("VerifyImage(%q) = %q (%s); want %q", ref, got.Verdict, got.Reason, tc.want)
+			}
+			if !strings.Contains(got.Reason, tc.wantReason) {
+				t.Errorf("VerifyImage(%q) reason = %q; want it to contain %q", ref, got.Reason, tc.wantReason)
+			}
+			if tc.want == Verified && (got.Format != FormatBundle || got.Signer != key.String()) {
+				t.Errorf("VerifyImage(%q) = format %q signer %q; want %q by %q", ref, got.Format, got.Signer, FormatBundle, key.String())
+			}
+		})
+	}
+}

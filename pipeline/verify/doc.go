@@ -10,8 +10,9 @@
 // function rewrites the reference, both the digest and the `sha256-<hex>.sig` tag come
 // from the mirror, so an air-gapped site verifies exactly what it pulls. Keyless trust
 // comes from a sigstore trusted root (a trusted_root.json for offline runs, or TUF).
-// Two signature formats are read: legacy cosign `.sig` tags (keys and keyless, Rekor SET
-// checked offline) and, for keyless policies, sigstore bundles v0.3 attached as OCI
-// referrers (referrers API or its sha256-<hex> tag fallback), as image-factory's GSA
-// signer writes them. Key-signed bundles are not read.
+// Two signature formats are read, for keys and keyless identities alike: legacy cosign
+// `.sig` tags (keyless ones need their Rekor SET, checked offline against the trusted
+// root) and sigstore bundles v0.3 attached as OCI referrers (referrers API or its
+// sha256-<hex> tag fallback), as `cosign sign --new-bundle-format` (cosign v3's default)
+// and image-factory's GSA signer write them; bundle times may come from Rekor v1 or a TSA.
 package verify

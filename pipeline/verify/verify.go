@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 	"golang.org/x/sync/errgroup"
@@ -434,12 +432,26 @@ func (v *Verifier) VerifyImage(ctx context.Context, img Image) Result {
 		}
 		outcomes = append(outcomes, a)
 	}
+	keylessUsable := false
 	if len(pol.Identities) > 0 {
 		a := v.tryKeyless(ctx, digestRef, pol.Identities, ropts)
-		outcomes = append(outcomes, a)
-		if a.verdict != Verified && !errors.Is(a.err, ErrNoIdentity) && !errors.Is(a.err, errNoTrust) {
-			outcomes = append(outcomes, v.tryBundles(ctx, digestRef, pol.Identities, ropts))
+		if a.verdict == Verified {
+			return decide(res, pol, []attempt{a})
 		}
+		outcomes = append(outcomes, a)
+		keylessUsable = !errors.Is(a.err, ErrNoIdentity) && !errors.Is(a.err, errNoTrust)
+	}
+	// No valid .sig: look for the new format, sigstore bundles attached as referrers.
+	bundles := &referrerBundles{ref: digestRef, ropts: ropts}
+	if len(pol.Keys) > 0 {
+		a := v.tryKeyBundles(ctx, bundles, pol.Keys)
+		if a.verdict == Verified {
+			return decide(res, pol, []attempt{a})
+		}
+		outcomes = append(outcomes, a)
+	}
+	if keylessUsable {
+		outcomes = append(outcomes, v.tryBundles(ctx, bundles, pol.Identities))
 	}
 	return decide(res, pol, outcomes)
 }
@@ -468,16 +480,16 @@ func (v *Verifier) tryKeyless(ctx context.Context, ref name.Digest, ids []Identi
 	// cosign accepts any certificate chaining to the roots when Identities is empty;
 	// refuse that here rather than rely on every caller's policy validation.
 	if len(ids) == 0 {
-		return attempt{signer: expected, verdict: Errored, err: ErrNoIdentity}
+		return attempt{signer: expected, format: FormatSigTag, verdict: Errored, err: ErrNoIdentity}
 	}
 	for _, id := range ids {
 		if err := id.Validate(); err != nil {
-			return attempt{signer: expected, verdict: Errored, err: err}
+			return attempt{signer: expected, format: FormatSigTag, verdict: Errored, err: err}
 		}
 	}
 	tm, err := v.trustedMaterial(ctx)
 	if err != nil {
-		return attempt{signer: expected, verdict: Errored, err: fmt.Errorf("%w: %w", errNoTrust, err)}
+		return attempt{signer: expected, format: FormatSigTag, verdict: Errored, err: fmt.Errorf("%w: %w", errNoTrust, err)}
 	}
 	co := newCheckOpts(ropts)
 	co.TrustedMaterial = tm
@@ -508,90 +520,12 @@ func (v *Verifier) try(ctx context.Context, ref name.Digest, co *cosign.CheckOpt
 	var noMatch *cosign.ErrNoMatchingSignatures
 	switch {
 	case errors.As(err, &noSigs):
-		return attempt{signer: expected, verdict: Missing, err: err}
+		return attempt{signer: expected, format: FormatSigTag, verdict: Missing, err: err}
 	case errors.As(err, &noMatch):
-		return attempt{signer: expected, verdict: Failed, err: err}
+		return attempt{signer: expected, format: FormatSigTag, verdict: Failed, err: err}
 	default:
-		return attempt{signer: expected, verdict: Errored, err: errors.New(describeRegistryError("reading signatures", err))}
+		return attempt{signer: expected, format: FormatSigTag, verdict: Errored, err: errors.New(describeRegistryError("reading signatures", err))}
 	}
-}
-
-// tryBundles verifies sigstore bundles attached as referrers, keyless. It calls
-// sigstore-go directly rather than cosign.VerifyNewBundle, for two reasons: every identity
-// can be offered at once (cosign takes exactly one), and a bundle's time may come from
-// the Rekor v1 integrated time or from a TSA timestamp (Rekor v2, image-factory GSA
-// signing), which cosign only accepts with an explicit flag. sigstore-go binds the
-// statement's subject to the digest; imgpipe also requires the cosign-sign predicate, so
-// an SBOM or provenance attestation by the same signer does not count as a signature.
-func (v *Verifier) tryBundles(ctx context.Context, ref name.Digest, ids []Identity, ropts []remote.Option) attempt {
-	want := make([]string, len(ids))
-	for i, id := range ids {
-		want[i] = id.String()
-	}
-	expected := strings.Join(want, " or ")
-	fail := func(verdict Verdict, err error) attempt {
-		return attempt{signer: expected, format: FormatBundle, verdict: verdict, err: err}
-	}
-	tm, err := v.trustedMaterial(ctx)
-	if err != nil {
-		return fail(Errored, err)
-	}
-	co := newCheckOpts(ropts)
-	co.TrustedMaterial, co.NewBundleFormat = tm, true
-	bundles, h, err := cosign.GetBundles(ctx, ref, co)
-	var noAtt *cosign.ErrNoMatchingAttestations
-	switch {
-	case errors.As(err, &noAtt):
-		return fail(Missing, err)
-	case err != nil:
-		return fail(Errored, errors.New(describeRegistryError("reading referrers", err)))
-	case len(bundles) == 0:
-		return fail(Missing, nil)
-	}
-	digest, err := hex.DecodeString(h.Hex)
-	if err != nil {
-		return fail(Errored, err)
-	}
-	vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
-	if len(tm.CTLogs()) > 0 {
-		vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
-	}
-	verifier, err := sgverify.NewVerifier(tm, vopts...)
-	if err != nil {
-		return fail(Errored, fmt.Errorf("setting up the bundle verifier: %w", err))
-	}
-	var popts []sgverify.PolicyOption
-	for _, id := range ids {
-		ci, err := sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegExp, id.Subject, id.SubjectRegExp)
-		if err != nil {
-			return fail(Errored, fmt.Errorf("identity %s: %w", id, err))
-		}
-		popts = append(popts, sgverify.WithCertificateIdentity(ci))
-	}
-	policy := sgverify.NewPolicy(sgverify.WithArtifactDigest(h.Algorithm, digest), popts...)
-	var errs []error
-	for _, b := range bundles {
-		res, err := verifier.Verify(b, policy)
-		if err == nil && (res.Statement == nil || res.Statement.PredicateType != CosignSignPredicateType) {
-			pt := "none"
-			if res.Statement != nil {
-				pt = res.Statement.PredicateType
-			}
-			err = fmt.Errorf("verified bundle is an attestation (%s), not a signature (%s)", pt, CosignSignPredicateType)
-		}
-		if err != nil {
-			v.log.Debug("bundle check", "image", ref.String(), "err", err)
-			errs = append(errs, err)
-			continue
-		}
-		signer := expected
-		if res.Signature != nil && res.Signature.Certificate != nil {
-			c := res.Signature.Certificate
-			signer = c.SubjectAlternativeName + " (" + c.Issuer + ")"
-		}
-		return attempt{signer: signer, format: FormatBundle, verdict: Verified}
-	}
-	return fail(Failed, fmt.Errorf("sigstore bundle: %w", errors.Join(errs...)))
 }
 
 // decide merges the attempts of all signers of a policy: any verified wins; otherwise
@@ -620,7 +554,7 @@ func decide(res Result, pol *Policy, outcomes []attempt) Result {
 		case len(outcomes) == 1: // the signer column already says what was expected
 			reasons = append(reasons, oneLine(o.err.Error()))
 		default:
-			reasons = append(reasons, o.signer+": "+oneLine(o.err.Error()))
+			reasons = append(reasons, o.format+" "+o.signer+": "+oneLine(o.err.Error()))
 		}
 	}
 	res.Verdict = worst
@@ -630,10 +564,7 @@ func decide(res Result, pol *Policy, outcomes []attempt) Result {
 			return res
 		}
 		res.Reason = "no signature (no " + sigTagHint(res.Digest) + " tag"
-		if len(pol.Identities) > 0 {
-			res.Reason += ", no sigstore bundle referrer"
-		}
-		res.Reason += "); policy requires one"
+		res.Reason += ", no sigstore bundle referrer); policy requires one"
 		return res
 	}
 	res.Reason = strings.Join(reasons, "; ")

@@ -1,6 +1,9 @@
 package verifytest
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +20,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"github.com/sigstore/sigstore/pkg/signature"
+	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -67,22 +72,10 @@ type BundleOpts struct {
 // SignBundle signs d as subject/issuer and attaches the bundle as a referrer.
 func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer string, o BundleOpts) {
 	t.Helper()
-	pred := o.PredicateType
-	if pred == "" {
-		pred = CosignSignPredicateType
-	}
-	algo, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
-	stmt, err := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []any{map[string]any{"digest": map[string]string{algo: hexDigest}}},
-		"predicateType": pred,
-		"predicate":     map[string]any{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stmt := statement(t, d, o.PredicateType)
 	// The virtual Fulcio's leaf is valid from now for 10 minutes; log it inside that.
 	var ent *ca.TestEntity
+	var err error
 	if o.RekorV2 {
 		ent, err = b.vs.AttestAtTimeHashedRekordV2(subject, issuer, stmt, time.Now().Add(time.Minute))
 	} else {
@@ -151,6 +144,68 @@ func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer
 			Signatures: []*protodsse.Signature{{Sig: sig}},
 		}},
 	}
+	writeBundle(t, d, pb, o)
+}
+
+// SignBundleWithKey signs d with sv in the new format (`cosign sign --key K
+// --new-bundle-format --tlog-upload=false`): a bundle v0.3 holding a DSSE envelope and a
+// public-key hint, attached as a referrer.
+func SignBundleWithKey(t testing.TB, sv signature.SignerVerifier, d name.Digest, o BundleOpts) {
+	t.Helper()
+	stmt := statement(t, d, o.PredicateType)
+	envJSON, err := sigdsse.WrapSigner(sv, "application/vnd.in-toto+json").SignMessage(bytes.NewReader(stmt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []struct {
+			Sig string `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(envJSON, &env); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Tamper {
+		payload = []byte(strings.Replace(string(payload), `"predicate":{}`, `"predicate":{"injected":"by-attacker"}`, 1))
+	}
+	pub, err := sv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint := sha256.Sum256(der)
+	pb := &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: base64.StdEncoding.EncodeToString(hint[:])}},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: payload, PayloadType: env.PayloadType,
+			Signatures: []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	writeBundle(t, d, pb, o)
+}
+
+func writeBundle(t testing.TB, d name.Digest, pb *protobundle.Bundle, o BundleOpts) {
+	t.Helper()
+	pred := o.PredicateType
+	if pred == "" {
+		pred = CosignSignPredicateType
+	}
 	data, err := protojson.Marshal(pb)
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +217,23 @@ func (b *BundleSigstore) SignBundle(t testing.TB, d name.Digest, subject, issuer
 	if err := ociremote.WriteAttestationNewBundleFormat(target, data, pred); err != nil {
 		t.Fatalf("attaching bundle to %s: %v", target, err)
 	}
+}
+
+// statement is the in-toto statement cosign signs for an image in the new format.
+func statement(t testing.TB, d name.Digest, predicateType string) []byte {
+	t.Helper()
+	if predicateType == "" {
+		predicateType = CosignSignPredicateType
+	}
+	algo, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
+	stmt, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"digest": map[string]string{algo: hexDigest}}},
+		"predicateType": predicateType,
+		"predicate":     map[string]any{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stmt
 }
