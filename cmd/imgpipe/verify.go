@@ -44,8 +44,9 @@ Policies, first match wins:
   3. factory: <factory host>/** signed with the factory key (--factory-key, verify.factoryKey,
      else <factory>/oci/cosign/signing-key.pub) or keyless by
      image-factory-signing@talos-production.iam.gserviceaccount.com.
-Images no policy covers (registry.k8s.io, gcr.io, ...) are listed as skipped; add a policy
-to check them. A missing signature fails unless the image's policy sets allowUnsigned.
+Core images no policy covers (registry.k8s.io, gcr.io, ...) are listed as skipped; add a
+policy to check them. An uncovered extension, catalog or factory installer fails, and a
+missing signature fails unless the image's policy sets allowUnsigned.
 Every signature must sign this image's digest; unpinned lock entries are resolved at the
 registry and shown as unpinned.
 
@@ -71,7 +72,7 @@ checked (registry unreachable, trust root unavailable) and none failed.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to verify (written by `imgpipe resolve --lock`)")
+	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to verify, as written by imgpipe resolve --lock")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "sigstore trusted_root.json for keyless checks (default: verify.trustedRoot, else online TUF)")
 	fl.StringVar(&f.factoryKey, "factory-key", "", "pinned Image Factory public key (PEM) (default: verify.factoryKey, else fetched from the factory)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "list what would be checked, with which policy, without contacting anything")
