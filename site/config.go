@@ -122,7 +122,7 @@ type ProxmoxConfig struct {
 
 // TemplateConfig describes the VM template built from the nocloud disk image.
 type TemplateConfig struct {
-	VMIDBase    int    `yaml:"vmidBase,omitempty"` // profiles get VMIDBase, VMIDBase+1, ...
+	VMIDBase    int    `yaml:"vmidBase,omitempty"` // profile i (lock order) gets VMIDs VMIDBase+100*i .. +99, one per kept version
 	NamePattern string `yaml:"namePattern,omitempty"`
 	DiskStorage string `yaml:"diskStorage,omitempty"`
 	Bridge      string `yaml:"bridge,omitempty"`
