@@ -46,7 +46,13 @@ qemu-guest-agent, tagged imgpipe;talos-<version>;schematic-<id>;profile-<name>.
 
 --keep N (or proxmox.keep) then removes older ISOs, import images and templates
 that imgpipe made, keeping the newest N Talos versions of each; nothing else is
-touched. The API token comes from IMGPIPE_PROXMOX_TOKEN or proxmox.tokenFile.`,
+touched. The API token comes from IMGPIPE_PROXMOX_TOKEN or proxmox.tokenFile.
+
+The lock must carry checksums (run imgpipe fetch first): download-url passes the
+sha256 to PVE, which verifies before the file lands; without one imgpipe refuses.
+PVE imports only uncompressed .qcow2/.raw: a .qcow2 or .raw disk image goes as is
+(by download-url when its checksum is known), a .raw.zst/.raw.gz one is decompressed
+while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).`,
 		Example: `  IMGPIPE_PROXMOX_TOKEN=imgpipe@pve!ci=... imgpipe upload iso --dry-run
   imgpipe upload template --profile worker --keep 2 -o json`,
 		Args:      cobra.ExactArgs(1),

@@ -147,6 +147,9 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, path, node
 	}
 	rec := UploadRecord{Node: node, Storage: storage, Query: q}
 	defer func() {
+		if rec.Node == "" { // already recorded before a simulated cut
+			return
+		}
 		s.mu.Lock()
 		s.uploads = append(s.uploads, rec)
 		s.mu.Unlock()
