@@ -26,8 +26,8 @@ func TestUploadMemoryFlat(t *testing.T) {
 	}
 	got := after.TotalAlloc - before.TotalAlloc
 	t.Logf("uploading %d MiB allocated %.1f MiB in total", size>>20, float64(got)/(1<<20))
-	if got > size/16 {
-		t.Errorf("Upload of %d MiB allocated %d MiB; want < %d MiB (streaming)", size>>20, got>>20, size/16>>20)
+	if got > size/4 { // the race detector adds ~18 MiB; buffering would add 128
+		t.Errorf("Upload of %d MiB allocated %d MiB; want < %d MiB (streaming)", size>>20, got>>20, size/4>>20)
 	}
 	if v := e.srv.Volumes(); len(v) != 1 || v[0].Size != size {
 		t.Errorf("volumes %+v; want one of %d bytes", v, size)
