@@ -12,9 +12,11 @@ cd "$root"
 ggcr=$(go list -m -f '{{.Version}}' github.com/google/go-containerregistry)
 [ -x "$bin/crane" ] && "$bin/crane" version 2>/dev/null | grep -q "${ggcr#v}" ||
 	GOBIN="$bin" go install "github.com/google/go-containerregistry/cmd/crane@$ggcr"
-go build -o "$bin/imgpipe" ./cmd/imgpipe
+# IMGPIPE_BIN runs a given imgpipe binary instead of building the working tree.
+imgpipe=${IMGPIPE_BIN:-"$bin/imgpipe"}
+[ -n "${IMGPIPE_BIN:-}" ] || go build -o "$bin/imgpipe" ./cmd/imgpipe
 go build -o "$bin/registry-bench" ./bench/registry
 for tool in /usr/bin/docker-registry skopeo; do
 	command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y docker-registry skopeo" >&2; exit 1; }
 done
-exec "$bin/registry-bench" -imgpipe "$bin/imgpipe" -crane "$bin/crane" -skopeo "$(command -v skopeo)" "$@"
+exec "$bin/registry-bench" -imgpipe "$imgpipe" -crane "$bin/crane" -skopeo "$(command -v skopeo)" "$@"

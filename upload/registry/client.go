@@ -162,6 +162,12 @@ type regClient struct {
 
 	mu  sync.Mutex
 	rts map[string]http.RoundTripper
+
+	// setup guards the first ping; shared is the one transport of a registry that
+	// does not hand out per-repository tokens (anonymous or basic auth).
+	setup  sync.Mutex
+	pinged bool
+	shared http.RoundTripper
 }
 
 func (rc *regClient) transport(ctx context.Context, repo string, push bool) (http.RoundTripper, error) {
@@ -172,9 +178,15 @@ func (rc *regClient) transport(ctx context.Context, repo string, push bool) (htt
 	key := repo + "|" + scope
 	rc.mu.Lock()
 	rt, ok := rc.rts[key]
+	if !ok {
+		rt, ok = rc.shared, rc.shared != nil
+	}
 	rc.mu.Unlock()
 	if ok {
 		return rt, nil
+	}
+	if shared, err := rc.sharedTransport(ctx); err != nil || shared != nil {
+		return shared, err
 	}
 	err := retry(ctx, rc.backoff, rc.c, func() error {
 		var err error
@@ -186,6 +198,40 @@ func (rc *regClient) transport(ctx context.Context, repo string, push bool) (htt
 	}
 	rc.mu.Lock()
 	rc.rts[key] = rt
+	rc.mu.Unlock()
+	return rt, nil
+}
+
+// sharedTransport pings the registry once. Without a bearer challenge every repository
+// and scope can share one transport, which saves a ping per repository on every run.
+// It returns nil when the registry wants per-repository tokens.
+func (rc *regClient) sharedTransport(ctx context.Context) (http.RoundTripper, error) {
+	rc.setup.Lock()
+	defer rc.setup.Unlock()
+	if rc.pinged {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return rc.shared, nil
+	}
+	var ch *transport.Challenge
+	err := retry(ctx, rc.backoff, rc.c, func() error {
+		var err error
+		ch, err = transport.Ping(ctx, rc.reg, rc.base)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", rc.reg.RegistryStr(), err)
+	}
+	rc.pinged = true
+	if strings.EqualFold(ch.Scheme, "bearer") {
+		return nil, nil
+	}
+	rt, err := transport.NewWithContext(ctx, rc.reg, rc.auth, rc.base, nil)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", rc.reg.RegistryStr(), err)
+	}
+	rc.mu.Lock()
+	rc.shared = rt
 	rc.mu.Unlock()
 	return rt, nil
 }

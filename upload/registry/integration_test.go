@@ -272,6 +272,9 @@ func TestWarmPullThroughServesAfterUpstreamStops(t *testing.T) {
 	if g := statusByRole(rep)["installer"].Signatures; len(g) != 2 {
 		t.Errorf("installer signatures = %v; want .sig and .att", g)
 	}
+	if g := statusByRole(rep)["pause"]; g.Digest != images[2].Digest || g.DigestSource != "upstream" {
+		t.Errorf("pause digest = %q from %q; want %q resolved upstream", g.Digest, g.DigestSource, images[2].Digest)
+	}
 
 	// A rerun reads only what the journal does not have: nothing.
 	rep2, err := m.Run(context.Background(), ps)

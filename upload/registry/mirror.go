@@ -166,6 +166,9 @@ type ImageReport struct {
 
 	// tally is shared by the goroutines working on the image's tree.
 	tally *tally
+	// current is set when this run already saw the mirror resolve the tag and every
+	// signature tag to the expected digests; verification needs no second look.
+	current bool
 }
 
 type tally struct {
@@ -233,6 +236,7 @@ func (r *run) confirming(host string) *atomic.Bool {
 type blobEntry struct {
 	mu    sync.Mutex
 	repos map[string]bool // repositories known to hold the blob
+	last  string          // warm: the repository it was last read through
 }
 
 // Run mirrors the placed images: each endpoint in its mode (auto is probed), then a

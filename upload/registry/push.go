@@ -67,6 +67,7 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusCopied
 	default:
 		ir.Status = StatusPresent
+		ir.current = true
 	}
 	return nil
 }

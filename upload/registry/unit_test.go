@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -162,5 +164,55 @@ func TestPushInMemory(t *testing.T) {
 	resp.Body.Close()
 	if got := resp.Header.Get("Docker-Content-Digest"); got != im.Digest {
 		t.Errorf("mirror digest = %q; want %q", got, im.Digest)
+	}
+}
+
+// TestPushBoundsConcurrencyPerRegistry counts blob uploads in flight at the mirror.
+func TestPushBoundsConcurrencyPerRegistry(t *testing.T) {
+	t.Parallel()
+	quiet := ggcrregistry.Logger(log.New(io.Discard, "", 0))
+	up := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(up.Close)
+	var inflight, peak atomic.Int32
+	inner := ggcrregistry.New(quiet)
+	dst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			n := inflight.Add(1)
+			defer inflight.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond) // keep uploads overlapping
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(dst.Close)
+	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
+	s := &registrytest.Seeder{Host: upHost}
+	lock := &site.Lock{}
+	for i := range 6 {
+		im, err := s.Seed(context.Background(), registrytest.Spec{Repo: fmt.Sprintf("app/%d", i), Tag: "v1",
+			Platforms: []string{"linux/amd64", "linux/arm64"}, Layers: []int64{8 << 10, 8 << 10}, Seed: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "app", Ref: upHost + "/" + im.Repo + ":v1", Digest: im.Digest})
+	}
+	set, _ := ImageSet(lock, nil)
+	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
+	ps, _ := Place(set, m)
+	const jobs = 2
+	rep, err := New(WithJobs(jobs)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if rep.Totals.Copied != 6 {
+		t.Errorf("copied = %d; want 6", rep.Totals.Copied)
+	}
+	if p := peak.Load(); p < 1 || p > jobs {
+		t.Errorf("peak concurrent blob uploads = %d; want 1..%d (--jobs)", p, jobs)
 	}
 }

@@ -161,9 +161,16 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
+	if e.last != "" {
+		// Another repository read this blob through the cache a moment ago. distribution
+		// tracks its background stores by digest alone: a read while that store is still
+		// running is streamed without being stored for this repository. Let it finish.
+		r.waitKept(ctx, mc, e.last, digest)
+	}
 	if err := r.readBlob(ctx, mc, repo, digest, b.Size); err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
+	e.last = repo
 	r.mu.Lock()
 	r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
 	r.mu.Unlock()
@@ -172,6 +179,22 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
+}
+
+// waitKept polls, briefly, until the cache serves digest from its storage for repo.
+func (r *run) waitKept(ctx context.Context, mc *regClient, repo, digest string) {
+	wait := 50 * time.Millisecond
+	for i := 0; i < 6; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if ok, err := mc.servedLocally(ctx, repo, digest); err != nil || ok {
+			return
+		}
+		wait *= 2
+	}
 }
 
 func (r *run) readBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) error {
