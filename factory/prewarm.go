@@ -16,9 +16,11 @@ const DefaultBuildTimeout = 15 * time.Minute
 
 // PrewarmResult is an installer whose manifest the factory has served.
 type PrewarmResult struct {
-	Ref    string        `json:"ref"`
-	Digest string        `json:"digest"`
-	Took   time.Duration `json:"took_ns"`
+	Profile string        `json:"profile,omitempty"`
+	Ref     string        `json:"ref"`
+	Digest  string        `json:"digest,omitempty"`
+	Took    time.Duration `json:"took_ns,omitempty"`
+	Planned bool          `json:"planned,omitempty"`
 }
 
 // PrewarmInstaller requests the installer manifest (e.g.

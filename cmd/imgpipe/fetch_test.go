@@ -41,7 +41,7 @@ func TestFetchEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("fetch = exit %d; want 0; stderr:\n%s", code, stderr)
 	}
-	var results []fetchResult
+	var results []factory.ArtifactResult
 	if err := json.Unmarshal([]byte(stdout), &results); err != nil {
 		t.Fatalf("fetch -o json: %v\n%s", err, stdout)
 	}
@@ -182,12 +182,13 @@ func TestProgressPlainLines(t *testing.T) {
 	p := newProgress(&buf)
 	now := time.Unix(0, 0)
 	p.now = func() time.Time { return now }
-	upd := p.update("worker metal-amd64.iso")
 	for done := int64(0); done <= 100; done++ {
-		upd(factory.Progress{Phase: "download", Done: done << 20, Total: 100 << 20})
+		if done == 100 {
+			now = now.Add(2 * time.Second)
+		}
+		p.report("worker metal-amd64.iso", factory.Progress{Phase: "download", Done: done << 20, Total: 100 << 20})
 	}
-	now = now.Add(2 * time.Second)
-	p.finish("worker metal-amd64.iso", factory.FetchResult{Digests: factory.Digests{Size: 100 << 20}, Transferred: 100 << 20}, nil)
+	p.finish("worker metal-amd64.iso", factory.ArtifactResult{FetchResult: factory.FetchResult{Digests: factory.Digests{Size: 100 << 20}, Transferred: 100 << 20}})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 12 { // 0%,10%,...,100% and the summary
 		t.Errorf("progress lines = %d; want 12:\n%s", len(lines), buf.String())
@@ -197,17 +198,6 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "\r") {
 		t.Errorf("plain progress contains carriage returns: %q", buf.String())
-	}
-}
-
-func TestSetArtifactKeepsKindsSorted(t *testing.T) {
-	t.Parallel()
-	p := &site.Profile{}
-	setArtifact(p, site.Artifact{Kind: "iso", SHA256: "a"})
-	setArtifact(p, site.Artifact{Kind: "disk", SHA256: "b"})
-	setArtifact(p, site.Artifact{Kind: "iso", SHA256: "c"})
-	if len(p.Artifacts) != 2 || p.Artifacts[0].Kind != "disk" || p.Artifacts[1].SHA256 != "c" {
-		t.Errorf("setArtifact() = %+v; want [disk b, iso c]", p.Artifacts)
 	}
 }
 
@@ -249,5 +239,54 @@ func TestBar(t *testing.T) {
 		if got := bar(tt.done, tt.total, 10); got != tt.want {
 			t.Errorf("bar(%d, %d, 10) = %q; want %q", tt.done, tt.total, got, tt.want)
 		}
+	}
+}
+
+func TestFetchDryRun(t *testing.T) {
+	t.Parallel()
+	f, lock := pushedSite(t, factorytest.Options{})
+	cache := t.TempDir()
+	before, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func() map[string]factory.ArtifactResult {
+		t.Helper()
+		stdout, stderr, code := runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--dry-run", "-o", "json")
+		if code != 0 {
+			t.Fatalf("fetch --dry-run = exit %d; stderr:\n%s", code, stderr)
+		}
+		var rs []factory.ArtifactResult
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+			t.Fatalf("fetch --dry-run -o json: %v\n%s", err, stdout)
+		}
+		out := map[string]factory.ArtifactResult{}
+		for _, r := range rs {
+			if !r.Planned {
+				t.Errorf("fetch --dry-run result %+v is not marked planned", r)
+			}
+			out[r.Kind] = r
+		}
+		return out
+	}
+	got := plan()
+	if got["iso"].Action != factory.ActionDownload || got["disk"].Action != factory.ActionDownload {
+		t.Errorf("fetch --dry-run on an empty cache = %+v; want both downloads", got)
+	}
+	if n := len(f.RequestsFor(factorytest.RouteImage)); n != 0 {
+		t.Errorf("fetch --dry-run made %d image requests; want 0", n)
+	}
+	if after, _ := os.ReadFile(lock); !bytes.Equal(after, before) {
+		t.Errorf("fetch --dry-run changed the lock")
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("fetch --dry-run wrote into the cache: %v", entries)
+	}
+	if _, stderr, code := runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso"); code != 0 {
+		t.Fatalf("fetch = exit %d; stderr:\n%s", code, stderr)
+	}
+	got = plan()
+	if got["iso"].Action != factory.ActionCached || got["disk"].Action != factory.ActionDownload {
+		t.Errorf("fetch --dry-run after fetching the ISO = %+v; want iso cached, disk download", got)
 	}
 }

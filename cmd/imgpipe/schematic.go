@@ -13,7 +13,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/internal/fail"
-	"github.com/imgpipe/imgpipe/site"
 )
 
 // Environment variables holding a self-hosted factory's basic-auth credentials.
@@ -108,30 +107,6 @@ func (t *factoryTarget) rebaseRef(ref string) string {
 	return ref
 }
 
-// selectProfiles returns the lock's profiles named in names (all when empty).
-func selectProfiles(l *site.Lock, names []string) ([]*site.Profile, error) {
-	if len(names) == 0 {
-		out := make([]*site.Profile, len(l.Profiles))
-		for i := range l.Profiles {
-			out[i] = &l.Profiles[i]
-		}
-		return out, nil
-	}
-	var out []*site.Profile
-	for _, n := range names {
-		p, ok := l.Profile(n)
-		if !ok {
-			var have []string
-			for _, p := range l.Profiles {
-				have = append(have, p.Name)
-			}
-			return nil, usageErrorf("--profile %q is not in the lock (profiles: %s)", n, strings.Join(have, ", "))
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 func (a *app) newSchematicCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "schematic",
@@ -141,26 +116,21 @@ func (a *app) newSchematicCmd() *cobra.Command {
 	return cmd
 }
 
-// pushResult is one line of `imgpipe schematic push -o json`.
-type pushResult struct {
-	Profile string `json:"profile"`
-	ID      string `json:"id"`
-	Factory string `json:"factory"`
-}
-
 func (a *app) newSchematicPushCmd() *cobra.Command {
 	var (
 		ff       factoryFlags
 		lockPath string
 		profiles []string
 		output   string
+		dryRun   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "push",
 		Short: "POST each profile's schematic to the factory and check the ID it returns",
 		Long: `push sends each profile's schematic (from the lock) to the Image Factory, requires the
 ID the factory returns to equal the lock's (an Enterprise factory, which adds an owner,
-returns another one), and reads it back. Running it again changes nothing.`,
+returns another one), and reads it back. Running it again changes nothing. --dry-run
+only asks the factory whether it knows each schematic.`,
 		Example: `  imgpipe schematic push --lock imgpipe.lock.json
   IMGPIPE_FACTORY_USERNAME=ci IMGPIPE_FACTORY_PASSWORD=... imgpipe schematic push --factory https://factory.example`,
 		Args: cobra.NoArgs,
@@ -172,32 +142,20 @@ returns another one), and reads it back. Running it again changes nothing.`,
 			if err != nil {
 				return err
 			}
-			sel, err := selectProfiles(lock, profiles)
-			if err != nil {
-				return err
-			}
 			t, err := a.newFactory(ff, lock.Factory)
 			if err != nil {
 				return err
 			}
-			var results []pushResult
-			for _, p := range sel {
-				res, err := t.client.EnsureSchematic(cmd.Context(), p.Schematic.YAML)
-				if err != nil {
-					return fmt.Errorf("profile %s: %w", p.Name, err)
-				}
-				if p.Schematic.ID != "" && res.ID != p.Schematic.ID {
-					return fail.Usage(fmt.Errorf("profile %s: the lock records schematic ID %s but its YAML hashes to %s: re-create the lock with `imgpipe resolve --lock`",
-						p.Name, p.Schematic.ID, res.ID))
-				}
-				a.log.Info("schematic ensured", "profile", p.Name, "id", res.ID)
-				results = append(results, pushResult{Profile: p.Name, ID: res.ID, Factory: res.Factory})
+			results, err := t.client.EnsureLock(cmd.Context(), lock, factory.LockOptions{Profiles: profiles, DryRun: dryRun})
+			if err != nil {
+				return err
 			}
 			return render(a.stdout, output, results, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "PROFILE\tSCHEMATIC\tFACTORY")
+				fmt.Fprintln(tw, "PROFILE\tSCHEMATIC\tFACTORY\tSTATUS")
 				for _, r := range results {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Profile, r.ID, r.Factory)
+					status := map[string]string{factory.ActionEnsured: "ok", factory.ActionPresent: "present", factory.ActionCreate: "would create"}[r.Action]
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Profile, r.ID, r.Factory, status)
 				}
 				return tw.Flush()
 			})
@@ -208,6 +166,7 @@ returns another one), and reads it back. Running it again changes nothing.`,
 	fl.StringVar(&lockPath, "lock", defaultLockFile, "lockfile to read")
 	fl.StringSliceVarP(&profiles, "profile", "p", nil, "only these profiles (repeatable or comma-separated)")
 	fl.StringVarP(&output, "output", "o", formatTable, "output format: table, json or yaml")
+	fl.BoolVar(&dryRun, "dry-run", false, "only check whether the factory knows each schematic; post nothing")
 	return cmd
 }
 
@@ -218,6 +177,7 @@ func (a *app) newSchematicPrewarmCmd() *cobra.Command {
 		profiles     []string
 		output       string
 		buildTimeout time.Duration
+		dryRun       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "prewarm",
@@ -234,32 +194,26 @@ upgrade keeps nodes from waiting on it. Each request may take up to --build-time
 			if err != nil {
 				return err
 			}
-			sel, err := selectProfiles(lock, profiles)
-			if err != nil {
-				return err
-			}
 			t, err := a.newFactory(ff, lock.Factory)
 			if err != nil {
 				return err
 			}
-			var results []factory.PrewarmResult
-			for _, p := range sel {
-				if p.Installer == "" {
-					return fail.Usage(fmt.Errorf("profile %s has no installer in the lock", p.Name))
-				}
-				ref := t.rebaseRef(p.Installer)
-				fmt.Fprintf(a.stderr, "pre-warming %s (the first build can take minutes)\n", ref)
-				res, err := t.client.PrewarmInstaller(cmd.Context(), ref, buildTimeout)
-				if err != nil {
-					return fmt.Errorf("profile %s: %w", p.Name, err)
-				}
-				results = append(results, res)
+			if !dryRun {
+				fmt.Fprintln(a.stderr, "pre-warming installers (a first build can take minutes)")
+			}
+			results, err := t.client.PrewarmLock(cmd.Context(), lock, buildTimeout, factory.LockOptions{Profiles: profiles, Rebase: t.rebaseRef, DryRun: dryRun})
+			if err != nil {
+				return err
 			}
 			return render(a.stdout, output, results, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "INSTALLER\tDIGEST\tTOOK")
+				fmt.Fprintln(tw, "PROFILE\tINSTALLER\tDIGEST\tTOOK")
 				for _, r := range results {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Ref, r.Digest, r.Took.Round(time.Millisecond))
+					took := r.Took.Round(time.Millisecond).String()
+					if r.Planned {
+						took = "(dry run)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Profile, r.Ref, orDash(r.Digest), took)
 				}
 				return tw.Flush()
 			})
@@ -271,5 +225,6 @@ upgrade keeps nodes from waiting on it. Each request may take up to --build-time
 	fl.StringSliceVarP(&profiles, "profile", "p", nil, "only these profiles (repeatable or comma-separated)")
 	fl.StringVarP(&output, "output", "o", formatTable, "output format: table, json or yaml")
 	fl.DurationVar(&buildTimeout, "build-timeout", factory.DefaultBuildTimeout, "how long one installer request may take (an on-demand build)")
+	fl.BoolVar(&dryRun, "dry-run", false, "list the installers that would be requested; request nothing")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/factory/factorytest"
 	"github.com/imgpipe/imgpipe/site"
 )
@@ -51,7 +52,7 @@ func TestSchematicPush(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("schematic push = exit %d; want 0; stderr:\n%s", code, stderr)
 	}
-	var got []pushResult
+	var got []factory.SchematicResult
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("schematic push -o json: %v\n%s", err, stdout)
 	}
@@ -149,5 +150,46 @@ func TestSchematicPrewarm(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "sha256:") {
 		t.Errorf("schematic prewarm stdout = %q; want the manifest digest", stdout)
+	}
+}
+
+func TestSchematicDryRuns(t *testing.T) {
+	t.Parallel()
+	f, lock := fakeSite(t, factorytest.Options{})
+	action := func() string {
+		t.Helper()
+		stdout, stderr, code := runImgpipe(t, nil, "schematic", "push", "--lock", lock, "--dry-run", "-o", "json")
+		if code != 0 {
+			t.Fatalf("schematic push --dry-run = exit %d; stderr:\n%s", code, stderr)
+		}
+		var rs []factory.SchematicResult
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil || len(rs) != 1 || !rs[0].Planned {
+			t.Fatalf("schematic push --dry-run -o json = %v, %v; want one planned result", rs, err)
+		}
+		return rs[0].Action
+	}
+	if got := action(); got != factory.ActionCreate {
+		t.Errorf("push --dry-run before push = %q; want %q", got, factory.ActionCreate)
+	}
+	if f.HasSchematic(qemuSchematicID) {
+		t.Fatalf("push --dry-run created the schematic")
+	}
+	for _, r := range f.RequestsFor(factorytest.RouteSchematics) {
+		if r.Method != "GET" {
+			t.Errorf("push --dry-run sent %s %s; want only GETs", r.Method, r.Path)
+		}
+	}
+	if _, stderr, code := runImgpipe(t, nil, "schematic", "push", "--lock", lock); code != 0 {
+		t.Fatalf("schematic push = exit %d; stderr:\n%s", code, stderr)
+	}
+	if got := action(); got != factory.ActionPresent {
+		t.Errorf("push --dry-run after push = %q; want %q", got, factory.ActionPresent)
+	}
+	stdout, stderr, code := runImgpipe(t, nil, "schematic", "prewarm", "--lock", lock, "--dry-run")
+	if code != 0 || !strings.Contains(stdout, "installer/"+qemuSchematicID+":v1.9.5") {
+		t.Errorf("prewarm --dry-run = exit %d, %q (stderr %q); want the installer listed", code, stdout, stderr)
+	}
+	if b := f.Builds(); len(b) != 0 {
+		t.Errorf("prewarm --dry-run built %v; want nothing", b)
 	}
 }
