@@ -114,9 +114,13 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 			return err
 		}
 	}
+	keychain, err := a.verifyKeychain(lock, cfg)
+	if err != nil {
+		return err
+	}
 	opts := []verify.Option{
 		verify.WithTrust(trust),
-		verify.WithKeychain(authn.DefaultKeychain),
+		verify.WithKeychain(keychain),
 		verify.WithJobs(f.jobs),
 		verify.WithLogger(a.log),
 		verify.WithProgress(a.verifyProgress(len(images))),
@@ -146,6 +150,39 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		return err
 	}
 	return rep.Err()
+}
+
+// verifyKeychain is the Docker config / credential helpers, plus, for a self-hosted
+// factory's registry, the factory credentials from the environment (never flags).
+func (a *app) verifyKeychain(lock *site.Lock, cfg *site.Config) (authn.Keychain, error) {
+	user, pass := a.getenv(envFactoryUser), a.getenv(envFactoryPass)
+	if user == "" && pass == "" {
+		return authn.DefaultKeychain, nil
+	}
+	if user == "" || pass == "" {
+		return nil, usageErrorf("set both %s and %s, or neither", envFactoryUser, envFactoryPass)
+	}
+	hosts, err := verify.FactoryHosts(verifyFirst(lock.Factory, cfg.Factory.URL), cfg.Factory.Registry)
+	if err != nil {
+		return nil, err
+	}
+	basic := &authn.Basic{Username: user, Password: pass}
+	return authn.NewMultiKeychain(hostKeychain{hosts: hosts, auth: basic}, authn.DefaultKeychain), nil
+}
+
+// hostKeychain answers with auth for the given registry hosts and defers otherwise.
+type hostKeychain struct {
+	hosts []string
+	auth  authn.Authenticator
+}
+
+func (k hostKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	for _, h := range k.hosts {
+		if r.RegistryStr() == h {
+			return k.auth, nil
+		}
+	}
+	return authn.Anonymous, nil
 }
 
 // verifyMirror reads images and their signatures through the site's mirrors, using

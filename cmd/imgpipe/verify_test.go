@@ -345,3 +345,64 @@ registries:
 		t.Errorf("imgpipe verify --mirror without registries = exit %d (%s); want %d", code, stderr, exitUsage)
 	}
 }
+
+// TestVerifyCommandFactoryCredentials reads a self-hosted factory's installer from a
+// registry that wants basic auth, with the credentials from the environment.
+func TestVerifyCommandFactoryCredentials(t *testing.T) {
+	t.Parallel()
+	sv, pemKey := verifytest.NewKey(t)
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/oci/cosign/signing-key.pub", func(w http.ResponseWriter, _ *http.Request) { w.Write(pemKey) })
+	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "ci" || p != "s3cret-pw" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="factory"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	// Push and sign directly against the registry handler (no auth in the way).
+	pushSrv := httptest.NewServer(reg)
+	t.Cleanup(pushSrv.Close)
+	pushHost := strings.TrimPrefix(pushSrv.URL, "http://")
+	installerPath := "/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.9.5"
+	d := verifytest.PushRandom(t, pushHost+installerPath)
+	verifytest.SignWithKey(t, sv, d, verifytest.SigOpts{})
+
+	dir := t.TempDir()
+	lockPath := filepath.Join(dir, "lock.json")
+	l := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5", Factory: srv.URL,
+		Profiles: []site.Profile{{Name: "worker", Installer: host + installerPath}}}
+	if err := site.WriteLock(lockPath, l); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "imgpipe.yaml")
+	if err := os.WriteFile(config, []byte("version: 1\nfactory:\n  url: "+srv.URL+"\nprofiles:\n  - name: worker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"verify", "--config", config, "--lock", lockPath, "-o", "json"}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+	}{
+		{"credentials from the environment", map[string]string{envFactoryUser: "ci", envFactoryPass: "s3cret-pw"}, exitOK},
+		{"no credentials", nil, exitOperational},
+		{"wrong password", map[string]string{envFactoryUser: "ci", envFactoryPass: "wrong-pw"}, exitOperational},
+		{"half the credentials", map[string]string{envFactoryUser: "ci"}, exitUsage},
+	}
+	for _, tc := range tests {
+		stdout, stderr, code := runImgpipe(t, tc.env, args...)
+		if code != tc.wantCode {
+			t.Errorf("imgpipe verify (%s) = exit %d; want %d\n%s\n%s", tc.name, code, tc.wantCode, stdout, stderr)
+		}
+		if p := tc.env[envFactoryPass]; p != "" && (strings.Contains(stdout, p) || strings.Contains(stderr, p)) {
+			t.Errorf("imgpipe verify (%s) printed the password", tc.name)
+		}
+	}
+}
