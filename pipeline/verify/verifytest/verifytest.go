@@ -3,6 +3,10 @@
 // standing in for Fulcio, issuing leaf certs with an email SAN and the OIDC issuer
 // extensions, and a Rekor key signing SETs) for keyless signatures in the legacy .sig
 // format. Its trusted root can be written as trusted_root.json for --trusted-root.
+// BundleSigstore (sigstore-go's VirtualSigstore) and SignBundleWithKey make the new
+// format: sigstore bundles attached as OCI referrers, keyless (Rekor v1 or v2 + TSA) or
+// by key. Other stages may use it to build signed fixtures (e.g. a mirror test checking
+// that signatures travel with images).
 package verifytest
 
 import (
