@@ -206,7 +206,11 @@ func (p *progress) report(label string, ev factory.Progress) {
 			return
 		}
 		p.last = now
-		fmt.Fprintf(p.w, "\r\x1b[K%s %s %s", verb, label, bar(ev.Done, ev.Total, 30))
+		rate := ""
+		if secs := now.Sub(p.starts[label]).Seconds(); secs > 0.5 {
+			rate = fmt.Sprintf(" %s/s", humanBytes(int64(float64(ev.Done)/secs)))
+		}
+		fmt.Fprintf(p.w, "\r\x1b[K%s %s %s%s", verb, label, bar(ev.Done, ev.Total, 30), rate)
 		return
 	}
 	var step int64

@@ -290,3 +290,24 @@ func TestFetchDryRun(t *testing.T) {
 		t.Errorf("fetch --dry-run after fetching the ISO = %+v; want iso cached, disk download", got)
 	}
 }
+
+func TestProgressTTY(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	p := newProgress(&buf)
+	p.tty = true // a terminal cannot be faked through a bytes.Buffer
+	now := time.Unix(0, 0)
+	p.now = func() time.Time { return now }
+	for done := int64(1); done <= 10; done++ {
+		now = now.Add(time.Second)
+		p.report("worker metal-amd64.iso", factory.Progress{Phase: "download", Done: done << 20, Total: 10 << 20})
+	}
+	p.finish("worker metal-amd64.iso", factory.ArtifactResult{FetchResult: factory.FetchResult{Digests: factory.Digests{Size: 10 << 20}, Transferred: 10 << 20}})
+	out := buf.String()
+	if strings.Count(out, "\n") != 1 || strings.Count(out, "\r\x1b[K") != 11 {
+		t.Errorf("TTY progress = %q; want 10 redraws, a clear and one summary line", out)
+	}
+	if !strings.Contains(out, "[==============================] 100% 10.0 MiB/10.0 MiB 1.1 MiB/s") {
+		t.Errorf("TTY progress = %q; want a full bar with its rate", out)
+	}
+}
