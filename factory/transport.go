@@ -150,7 +150,8 @@ func (t *Transport) try(base http.RoundTripper, req *http.Request) (*http.Respon
 	if t.AttemptTimeout > 0 {
 		tctx, tcancel := context.WithTimeoutCause(ctx, t.AttemptTimeout, ErrAttemptTimeout)
 		outer := cancel
-		ctx, cancel = tctx, func(cause error) { tcancel(); outer(cause) }
+		// The parent first, so that context.Cause(tctx) reports its cause.
+		ctx, cancel = tctx, func(cause error) { outer(cause); tcancel() }
 	}
 	var headerTimer *time.Timer
 	if t.HeaderTimeout > 0 {

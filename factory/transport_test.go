@@ -290,3 +290,20 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportHeaderTimeoutWithAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	srv := &scripted{steps: []step{{delay: 5 * time.Second}}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	tr := &Transport{
+		Policy:         RetryPolicy{Attempts: 1},
+		AttemptTimeout: time.Minute,
+		HeaderTimeout:  50 * time.Millisecond,
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL, nil)
+	_, err := tr.RoundTrip(req)
+	if !errors.Is(err, ErrAttemptTimeout) || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Fatalf("RoundTrip(slow headers) error = %v; want ErrAttemptTimeout after 50ms", err)
+	}
+}
