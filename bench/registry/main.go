@@ -54,7 +54,7 @@ func main() {
 	flag.IntVar(&o.platforms, "platforms", 2, "platforms per image (linux/amd64, linux/arm64, ...)")
 	flag.StringVar(&o.layers, "layer-mib", "10,12", "unique layer sizes per platform, MiB, comma-separated")
 	flag.IntVar(&o.sharedMiB, "shared-mib", 16, "one base layer shared by every image, MiB")
-	flag.IntVar(&o.jobs, "jobs", 4, "imgpipe --jobs")
+	flag.IntVar(&o.jobs, "jobs", 8, "imgpipe --jobs (its default)")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a fresh temp dir, removed afterwards)")
 	flag.StringVar(&o.imgpipe, "imgpipe", "imgpipe", "imgpipe binary")
 	flag.StringVar(&o.crane, "crane", "crane", "crane binary (go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)")

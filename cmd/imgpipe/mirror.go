@@ -52,7 +52,7 @@ Registry credentials come from the Docker config (~/.docker/config.json, $DOCKER
 	fl := cmd.Flags()
 	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to read")
 	fl.StringVar(&f.mode, "mode", "", "auto, push or warm for every endpoint (default: as imgpipe.yaml says, else auto)")
-	fl.IntVarP(&f.jobs, "jobs", "j", 4, "concurrent blob transfers per registry")
+	fl.IntVarP(&f.jobs, "jobs", "j", 8, "concurrent blob transfers per registry")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read and compare, write nothing, pull nothing through caches")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or yaml")
 	fl.StringVar(&f.journal, "journal", "", `record of warmed blobs that makes warm reruns resumable (default: the user cache dir; "off" disables)`)

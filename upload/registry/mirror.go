@@ -56,7 +56,7 @@ type Mirrorer struct {
 // Option configures a Mirrorer.
 type Option func(*Mirrorer)
 
-// WithJobs bounds concurrent blob transfers per registry endpoint (default 4).
+// WithJobs bounds concurrent blob transfers per registry endpoint (default 8).
 func WithJobs(n int) Option {
 	return func(m *Mirrorer) {
 		if n > 0 {
@@ -103,7 +103,7 @@ func WithSignatureSuffixes(s ...string) Option { return func(m *Mirrorer) { m.si
 // New returns a Mirrorer.
 func New(opts ...Option) *Mirrorer {
 	m := &Mirrorer{
-		jobs:      4,
+		jobs:      8,
 		keychain:  authn.NewMultiKeychain(),
 		backoff:   DefaultBackoff(),
 		journalTT: 6 * 24 * time.Hour,
