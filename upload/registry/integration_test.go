@@ -420,3 +420,42 @@ func TestDryRunWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmResumesAfterInterruption(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t, "")
+	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
+	ps := place(t, lockFor(up.Host, images), mirrorCfg(up.Host, cache.Host, registry.ModeWarm))
+	journal := filepath.Join(t.TempDir(), "warm.json")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	m := registry.New(registry.WithJobs(1), registry.WithJournal(journal, 0), registry.WithProgress(func(e registry.Event) {
+		if e.Kind == "blob" {
+			cancel()
+		}
+	}))
+	rep1, err := m.Run(ctx, ps)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run = %v; want context.Canceled", err)
+	}
+	// A cache links blobs per repository, so each repository reads its own copy.
+	var total int64
+	for _, im := range images {
+		total += im.Bytes
+		for _, b := range im.Blobs[len(im.Blobs)-2*len(im.Signatures):] {
+			total += b.Size
+		}
+	}
+	if rep1.Totals.BytesMoved == 0 || rep1.Totals.BytesMoved >= total {
+		t.Fatalf("interrupted warm read %d of %d bytes; want some but not all", rep1.Totals.BytesMoved, total)
+	}
+	rep2, err := registry.New(registry.WithJournal(journal, 0)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("resumed Run = %v; want nil", err)
+	}
+	if got := rep1.Totals.BytesMoved + rep2.Totals.BytesMoved; got != total {
+		t.Errorf("warm read %d + %d bytes over two runs; want %d (nothing twice)", rep1.Totals.BytesMoved, rep2.Totals.BytesMoved, total)
+	}
+	up.Stop()
+	checkServes(t, cache.Host, images)
+}

@@ -236,8 +236,19 @@ type warmedBlob struct {
 func (r *run) confirmWarmed(ctx context.Context) {
 	todo := r.pending
 	wait := 50 * time.Millisecond
-	for round := 0; len(todo) > 0 && round < r.m.backoff.Steps+2; round++ {
-		if round > 0 {
+	rounds := r.m.backoff.Steps + 2
+	interrupted := false
+	if ctx.Err() != nil && len(todo) > 0 {
+		// Interrupted: one quick look, so the journal keeps what was done and a rerun
+		// does not read it again.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		rounds = 4
+		interrupted = true
+	}
+	for round := 0; len(todo) > 0 && round < rounds; round++ {
+		if round > 0 || interrupted {
 			select {
 			case <-ctx.Done():
 				return
@@ -254,7 +265,7 @@ func (r *run) confirmWarmed(ctx context.Context) {
 				sem := r.sem("blob|" + wb.mc.reg.RegistryStr())
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				if round >= 2 {
+				if round >= 2 && !interrupted {
 					// Still not stored: read it again to start a fresh store.
 					if err := r.readBlob(ctx, wb.mc, wb.repo, wb.digest, wb.size); err != nil {
 						return
