@@ -32,7 +32,7 @@ type fixture struct {
 // seedUpstream starts a plain upstream and seeds: a signed and attested two-platform
 // "installer" sharing a base layer with a signed "kubelet", a single-platform "pause"
 // and an "extension" (its digest left out of the lock, as an unknown digest).
-func seedUpstream(t *testing.T, host string) (*registrytest.Instance, []*registrytest.Image) {
+func seedUpstream(t *testing.T) (*registrytest.Instance, []*registrytest.Image) {
 	t.Helper()
 	up := registrytest.StartT(t, registrytest.Config{})
 	s := &registrytest.Seeder{Host: up.Host}
@@ -54,7 +54,6 @@ func seedUpstream(t *testing.T, host string) (*registrytest.Instance, []*registr
 		}
 		images = append(images, im)
 	}
-	_ = host
 	return up, images
 }
 
@@ -189,7 +188,7 @@ func statusByRole(rep *registry.Report) map[string]registry.ImageReport {
 
 func TestPushMirrorsWholeIndexWithSignatures(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	mirror := registrytest.StartT(t, registrytest.Config{})
 	lock := lockFor(up.Host, images)
 	ps := place(t, lock, mirrorCfg(up.Host, mirror.Host, registry.ModePush))
@@ -252,7 +251,7 @@ func TestPushMirrorsWholeIndexWithSignatures(t *testing.T) {
 
 func TestWarmPullThroughServesAfterUpstreamStops(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
 	lock := lockFor(up.Host, images)
 	// auto must find out that the cache refuses pushes and warm it instead.
@@ -291,7 +290,7 @@ func TestWarmPullThroughServesAfterUpstreamStops(t *testing.T) {
 
 func TestPushRetriesFaultyUpstream(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	f := &registrytest.Faults{}
 	f.CutBlobs.Store(3)
 	f.Throttle.Store(2)
@@ -324,7 +323,7 @@ func TestPushRetriesFaultyUpstream(t *testing.T) {
 
 func TestWarmRetriesFaultyUpstream(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	f := &registrytest.Faults{}
 	h, err := registrytest.FaultProxy(up.URL(), f)
 	if err != nil {
@@ -353,7 +352,7 @@ func TestWarmRetriesFaultyUpstream(t *testing.T) {
 
 func TestPushResumesAfterInterruption(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	mirror := registrytest.StartT(t, registrytest.Config{})
 	ps := place(t, lockFor(up.Host, images), mirrorCfg(up.Host, mirror.Host, registry.ModePush))
 
@@ -384,7 +383,7 @@ func TestPushResumesAfterInterruption(t *testing.T) {
 
 func TestDryRunWritesNothing(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	mirror := registrytest.StartT(t, registrytest.Config{})
 	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
 	for _, tc := range []struct {
@@ -423,7 +422,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 
 func TestWarmResumesAfterInterruption(t *testing.T) {
 	t.Parallel()
-	up, images := seedUpstream(t, "")
+	up, images := seedUpstream(t)
 	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
 	ps := place(t, lockFor(up.Host, images), mirrorCfg(up.Host, cache.Host, registry.ModeWarm))
 	journal := filepath.Join(t.TempDir(), "warm.json")
