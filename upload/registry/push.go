@@ -227,6 +227,12 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	mounted := false
 	err := retry(ctx, r.m.backoff, &r.c, func() error {
 		loc, ok, err := dst.startUpload(ctx, dstRepo, digest, from)
+		if err != nil && from != "" && statusOf(err) >= 400 && statusOf(err) < 500 {
+			// A token scoped to this repository may not cover reading the other one:
+			// upload instead of mounting.
+			from = ""
+			loc, ok, err = dst.startUpload(ctx, dstRepo, digest, "")
+		}
 		if err != nil {
 			return err
 		}
