@@ -216,3 +216,44 @@ func TestPushBoundsConcurrencyPerRegistry(t *testing.T) {
 		t.Errorf("peak concurrent blob uploads = %d; want 1..%d (--jobs)", p, jobs)
 	}
 }
+
+// TestPushFallsBackWhenMountRefused: a mirror that refuses cross-repository mounts
+// (a token not scoped for the other repository) still gets the shared blob, uploaded.
+func TestPushFallsBackWhenMountRefused(t *testing.T) {
+	t.Parallel()
+	quiet := ggcrregistry.Logger(log.New(io.Discard, "", 0))
+	up := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(up.Close)
+	inner := ggcrregistry.New(quiet)
+	var refused atomic.Int32
+	dst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
+			refused.Add(1)
+			http.Error(w, `{"errors":[{"code":"DENIED","message":"no pull scope on from"}]}`, http.StatusForbidden)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(dst.Close)
+	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
+	s := &registrytest.Seeder{Host: upHost}
+	lock := &site.Lock{}
+	for i := range 2 {
+		im, err := s.Seed(context.Background(), registrytest.Spec{Repo: fmt.Sprintf("app/%d", i), Tag: "v1",
+			Shared: []int64{32 << 10}, SharedSeed: 5, Layers: []int64{8 << 10}, Seed: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "app", Ref: upHost + "/" + im.Repo + ":v1", Digest: im.Digest})
+	}
+	set, _ := ImageSet(lock, nil)
+	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
+	ps, _ := Place(set, m)
+	rep, err := New(WithJobs(1)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if refused.Load() == 0 || rep.Totals.BlobsMounted != 0 || rep.Totals.Verified != 2 {
+		t.Errorf("mounts refused %d, mounted %d, verified %d; want > 0, 0, 2", refused.Load(), rep.Totals.BlobsMounted, rep.Totals.Verified)
+	}
+}
