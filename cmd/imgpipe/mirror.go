@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
+	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/registry"
 )
 
@@ -23,6 +24,7 @@ type mirrorFlags struct {
 	dryRun  bool
 	output  string
 	journal string
+	pin     bool
 }
 
 func (a *app) newMirrorCmd() *cobra.Command {
@@ -55,6 +57,7 @@ Registry credentials come from the Docker config (~/.docker/config.json, $DOCKER
 	fl.IntVarP(&f.jobs, "jobs", "j", 8, "concurrent blob transfers per registry")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read and compare, write nothing, pull nothing through caches")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or yaml")
+	fl.BoolVar(&f.pin, "pin", false, "write digests resolved upstream (for images the lock has none for, once verified at the mirror) into the lock")
 	fl.StringVar(&f.journal, "journal", "", `record of warmed blobs that makes warm reruns resumable (default: the user cache dir; "off" disables)`)
 	return cmd
 }
@@ -73,7 +76,7 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 			return err
 		}
 	}
-	placements, err := a.placements(f.lock)
+	lock, placements, err := a.placements(f.lock)
 	if err != nil {
 		return err
 	}
@@ -119,6 +122,18 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 	if rep == nil {
 		return runErr
 	}
+	if f.pin && !f.dryRun {
+		if n := registry.PinDigests(lock, rep); n > 0 {
+			path := f.lock
+			if path == "" {
+				path = defaultLockFile
+			}
+			if err := site.WriteLock(path, lock); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "pinned %d digests in %s\n", n, path)
+		}
+	}
 	if err := render(a.stdout, f.output, rep, func(w io.Writer) error { return mirrorTable(w, rep) }); err != nil {
 		return err
 	}
@@ -126,24 +141,25 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 }
 
 // placements loads the lock and config and maps the lock's image set to its mirrors.
-func (a *app) placements(lockPath string) ([]registry.Placement, error) {
+func (a *app) placements(lockPath string) (*site.Lock, []registry.Placement, error) {
 	lock, err := a.loadLock(lockPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	set, err := registry.ImageSet(lock, cfg.Images)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	em, err := registry.NewEndpointMap(cfg.Registries)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return registry.Place(set, em)
+	ps, err := registry.Place(set, em)
+	return lock, ps, err
 }
 
 func mirrorTable(w io.Writer, rep *registry.Report) error {
@@ -253,7 +269,7 @@ sources and the mirror reference of each image.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			placements, err := a.placements(lockPath)
+			_, placements, err := a.placements(lockPath)
 			if err != nil {
 				return err
 			}

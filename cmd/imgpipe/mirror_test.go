@@ -42,7 +42,7 @@ func mirrorSite(t *testing.T) (dir, upHost, mirrorHost string, images []*registr
 	}
 	dir = t.TempDir()
 	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6", CoreImages: []site.Image{
-		{Role: "kubelet", Ref: images[0].Ref(upHost), Digest: images[0].Digest},
+		{Role: "kubelet", Ref: images[0].Ref(upHost)}, // digest unknown until mirror --pin
 		{Role: "etcd", Ref: "gcr.io/etcd-development/etcd:v3.5.21"},
 	}}
 	if err := site.WriteLock(filepath.Join(dir, "imgpipe.lock.json"), lock); err != nil {
@@ -63,18 +63,18 @@ func TestImagesCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("images = exit %d; stderr:\n%s", code, stderr)
 	}
-	want := images[0].Ref(upHost) + "@" + images[0].Digest + "\ngcr.io/etcd-development/etcd:v3.5.21\n" + images[1].Ref(upHost) + "\n"
+	want := images[0].Ref(upHost) + "\ngcr.io/etcd-development/etcd:v3.5.21\n" + images[1].Ref(upHost) + "\n"
 	if stdout != want {
 		t.Errorf("images stdout =\n%s\nwant\n%s", stdout, want)
 	}
-	if !strings.Contains(stderr, "no mirror configured: gcr.io/etcd-development/etcd:v3.5.21") {
-		t.Errorf("images stderr = %q; want the unmirrored etcd reported", stderr)
+	if !strings.Contains(stderr, "no mirror configured: gcr.io/etcd-development/etcd:v3.5.21") || !strings.Contains(stderr, "no digest in the lock") {
+		t.Errorf("images stderr = %q; want the unmirrored etcd and the unknown digests reported", stderr)
 	}
 }
 
 func TestMirrorCommand(t *testing.T) {
 	t.Parallel()
-	dir, _, mirrorHost, images := mirrorSite(t)
+	dir, upHost, mirrorHost, images := mirrorSite(t)
 	args := []string{"mirror", "--lock", filepath.Join(dir, "imgpipe.lock.json"), "--config", filepath.Join(dir, "imgpipe.yaml"),
 		"--journal", "off", "-o", "json"}
 
@@ -90,9 +90,9 @@ func TestMirrorCommand(t *testing.T) {
 		t.Errorf("dry run totals = %+v; want 2 planned, 1 unmirrored", dry.Totals)
 	}
 
-	stdout, stderr, code = runImgpipe(t, nil, args...)
+	stdout, stderr, code = runImgpipe(t, nil, append(args, "--pin")...)
 	if code != 0 {
-		t.Fatalf("mirror = exit %d; stderr:\n%s", code, stderr)
+		t.Fatalf("mirror --pin = exit %d; stderr:\n%s", code, stderr)
 	}
 	var rep registry.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
@@ -106,6 +106,12 @@ func TestMirrorCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "gcr.io/etcd-development/etcd:v3.5.21: no mirror configured") {
 		t.Errorf("mirror stderr = %q; want the unmirrored etcd reported", stderr)
+	}
+
+	// --pin wrote the kubelet digest resolved upstream into the lock; images prints it.
+	stdout, _, _ = runImgpipe(t, nil, "images", "--lock", filepath.Join(dir, "imgpipe.lock.json"), "--config", filepath.Join(dir, "imgpipe.yaml"))
+	if want := images[0].Ref(upHost) + "@" + images[0].Digest + "\n"; !strings.HasPrefix(stdout, want) {
+		t.Errorf("images after mirror --pin =\n%s\nwant first line %q", stdout, want)
 	}
 
 	// Table output of a rerun: everything present.

@@ -160,3 +160,42 @@ func Place(images []Image, m *EndpointMap) ([]Placement, error) {
 	}
 	return out, nil
 }
+
+// PinDigests records in the lock the digests a run resolved upstream for images the lock
+// had no digest for (core images and extensions; installers and the catalog have no
+// digest field), but only for images verified at their mirror. It returns how many it
+// pinned. Extensions pinned this way get digest_status "pinned".
+func PinDigests(lock *site.Lock, rep *Report) int {
+	resolved := map[string]string{}
+	for _, ir := range rep.Images {
+		if ir.DigestSource == "upstream" && ir.Verified && ir.Digest != "" {
+			resolved[ir.Ref] = ir.Digest
+		}
+	}
+	canon := func(ref string) string {
+		r, err := ParseRef(ref)
+		if err != nil {
+			return ""
+		}
+		r.Digest = ""
+		return r.String()
+	}
+	n := 0
+	for i := range lock.CoreImages {
+		c := &lock.CoreImages[i]
+		if d, ok := resolved[canon(c.Ref)]; ok && c.Digest == "" {
+			c.Digest = d
+			n++
+		}
+	}
+	for i := range lock.Profiles {
+		for j := range lock.Profiles[i].Extensions {
+			e := &lock.Profiles[i].Extensions[j]
+			if d, ok := resolved[canon(e.Ref)]; ok && e.Digest == "" {
+				e.Digest, e.DigestStatus = d, "pinned"
+				n++
+			}
+		}
+	}
+	return n
+}

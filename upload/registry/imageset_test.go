@@ -121,3 +121,29 @@ func TestPlaceReportsUnmirrored(t *testing.T) {
 		t.Errorf("unmirrored = %v; want %v", unmirrored, want)
 	}
 }
+
+func TestPinDigests(t *testing.T) {
+	t.Parallel()
+	lock := talosLock()
+	rep := &Report{Images: []ImageReport{
+		{Ref: "ghcr.io/siderolabs/installer-base:v1.9.5", Digest: dA, DigestSource: "upstream", Verified: true},
+		{Ref: "registry.k8s.io/kube-apiserver:v1.32.2", Digest: dA, DigestSource: "upstream", Verified: false}, // not verified: left alone
+		{Ref: "ghcr.io/siderolabs/kubelet:v1.32.2", Digest: dB, DigestSource: "upstream", Verified: true},       // lock has one: kept
+		{Ref: "ghcr.io/siderolabs/nvidia-open-gpu-kernel-modules-production:570.124.06-v1.9.5", Digest: dB, DigestSource: "upstream", Verified: true},
+	}}
+	if n := PinDigests(lock, rep); n != 2 {
+		t.Errorf("PinDigests = %d; want 2", n)
+	}
+	if got := lock.CoreImages[0].Digest; got != dA {
+		t.Errorf("installer-base digest = %q; want %q", got, dA)
+	}
+	if got := lock.CoreImages[1].Digest; got != dA {
+		t.Errorf("kubelet digest = %q; want the lock's %q kept", got, dA)
+	}
+	if got := lock.CoreImages[2].Digest; got != "" {
+		t.Errorf("unverified kube-apiserver digest = %q; want none", got)
+	}
+	if e := lock.Profiles[1].Extensions[1]; e.Digest != dB || e.DigestStatus != "pinned" {
+		t.Errorf("nvidia extension = %q/%q; want %q pinned", e.Digest, e.DigestStatus, dB)
+	}
+}
