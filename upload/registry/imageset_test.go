@@ -128,7 +128,7 @@ func TestPinDigests(t *testing.T) {
 	rep := &Report{Images: []ImageReport{
 		{Ref: "ghcr.io/siderolabs/installer-base:v1.9.5", Digest: dA, DigestSource: "upstream", Verified: true},
 		{Ref: "registry.k8s.io/kube-apiserver:v1.32.2", Digest: dA, DigestSource: "upstream", Verified: false}, // not verified: left alone
-		{Ref: "ghcr.io/siderolabs/kubelet:v1.32.2", Digest: dB, DigestSource: "upstream", Verified: true},       // lock has one: kept
+		{Ref: "ghcr.io/siderolabs/kubelet:v1.32.2", Digest: dB, DigestSource: "upstream", Verified: true},      // lock has one: kept
 		{Ref: "ghcr.io/siderolabs/nvidia-open-gpu-kernel-modules-production:570.124.06-v1.9.5", Digest: dB, DigestSource: "upstream", Verified: true},
 	}}
 	if n := PinDigests(lock, rep); n != 2 {
