@@ -43,6 +43,8 @@ pre-seeds a pull-through cache (which refuses pushes) by reading every manifest 
 through it; auto tries to open an upload and warms on 405. Afterwards every image is
 checked at its mirror against the expected digest. Reruns move only what is missing.
 Images whose upstream has no mirror are reported, never skipped silently.
+Caches expire what they hold (distribution 2.8: 168h after caching); the warm journal
+forgets blobs after 6 days, so a weekly rerun warms them again.
 
 Registry credentials come from the Docker config (~/.docker/config.json, $DOCKER_CONFIG).`,
 		Example: `  imgpipe mirror --dry-run

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -255,5 +256,75 @@ func TestPushFallsBackWhenMountRefused(t *testing.T) {
 	}
 	if refused.Load() == 0 || rep.Totals.BlobsMounted != 0 || rep.Totals.Verified != 2 {
 		t.Errorf("mounts refused %d, mounted %d, verified %d; want > 0, 0, 2", refused.Load(), rep.Totals.BlobsMounted, rep.Totals.Verified)
+	}
+}
+
+// TestPushWritesTagLast records the mirror's writes: for each repository the tag comes
+// after every blob and every manifest by digest, so a tag never names missing content.
+func TestPushWritesTagLast(t *testing.T) {
+	t.Parallel()
+	quiet := ggcrregistry.Logger(log.New(io.Discard, "", 0))
+	up := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(up.Close)
+	inner := ggcrregistry.New(quiet)
+	var mu sync.Mutex
+	var writes []string // "repo kind ref"
+	dst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			path := strings.TrimPrefix(r.URL.Path, "/v2/")
+			kind := "blob"
+			repo, ref, ok := strings.Cut(path, "/manifests/")
+			if ok {
+				kind = "manifest"
+				if !strings.HasPrefix(ref, "sha256:") {
+					kind = "tag"
+				}
+			} else {
+				repo, _, _ = strings.Cut(path, "/blobs/uploads/")
+				ref = r.URL.Query().Get("digest")
+			}
+			mu.Lock()
+			writes = append(writes, repo+" "+kind+" "+ref)
+			mu.Unlock()
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(dst.Close)
+	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
+	s := &registrytest.Seeder{Host: upHost}
+	im, err := s.Seed(context.Background(), registrytest.Spec{Repo: "siderolabs/installer", Tag: "v1.9.5",
+		Platforms: []string{"linux/amd64", "linux/arm64"}, Layers: []int64{8 << 10, 8 << 10}, Seed: 3, Sign: true, Attest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &site.Lock{CoreImages: []site.Image{{Role: "installer", Ref: upHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
+	set, _ := ImageSet(lock, nil)
+	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
+	ps, _ := Place(set, m)
+	if _, err := New().Run(context.Background(), ps); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	tagAt := -1
+	for i, w := range writes {
+		if w == im.Repo+" tag "+im.Tag {
+			tagAt = i
+		}
+	}
+	if tagAt < 0 {
+		t.Fatalf("writes = %v; want the tag %s written", writes, im.Tag)
+	}
+	// Everything of the image itself (not its signature tags, which follow) precedes the tag.
+	need := map[string]bool{}
+	for _, d := range im.Manifests[:3] { // index + two platform manifests
+		need[im.Repo+" manifest "+d] = true
+	}
+	for _, b := range im.Blobs[:len(im.Blobs)-4] { // minus the two signature artefacts' blobs
+		need[im.Repo+" blob "+b.Digest] = true
+	}
+	for _, w := range writes[:tagAt] {
+		delete(need, w)
+	}
+	if len(need) > 0 {
+		t.Errorf("written after the tag or never: %v (writes %v)", need, writes)
 	}
 }
