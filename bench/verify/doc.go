@@ -5,6 +5,8 @@
 //
 //	go test ./bench/verify -run '^$' -bench . -benchmem
 //
-// run.sh also times skopeo's sigstoreSigned policy on the key-signed images when skopeo
-// is installed.
+// run.sh times the `imgpipe verify` and `cosign verify` binaries end to end, and
+// TestCosignCLIInterop (COSIGN=/path/to/cosign) checks that what the cosign CLI signs,
+// in both formats, imgpipe verifies. Debian's skopeo is built without sigstore support,
+// so it is not compared.
 package verifybench
