@@ -406,3 +406,56 @@ func TestVerifyCommandFactoryCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyDryRunGolden pins the table and JSON shape of `imgpipe verify --dry-run` for
+// a fixed lock: which images are checked under which policy, and which are skipped.
+func TestVerifyDryRunGolden(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	lock := &site.Lock{
+		Schema: site.LockSchema, Talos: "v1.9.6", Factory: site.DefaultFactory,
+		Profiles: []site.Profile{
+			{Name: "worker", Installer: "factory.talos.dev/installer/ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515:v1.9.6",
+				Extensions: []site.Extension{
+					{Name: "siderolabs/qemu-guest-agent", Ref: "ghcr.io/siderolabs/qemu-guest-agent:9.2.0",
+						Digest: "sha256:2d9a6e7b1e9c8e1f0f4bb5cfb3f6d7e3a1c2b4d5e6f708192a3b4c5d6e7f8091", DigestStatus: "pinned"},
+					{Name: "siderolabs/iscsi-tools", Ref: "ghcr.io/siderolabs/iscsi-tools:v0.1.6", DigestStatus: "unknown"},
+				}},
+		},
+		Catalog: "ghcr.io/siderolabs/extensions:v1.9.6",
+		CoreImages: []site.Image{
+			{Role: "installer", Ref: "ghcr.io/siderolabs/installer:v1.9.6"},
+			{Role: "kubelet", Ref: "ghcr.io/siderolabs/kubelet:v1.32.4"},
+			{Role: "apiserver", Ref: "registry.k8s.io/kube-apiserver:v1.32.4"},
+			{Role: "etcd", Ref: "gcr.io/etcd-development/etcd:v3.5.21"},
+		},
+	}
+	lockPath := filepath.Join(dir, "imgpipe.lock.json")
+	if err := site.WriteLock(lockPath, lock); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "imgpipe.yaml")
+	cfg := `version: 1
+profiles:
+  - name: worker
+verify:
+  policies:
+    - match: registry.k8s.io/**
+      identities:
+        - issuer: https://accounts.google.com
+          subject: krel-trust@k8s-releng-prod.iam.gserviceaccount.com
+`
+	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ golden, format string }{
+		{"verify-dry-run.txt", "table"},
+		{"verify-dry-run.json", "json"},
+	} {
+		stdout, stderr, code := runImgpipe(t, nil, "verify", "--config", config, "--lock", lockPath, "--dry-run", "-o", tc.format)
+		if code != exitOK {
+			t.Fatalf("imgpipe verify --dry-run -o %s = exit %d; want 0\n%s", tc.format, code, stderr)
+		}
+		golden(t, tc.golden, stdout)
+	}
+}
