@@ -65,6 +65,7 @@ checked (registry unreachable, trust root unavailable) and none failed.`,
 		Example: `  imgpipe verify
   imgpipe verify --lock imgpipe.lock.json --trusted-root trusted_root.json -o json
   imgpipe verify --factory-key signing-key.pub --dry-run
+  imgpipe resolve --talos v1.9.x -o json | imgpipe verify --lock - --dry-run
   imgpipe verify --mirror --trusted-root trusted_root.json   # air-gapped: through the site mirrors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,7 +73,7 @@ checked (registry unreachable, trust root unavailable) and none failed.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to verify, as written by imgpipe resolve --lock")
+	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile to verify, as written by imgpipe resolve --lock; - reads a resolve -o json result from stdin")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "sigstore trusted_root.json for keyless checks (default: verify.trustedRoot, else online TUF)")
 	fl.StringVar(&f.factoryKey, "factory-key", "", "pinned Image Factory public key (PEM) (default: verify.factoryKey, else fetched from the factory)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "list what would be checked, with which policy, without contacting anything")
@@ -89,7 +90,18 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 	if f.jobs < 1 {
 		return usageErrorf("--jobs %d: want at least 1", f.jobs)
 	}
-	lock, err := a.loadLock(f.lock)
+	var lock *site.Lock
+	var err error
+	if f.lock == "-" {
+		// `imgpipe resolve -o json | imgpipe verify --lock -`: a resolve result is a lock.
+		data, rerr := io.ReadAll(a.stdin)
+		if rerr != nil {
+			return fmt.Errorf("reading lock from stdin: %w", rerr)
+		}
+		lock, err = site.ParseLock("stdin", data)
+	} else {
+		lock, err = a.loadLock(f.lock)
+	}
 	if err != nil {
 		return err
 	}

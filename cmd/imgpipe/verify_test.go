@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log"
@@ -457,5 +458,32 @@ verify:
 			t.Fatalf("imgpipe verify --dry-run -o %s = exit %d; want 0\n%s", tc.format, code, stderr)
 		}
 		golden(t, tc.golden, stdout)
+	}
+}
+
+// TestVerifyResolveResultOnStdin pipes a resolve result into verify: a resolve result
+// is a lock, so `imgpipe resolve -o json | imgpipe verify --lock -` works.
+func TestVerifyResolveResultOnStdin(t *testing.T) {
+	t.Parallel()
+	resolved, stderr, code := runImgpipe(t, nil, "resolve", "--talos", "v1.9.x", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("imgpipe resolve = exit %d: %s", code, stderr)
+	}
+	var out, errb bytes.Buffer
+	code = run(t.Context(), []string{"verify", "--lock", "-", "--dry-run", "-o", "json"}, strings.NewReader(resolved), &out, &errb, func(string) string { return "" })
+	if code != exitOK {
+		t.Fatalf("imgpipe verify --lock - = exit %d: %s", code, errb.String())
+	}
+	var rep verify.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decoding report: %v", err)
+	}
+	if rep.Summary.Planned == 0 || !rep.DryRun {
+		t.Errorf("imgpipe verify --lock - --dry-run: summary %+v; want planned checks", rep.Summary)
+	}
+
+	code = run(t.Context(), []string{"verify", "--lock", "-", "--dry-run"}, strings.NewReader("{not json"), &out, &errb, func(string) string { return "" })
+	if code != exitUsage {
+		t.Errorf("imgpipe verify --lock - with a broken lock = exit %d; want %d", code, exitUsage)
 	}
 }
