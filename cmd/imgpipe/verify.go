@@ -109,14 +109,6 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 	if err != nil {
 		return err
 	}
-	images := verify.ImagesFromLock(lock)
-	policies, err := verify.SitePolicies(ctx, lock, cfg, verify.SiteOptions{
-		FactoryKeyFile: f.factoryKey, DryRun: f.dryRun, Log: a.log,
-	})
-	if err != nil {
-		return err
-	}
-
 	trustedRoot := verifyFirst(f.trustedRoot, cfg.Verify.TrustedRoot)
 	trust := verify.OnlineTrustedRoot()
 	if trustedRoot != "" {
@@ -135,7 +127,7 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		verify.WithKeychain(keychain),
 		verify.WithJobs(f.jobs),
 		verify.WithLogger(a.log),
-		verify.WithProgress(a.verifyProgress(len(images))),
+		verify.WithProgress(a.verifyProgress()),
 	}
 	if f.mirror {
 		m, err := verifyMirror(cfg)
@@ -144,24 +136,17 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		}
 		opts = append(opts, verify.WithMirror(m))
 	}
-	v, err := verify.New(policies, opts...)
-	if err != nil {
-		return err
-	}
-
-	var rep *verify.Report
-	if f.dryRun {
-		rep = v.Plan(images)
-	} else {
-		a.log.Debug("verifying signatures", "images", len(images), "lock", f.lock)
-		if rep, err = v.Verify(ctx, images); err != nil {
-			return err
-		}
+	a.log.Debug("verifying signatures", "lock", f.lock, "dry_run", f.dryRun)
+	rep, verr := verify.CheckLock(ctx, lock, cfg, verify.SiteOptions{
+		FactoryKeyFile: f.factoryKey, DryRun: f.dryRun, Log: a.log,
+	}, opts...)
+	if rep == nil {
+		return verr
 	}
 	if err := render(a.stdout, f.output, rep, func(w io.Writer) error { return verifyTable(w, rep) }); err != nil {
 		return err
 	}
-	return rep.Err()
+	return verr
 }
 
 // verifyKeychain is the Docker config / credential helpers, plus, for a self-hosted
@@ -223,7 +208,7 @@ func verifyMirror(cfg *site.Config) (verify.MirrorFunc, error) {
 }
 
 // verifyProgress prints a bar on a terminal and one plain line per image otherwise.
-func (a *app) verifyProgress(total int) func(done, total int, r verify.Result) {
+func (a *app) verifyProgress() func(done, total int, r verify.Result) {
 	f, ok := a.stderr.(*os.File)
 	tty := ok && term.IsTerminal(int(f.Fd()))
 	return func(done, total int, r verify.Result) {

@@ -101,3 +101,29 @@ func lockUses(lock *site.Lock, p *Policy) bool {
 	}
 	return false
 }
+
+// CheckLock is the verify stage in one call, for `imgpipe verify` and for the build
+// pipeline before it mirrors images or writes an upgrade plan: it builds the site's
+// policies, checks every image of the lock (or plans the checks when so.DryRun), and
+// returns the report together with Report.Err (fail.ErrPolicy for a failed or missing
+// signature, ErrUnverifiable when an image could not be checked).
+func CheckLock(ctx context.Context, lock *site.Lock, cfg *site.Config, so SiteOptions, opts ...Option) (*Report, error) {
+	policies, err := SitePolicies(ctx, lock, cfg, so)
+	if err != nil {
+		return nil, err
+	}
+	v, err := New(policies, opts...)
+	if err != nil {
+		return nil, err
+	}
+	images := ImagesFromLock(lock)
+	if so.DryRun {
+		rep := v.Plan(images)
+		return rep, rep.Err()
+	}
+	rep, err := v.Verify(ctx, images)
+	if err != nil {
+		return nil, err
+	}
+	return rep, rep.Err()
+}

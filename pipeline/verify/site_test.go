@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/pipeline/verify/verifytest"
 	"github.com/imgpipe/imgpipe/site"
@@ -102,5 +104,47 @@ func TestSitePolicies(t *testing.T) {
 	_, err := SitePolicies(t.Context(), lockFor("http://127.0.0.1:1", true), cfg, SiteOptions{FactoryKeyFile: filepath.Join(dir, "absent.pub")})
 	if !errors.Is(err, fail.ErrUsage) {
 		t.Errorf("SitePolicies(absent key file) = %v; want a usage error", err)
+	}
+}
+
+func TestCheckLock(t *testing.T) {
+	t.Parallel()
+	host := verifytest.Registry(t)
+	sv, pemKey := verifytest.NewKey(t)
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "site.pub")
+	if err := os.WriteFile(keyPath, pemKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signed := verifytest.PushRandom(t, host+"/acme/ext-signed:v1")
+	verifytest.SignWithKey(t, sv, signed, verifytest.SigOpts{})
+	unsigned := verifytest.PushRandom(t, host+"/acme/ext-unsigned:v1")
+	cfg := &site.Config{Verify: site.VerifyConfig{Policies: []site.PolicyConfig{{Match: "*/acme/**", Key: keyPath}}}}
+	lockWith := func(exts ...name.Digest) *site.Lock {
+		l := &site.Lock{Profiles: []site.Profile{{Name: "w"}}}
+		for _, d := range exts {
+			l.Profiles[0].Extensions = append(l.Profiles[0].Extensions, site.Extension{Ref: d.Context().Tag("v1").String(), Digest: d.DigestStr()})
+		}
+		return l
+	}
+	tests := []struct {
+		name       string
+		lock       *site.Lock
+		dryRun     bool
+		wantPolicy bool
+		want       Summary
+	}{
+		{name: "all signed", lock: lockWith(signed), want: Summary{Total: 1, Verified: 1}},
+		{name: "one unsigned", lock: lockWith(signed, unsigned), wantPolicy: true, want: Summary{Total: 2, Verified: 1, Missing: 1}},
+		{name: "dry run", lock: lockWith(signed, unsigned), dryRun: true, want: Summary{Total: 2, Planned: 2}},
+	}
+	for _, tc := range tests {
+		rep, err := CheckLock(t.Context(), tc.lock, cfg, SiteOptions{DryRun: tc.dryRun})
+		if got := errors.Is(err, fail.ErrPolicy); got != tc.wantPolicy {
+			t.Errorf("CheckLock(%s) error = %v; want policy failure %v", tc.name, err, tc.wantPolicy)
+		}
+		if rep == nil || rep.Summary != tc.want {
+			t.Errorf("CheckLock(%s) summary = %+v; want %+v", tc.name, rep, tc.want)
+		}
 	}
 }
