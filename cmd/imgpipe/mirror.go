@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -78,14 +77,17 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 			return err
 		}
 	}
-	lock, placements, err := a.placements(f.lock)
+	lock, err := a.loadLock(f.lock)
 	if err != nil {
 		return err
 	}
-	if mode != "" {
-		for i := range placements {
-			placements[i].Endpoint.Mode = mode
-		}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	placements, err := registry.PlanLock(lock, cfg, mode)
+	if err != nil {
+		return err
 	}
 	mirrored := 0
 	for _, p := range placements {
@@ -93,23 +95,12 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 			mirrored++
 		}
 	}
-	if mirrored == 0 {
-		return usageErrorf("no image of the lock has a mirror: set registries.host (or registries.mirrors) in imgpipe.yaml")
-	}
 	for _, p := range placements {
 		if p.Unmirrored {
 			fmt.Fprintf(a.stderr, "warning: %s: no mirror configured for its upstream; reported, not mirrored\n", p.Ref)
 		}
 	}
-	journal := f.journal
-	if journal == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			journal = filepath.Join(dir, "imgpipe", "warm-journal.json")
-		}
-	}
-	if journal == "off" {
-		journal = ""
-	}
+	journal := registry.JournalPath(f.journal)
 	pr := newMirrorProgress(a.stderr, mirrored)
 	m := registry.New(
 		registry.WithJobs(f.jobs),

@@ -199,3 +199,39 @@ func PinDigests(lock *site.Lock, rep *Report) int {
 	}
 	return n
 }
+
+// ErrNothingToMirror means no image of a lock has a mirror configured.
+var ErrNothingToMirror = errors.New("no image of the lock has a mirror")
+
+// PlanLock places a lock's image set (plus the config's extra images) on the site's
+// endpoints, with every endpoint's mode forced to mode when it is not empty. Images
+// whose upstream has no mirror stay in the result marked Unmirrored, so they are
+// reported rather than skipped silently. It fails with ErrNothingToMirror (a usage
+// error) when no image has a mirror at all. No I/O.
+func PlanLock(lock *site.Lock, cfg *site.Config, mode Mode) ([]Placement, error) {
+	set, err := ImageSet(lock, cfg.Images)
+	if err != nil {
+		return nil, err
+	}
+	em, err := NewEndpointMap(cfg.Registries)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := Place(set, em)
+	if err != nil {
+		return nil, err
+	}
+	mirrored := 0
+	for i := range ps {
+		if mode != "" {
+			ps[i].Endpoint.Mode = mode
+		}
+		if !ps[i].Unmirrored {
+			mirrored++
+		}
+	}
+	if mirrored == 0 {
+		return ps, fail.Usage(fmt.Errorf("%w: set registries.host (or registries.mirrors) in imgpipe.yaml", ErrNothingToMirror))
+	}
+	return ps, nil
+}

@@ -92,3 +92,18 @@ func (j *journal) save() error {
 	j.dirty = false
 	return nil
 }
+
+// JournalPath resolves a --journal setting: "" is the default file in the user cache
+// directory, "off" disables the journal (returns "").
+func JournalPath(setting string) string {
+	switch setting {
+	case "off":
+		return ""
+	case "":
+		if dir, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(dir, "imgpipe", "warm-journal.json")
+		}
+		return ""
+	}
+	return setting
+}
