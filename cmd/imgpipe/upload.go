@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
 )
 
@@ -86,22 +87,11 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 			if err != nil {
 				return err
 			}
-			tok, err := proxmox.LoadToken(a.getenv, pc.TokenFile)
+			c, closeIdle, err := a.proxmoxClient(pc)
 			if err != nil {
 				return err
 			}
-			if pc.Insecure {
-				fmt.Fprintln(a.stderr, "warning: TLS verification of the Proxmox API is off (--insecure)")
-			}
-			hc, err := proxmox.NewHTTPClient(proxmox.TLSOptions{CAFile: pc.CAFile, Fingerprint: pc.Fingerprint, Insecure: pc.Insecure})
-			if err != nil {
-				return err
-			}
-			defer hc.CloseIdleConnections()
-			c, err := proxmox.New(pc.URL, tok, hc, proxmox.WithLogger(a.log), proxmox.WithProgress(newUploadProgress(a.stderr).report))
-			if err != nil {
-				return err
-			}
+			defer closeIdle()
 			opt := proxmox.RunOptions{Profiles: profiles, DryRun: dryRun, Keep: keep}
 			var res []proxmox.Result
 			if what == "iso" {
@@ -241,4 +231,26 @@ func (p *uploadProgress) report(ev proxmox.Progress) {
 		p.step = step
 		fmt.Fprintf(p.w, "uploading %s to %s: %d%% (%s of %s) %s\n", ev.Name, ev.Node, pct, uploadBytes(ev.Done), uploadBytes(ev.Total), rate)
 	}
+}
+
+// proxmoxClient builds the Proxmox client for pc: the token from IMGPIPE_PROXMOX_TOKEN or
+// proxmox.tokenFile (never a flag), TLS verified unless pc.Insecure, progress on stderr.
+func (a *app) proxmoxClient(pc site.ProxmoxConfig) (*proxmox.Client, func(), error) {
+	tok, err := proxmox.LoadToken(a.getenv, pc.TokenFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pc.Insecure {
+		fmt.Fprintln(a.stderr, "warning: TLS verification of the Proxmox API is off (--insecure)")
+	}
+	hc, err := proxmox.NewHTTPClient(proxmox.TLSOptions{CAFile: pc.CAFile, Fingerprint: pc.Fingerprint, Insecure: pc.Insecure})
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := proxmox.New(pc.URL, tok, hc, proxmox.WithLogger(a.log), proxmox.WithProgress(newUploadProgress(a.stderr).report))
+	if err != nil {
+		hc.CloseIdleConnections()
+		return nil, nil, err
+	}
+	return c, hc.CloseIdleConnections, nil
 }

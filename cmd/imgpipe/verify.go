@@ -109,32 +109,9 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 	if err != nil {
 		return err
 	}
-	trustedRoot := verifyFirst(f.trustedRoot, cfg.Verify.TrustedRoot)
-	trust := verify.OnlineTrustedRoot()
-	if trustedRoot != "" {
-		// A local file is cheap to read: load it now so a bad path is a usage error (exit 2)
-		// rather than an error verdict on every keyless image.
-		if trust, err = verify.LoadTrustedRoot(trustedRoot); err != nil {
-			return err
-		}
-	}
-	keychain, err := a.verifyKeychain(lock, cfg)
+	opts, err := a.verifyOptions(lock, cfg, f)
 	if err != nil {
 		return err
-	}
-	opts := []verify.Option{
-		verify.WithTrust(trust),
-		verify.WithKeychain(keychain),
-		verify.WithJobs(f.jobs),
-		verify.WithLogger(a.log),
-		verify.WithProgress(a.verifyProgress()),
-	}
-	if f.mirror {
-		m, err := verifyMirror(cfg)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, verify.WithMirror(m))
 	}
 	a.log.Debug("verifying signatures", "lock", f.lock, "dry_run", f.dryRun)
 	rep, verr := verify.CheckLock(ctx, lock, cfg, verify.SiteOptions{
@@ -266,4 +243,43 @@ func verifyFirst(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// verifyOptions builds the verifier's options from flags and config: the trusted root
+// (--trusted-root, verify.trustedRoot, else online TUF), registry credentials, jobs,
+// progress, and with --mirror reads through the site's mirrors. Shared with build.
+func (a *app) verifyOptions(lock *site.Lock, cfg *site.Config, f verifyFlags) ([]verify.Option, error) {
+	trustedRoot := verifyFirst(f.trustedRoot, cfg.Verify.TrustedRoot)
+	trust := verify.OnlineTrustedRoot()
+	if trustedRoot != "" {
+		// A local file is cheap to read: load it now so a bad path is a usage error (exit 2)
+		// rather than an error verdict on every keyless image.
+		var err error
+		if trust, err = verify.LoadTrustedRoot(trustedRoot); err != nil {
+			return nil, err
+		}
+	}
+	keychain, err := a.verifyKeychain(lock, cfg)
+	if err != nil {
+		return nil, err
+	}
+	jobs := f.jobs
+	if jobs < 1 {
+		jobs = 4
+	}
+	opts := []verify.Option{
+		verify.WithTrust(trust),
+		verify.WithKeychain(keychain),
+		verify.WithJobs(jobs),
+		verify.WithLogger(a.log),
+		verify.WithProgress(a.verifyProgress()),
+	}
+	if f.mirror {
+		m, err := verifyMirror(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, verify.WithMirror(m))
+	}
+	return opts, nil
 }
