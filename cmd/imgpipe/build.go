@@ -77,6 +77,7 @@ stops before the first mutation.`,
 	fl.BoolVar(&f.prewarm, "prewarm", false, "request every installer so the factory builds it now, not during an upgrade")
 	fl.StringVar(&f.verify.trustedRoot, "trusted-root", "", "sigstore trusted_root.json for keyless checks (offline, air-gapped)")
 	fl.StringVar(&f.verify.factoryKey, "factory-key", "", "pinned Image Factory public key (PEM)")
+	fl.BoolVar(&f.verify.mirror, "verify-mirror", false, "read images and signatures through the site mirrors when verifying (air-gapped sites; warms pull-through caches)")
 	fl.StringVar(&f.mode, "mode", "", "registry mode for every endpoint: auto, push or warm (default: as imgpipe.yaml says)")
 	fl.IntVarP(&f.jobs, "jobs", "j", 8, "concurrent transfers per registry")
 	fl.StringVar(&f.journal, "journal", "", `warm journal (default: the user cache dir; "off" disables)`)
