@@ -3,6 +3,8 @@ package compat
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
@@ -41,7 +43,7 @@ func Marshal(m *Matrix) ([]byte, error) {
 
 func extensionsMeta(ms map[string]ExtensionMeta) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
-	for _, name := range sortedKeys(ms) {
+	for _, name := range slices.Sorted(maps.Keys(ms)) {
 		e := ms[name]
 		v := mapping("tier", scalarStr(e.Tier), "since", scalarStr(e.Since), "until", scalarStr(e.Until), "note", scalarStr(e.Note))
 		v.Style = yaml.FlowStyle
@@ -55,7 +57,7 @@ func releases(rs []Release) *yaml.Node {
 	for i := range rs {
 		r := &rs[i]
 		exts := &yaml.Node{Kind: yaml.MappingNode}
-		for _, name := range sortedKeys(r.Extensions) {
+		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
 			v := mapping("tag", scalarStr(e.Tag), "digest", scalarStr(e.Digest))
 			v.Style = yaml.FlowStyle

@@ -3,6 +3,7 @@ package compat
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -163,7 +164,7 @@ func (m *Matrix) validate(file string, data []byte) error {
 		if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
 			errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))
 		}
-		for _, name := range sortedKeys(r.Extensions) {
+		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
 			if !extNameRE.MatchString(name) {
 				errs = append(errs, at(fmt.Sprintf("invalid extension name %q (use the short name, without siderolabs/)", name), "releases", i, "extensions", name))
@@ -257,13 +258,4 @@ func (m *Matrix) KubernetesVersions() []*semver.Version {
 	}
 	slices.SortFunc(out, func(a, b *semver.Version) int { return a.Compare(b) })
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

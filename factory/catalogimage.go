@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -77,7 +79,7 @@ func CrossCheck(talos string, factoryList []ExtensionInfo, catalog []extensions.
 		fac[extensions.Short(e.Name)] = e
 	}
 	var out []Change
-	for _, n := range sortedKeys(fac) {
+	for _, n := range slices.Sorted(maps.Keys(fac)) {
 		f := fac[n]
 		e, ok := img[n]
 		if !ok {
@@ -88,7 +90,7 @@ func CrossCheck(talos string, factoryList []ExtensionInfo, catalog []extensions.
 			out = append(out, Change{Kind: ChangeCatalogMismatch, Release: talos, Extension: n, Old: want + "@" + e.Digest, New: f.Ref + "@" + f.Digest})
 		}
 	}
-	for _, n := range sortedKeys(img) {
+	for _, n := range slices.Sorted(maps.Keys(img)) {
 		if _, ok := fac[n]; !ok {
 			e := img[n]
 			out = append(out, Change{Kind: ChangeCatalogMismatch, Release: talos, Extension: n, Old: e.Repo + ":" + e.Tag + "@" + e.Digest, New: "absent from the factory"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -266,12 +267,12 @@ func liveExtensions(v string, list []ExtensionInfo, rep *RefreshReport) (map[str
 
 func diffExtensions(v string, old, cur map[string]compat.ExtensionTag) []Change {
 	var out []Change
-	for _, name := range sortedKeys(old) {
+	for _, name := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := cur[name]; !ok {
 			out = append(out, Change{Kind: ChangeRemovedExtension, Release: v, Extension: name, Old: old[name].Tag})
 		}
 	}
-	for _, name := range sortedKeys(cur) {
+	for _, name := range slices.Sorted(maps.Keys(cur)) {
 		n := cur[name]
 		o, ok := old[name]
 		switch {
@@ -364,15 +365,6 @@ func cloneMatrix(m *compat.Matrix) (*compat.Matrix, error) {
 		return nil, err
 	}
 	return compat.Parse("matrix", data)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Refresh reads the live catalogs and merges them into base (see Merge).

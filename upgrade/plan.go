@@ -3,6 +3,7 @@ package upgrade
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -652,7 +653,7 @@ func (p *planner) baselines() {
 				mismatch[n.Profile+" "+prof.Schematic.ID] = append(mismatch[n.Profile+" "+prof.Schematic.ID], n)
 			}
 		}
-		for _, k := range sortedKeys(mismatch) {
+		for _, k := range slices.Sorted(maps.Keys(mismatch)) {
 			prof, id, _ := strings.Cut(k, " ")
 			p.notef("nodes %s run a different schematic than profile %s resolves to at %s (%s): their extensions may differ from the profile's; list them under extensions: to check for drops",
 				names(mismatch[k], 6), prof, v, short(id))
@@ -798,7 +799,7 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 					hp.SchematicFrom = n.profileID
 				}
 			}
-			for _, c := range sortedKeys(n.prior) {
+			for _, c := range slices.Sorted(maps.Keys(n.prior)) {
 				if _, ok := next[c]; ok {
 					continue
 				}
@@ -1116,12 +1117,12 @@ func extSet(p *site.Profile) map[string]extRef {
 func diff(before, after map[string]extRef) []Drift {
 	out := []Drift{}
 	if before == nil {
-		for _, c := range sortedKeys(after) {
+		for _, c := range slices.Sorted(maps.Keys(after)) {
 			out = append(out, Drift{Extension: after[c].name, Change: DriftAdded, To: after[c].version})
 		}
 		return out
 	}
-	for _, c := range sortedKeys(before) {
+	for _, c := range slices.Sorted(maps.Keys(before)) {
 		b := before[c]
 		a, ok := after[c]
 		switch {
@@ -1133,7 +1134,7 @@ func diff(before, after map[string]extRef) []Drift {
 			out = append(out, Drift{Extension: a.name, Change: DriftUpdated, From: b.version, To: a.version})
 		}
 	}
-	for _, c := range sortedKeys(after) {
+	for _, c := range slices.Sorted(maps.Keys(after)) {
 		if _, ok := before[c]; !ok {
 			out = append(out, Drift{Extension: after[c].name, Change: DriftAdded, To: after[c].version})
 		}
@@ -1200,15 +1201,6 @@ func sortVersions(vs []string) {
 		}
 		return va.Compare(vb)
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // joinIndented lists errors one per line as "  - reason", continuation lines indented

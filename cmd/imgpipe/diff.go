@@ -95,10 +95,3 @@ func short(d string) string {
 	}
 	return d[:min(len(d), 19)]
 }
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"text/tabwriter"
@@ -142,22 +141,9 @@ func fetchTable(w io.Writer, results []factory.ArtifactResult) error {
 				size = "?"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Profile, r.Kind, size, orDash(sum), status, orDash(file))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Profile, r.Kind, size, dash(sum), status, dash(file))
 	}
 	return tw.Flush()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // progress renders download progress on stderr: a redrawn bar on a terminal,
@@ -175,12 +161,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
+	tty := isTerminal(w)
 	return &progress{w: w, tty: tty, now: time.Now, starts: map[string]time.Time{}, ends: map[string]time.Time{}}
 }
 

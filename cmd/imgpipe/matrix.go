@@ -203,7 +203,7 @@ func refreshTable(w io.Writer, rep *factory.RefreshReport) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "RELEASE\tCHANGE\tEXTENSION\tOLD\tNEW")
 		for _, c := range rep.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Release, c.Kind, orDash(c.Extension), orDash(c.Old), orDash(c.New))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Release, c.Kind, dash(c.Extension), dash(c.Old), dash(c.New))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -213,13 +213,6 @@ func refreshTable(w io.Writer, rep *factory.RefreshReport) error {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	return nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // resolveMatrixOnline is what `imgpipe resolve --online` resolves against: the

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -212,12 +211,7 @@ type mirrorProgress struct {
 }
 
 func newMirrorProgress(w io.Writer, total int) *mirrorProgress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
+	tty := isTerminal(w)
 	return &mirrorProgress{w: w, tty: tty, total: total}
 }
 

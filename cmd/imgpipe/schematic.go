@@ -213,7 +213,7 @@ upgrade keeps nodes from waiting on it. Each request may take up to --build-time
 					if r.Planned {
 						took = "(dry run)"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Profile, r.Ref, orDash(r.Digest), took)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Profile, r.Ref, dash(r.Digest), took)
 				}
 				return tw.Flush()
 			})

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -130,9 +129,9 @@ func uploadTable(w io.Writer, rep uploadReport) error {
 		}
 		size := ""
 		if r.Bytes > 0 {
-			size = uploadBytes(r.Bytes)
+			size = humanBytes(r.Bytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", uploadDash(r.Profile), r.Kind, r.Node, target, r.Action, size)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", dash(r.Profile), r.Kind, r.Node, target, r.Action, size)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -152,26 +151,6 @@ func uploadTarget(r proxmox.Result) string {
 	return r.Volume
 }
 
-func uploadDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func uploadBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // uploadProgress prints upload progress to stderr: a redrawn bar on a terminal,
 // a line per 10% otherwise (CI logs).
 type uploadProgress struct {
@@ -185,11 +164,7 @@ type uploadProgress struct {
 
 func newUploadProgress(w io.Writer) *uploadProgress {
 	p := &uploadProgress{w: w, step: -1}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
+	p.tty = isTerminal(w)
 	return p
 }
 
@@ -204,7 +179,7 @@ func (p *uploadProgress) report(ev proxmox.Progress) {
 	}
 	rate := ""
 	if s := now.Sub(p.start).Seconds(); s > 0 {
-		rate = uploadBytes(int64(float64(ev.Done)/s)) + "/s"
+		rate = humanBytes(int64(float64(ev.Done)/s)) + "/s"
 	}
 	if p.tty {
 		if now.Sub(p.last) < 100*time.Millisecond && ev.Done != ev.Total {
@@ -229,7 +204,7 @@ func (p *uploadProgress) report(ev proxmox.Progress) {
 	}
 	if step := pct / 10; step != p.step {
 		p.step = step
-		fmt.Fprintf(p.w, "uploading %s to %s: %d%% (%s of %s) %s\n", ev.Name, ev.Node, pct, uploadBytes(ev.Done), uploadBytes(ev.Total), rate)
+		fmt.Fprintf(p.w, "uploading %s to %s: %d%% (%s of %s) %s\n", ev.Name, ev.Node, pct, humanBytes(ev.Done), humanBytes(ev.Total), rate)
 	}
 }
 

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
@@ -186,8 +184,7 @@ func verifyMirror(cfg *site.Config) (verify.MirrorFunc, error) {
 
 // verifyProgress prints a bar on a terminal and one plain line per image otherwise.
 func (a *app) verifyProgress() func(done, total int, r verify.Result) {
-	f, ok := a.stderr.(*os.File)
-	tty := ok && term.IsTerminal(int(f.Fd()))
+	tty := isTerminal(a.stderr)
 	return func(done, total int, r verify.Result) {
 		if tty {
 			const width = 30

@@ -243,12 +243,3 @@ func (b *intOrBool) UnmarshalJSON(d []byte) error {
 	*b = intOrBool(s == "1" || s == "true")
 	return nil
 }
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}

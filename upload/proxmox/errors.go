@@ -3,6 +3,8 @@ package proxmox
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +37,7 @@ type HTTPError struct {
 func (e *HTTPError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: %s", e.Method, e.Path, e.Status)
-	for _, k := range sortedKeys(e.Params) {
+	for _, k := range slices.Sorted(maps.Keys(e.Params)) {
 		fmt.Fprintf(&b, "; %s: %s", k, e.Params[k])
 	}
 	if e.Message != "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -450,13 +449,4 @@ func flatten(raw map[string]json.RawMessage) (map[string]string, error) {
 		return nil, fmt.Errorf("parameter %s: unsupported JSON value %s", k, v)
 	}
 	return out, nil
-}
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -666,7 +668,7 @@ func (s *Server) handleContentList(w http.ResponseWriter, r *http.Request, node,
 	defer s.mu.Unlock()
 	scope := s.scope(node, storage)
 	out := []map[string]any{}
-	for _, k := range sortedKeys(s.volumes) {
+	for _, k := range slices.Sorted(maps.Keys(s.volumes)) {
 		v := s.volumes[k]
 		if v.Node != scope || v.Storage != storage {
 			continue
