@@ -164,8 +164,18 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 	var errs []error
 	var pinned []extensions.Pinned
 	seen := map[string]string{} // normalized name -> configured name
-	for _, ec := range pc.Extensions {
+	for j, ec := range pc.Extensions {
 		name, note := extensions.Normalize(ec.Name, v)
+		if !knownExtension(m, name) {
+			// Not in any release of the matrix: a typo, not a missing build.
+			msg := fmt.Sprintf("profile %s: extensions[%d]: %q is not an extension of any Talos release in the matrix",
+				pc.Name, j, ec.Name)
+			if near := nearestName(m, name); near != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", near)
+			}
+			errs = append(errs, fail.Usage(errors.New(msg)))
+			continue
+		}
 		if first, dup := seen[name]; dup {
 			// Aliases and legacy NVIDIA names can make two configured names one extension.
 			errs = append(errs, fail.Usage(fmt.Errorf("profile %s: %s and %s are the same extension (%s) for Talos %s: list it once",
@@ -208,7 +218,11 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 		errs = append(errs, fmt.Errorf("profile %s, Talos %s: %w", pc.Name, rel.Version, err))
 	}
 	if len(errs) > 0 {
-		return nil, fail.Policy(errors.Join(errs...))
+		joined := errors.Join(errs...)
+		if errors.Is(joined, fail.ErrUsage) {
+			return nil, joined // a config mistake: fix it before judging policy
+		}
+		return nil, fail.Policy(joined)
 	}
 	slices.SortFunc(p.Extensions, func(a, b Extension) int { return strings.Compare(a.Name, b.Name) })
 
@@ -322,4 +336,63 @@ func coreImages(rel *compat.Release, k8s string) []Image {
 	add("flannel", img.Flannel)
 	add("pause", img.Pause)
 	return out
+}
+
+// knownExtension reports whether any release of the matrix ships the extension.
+func knownExtension(m *compat.Matrix, name string) bool {
+	if _, ok := m.Extensions[name]; ok {
+		return true
+	}
+	for i := range m.Releases {
+		if _, ok := m.Releases[i].Extensions[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// nearestName suggests the known extension closest to a misspelled one (edit distance
+// at most 3), or "".
+func nearestName(m *compat.Matrix, name string) string {
+	best, bestD := "", 4
+	seen := map[string]bool{}
+	consider := func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		if d := editDistance(name, n); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	for n := range m.Extensions {
+		consider(n)
+	}
+	for i := range m.Releases {
+		for n := range m.Releases[i].Extensions {
+			consider(n)
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -149,7 +149,7 @@ func TestResolveErrors(t *testing.T) {
 		{"malformed config names file and line", []string{"resolve", "--config", badConfig}, 2, []string{badConfig + ":4", "platform", `"aws"`}},
 		{"unknown profile", []string{"resolve", "--profile", "gpux"}, 2, []string{"gpux", "controlplane, worker, gpu"}},
 		{"required extension missing", []string{"resolve", "--config", needNFS, "--talos", "v1.9.x"}, 3, []string{"nfs-utils", "v1.12.0", "storage"}},
-		{"unknown extension", []string{"resolve", "--config", unknownExt, "--talos", "v1.9.x"}, 3, []string{"qemu-guest-agnt", "not a known extension"}},
+		{"unknown extension suggests the nearest", []string{"resolve", "--config", unknownExt, "--talos", "v1.9.x"}, 2, []string{"qemu-guest-agnt", "extensions[0]", "did you mean qemu-guest-agent?"}},
 		{"NVIDIA tier mismatch", []string{"resolve", "--config", mixedTier, "--talos", "v1.10.x"}, 3, []string{"tiers differ", "lts", "production"}},
 		{"NVIDIA driver constraint", []string{"resolve", "--config", driver, "--talos", "v1.10.x"}, 3, []string{"550.x", "570.148.08"}},
 		{"Kubernetes too new", []string{"resolve", "--talos", "v1.9.x", "--kubernetes", "1.33.0"}, 3, []string{"1.33.0", "1.27", "1.32"}},

@@ -59,10 +59,11 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return exitInterrupted
+	case errors.Is(err, fail.ErrUsage):
+		// A usage error wins over a policy failure reported with it: fix the input first.
+		return exitUsage
 	case errors.Is(err, fail.ErrPolicy):
 		return exitPolicy
-	case errors.Is(err, fail.ErrUsage):
-		return exitUsage
 	default:
 		return exitOperational
 	}
