@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Long: `imgpipe turns a declared Talos Linux node image (imgpipe.yaml + matrix.yaml) into
 Image Factory schematics, verified and mirrored images, Proxmox ISOs and templates,
 and version-aligned upgrade plans.`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -103,4 +105,20 @@ and version-aligned upgrade plans.`,
 		a.newUploadCmd(),
 	)
 	return root
+}
+
+// version is the module version from the build info (a tagged `go install` gives the
+// tag; a source build "(devel)"), with the VCS revision when Go recorded one.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v + ", " + bi.GoVersion
 }
