@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
