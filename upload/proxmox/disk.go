@@ -65,9 +65,9 @@ func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, metho
 	}
 	a := Artifact{Content: "import", Filename: name, URL: d.URL}
 	if comp == "" {
-		a.Size, a.Checksum, a.Algorithm = d.Size, d.SHA256, "sha256"
+		a.Size, a.Checksum, a.Algorithm = d.Size, checksumHex(d.SHA256), "sha256"
 		if d.SHA512 != "" {
-			a.Checksum, a.Algorithm = d.SHA512, "sha512"
+			a.Checksum, a.Algorithm = checksumHex(d.SHA512), "sha512"
 		}
 		if method == MethodDownloadURL && a.Checksum != "" && d.URL != "" {
 			return a, MethodDownloadURL, nil
@@ -194,7 +194,7 @@ func measureDecompressed(ctx context.Context, path, comp, wantSHA256 string) (in
 	if _, err := io.Copy(outer, f); err != nil { // trailing bytes after the last frame
 		return 0, "", fmt.Errorf("reading %s: %w", path, err)
 	}
-	if wantSHA256 != "" && !strings.EqualFold(hex.EncodeToString(outer.Sum(nil)), wantSHA256) {
+	if wantSHA256 != "" && !strings.EqualFold(hex.EncodeToString(outer.Sum(nil)), checksumHex(wantSHA256)) {
 		return 0, "", fmt.Errorf("%s does not match the lock's sha256: %w; re-run `imgpipe fetch`", path, ErrChecksumMismatch)
 	}
 	return n, hex.EncodeToString(inner.Sum(nil)), nil

@@ -151,9 +151,9 @@ func ISOArtifact(lock *site.Lock, p *site.Profile, method string) (Artifact, err
 		a.Size = art.Size
 		switch {
 		case art.SHA256 != "":
-			a.Checksum, a.Algorithm = art.SHA256, "sha256"
+			a.Checksum, a.Algorithm = checksumHex(art.SHA256), "sha256"
 		case art.SHA512 != "":
-			a.Checksum, a.Algorithm = art.SHA512, "sha512"
+			a.Checksum, a.Algorithm = checksumHex(art.SHA512), "sha512"
 		}
 	}
 	if a.Checksum == "" {
@@ -172,6 +172,15 @@ func ISOArtifact(lock *site.Lock, p *site.Profile, method string) (Artifact, err
 		a.Open = func() (io.ReadCloser, error) { return openSized(file, size) }
 	}
 	return a, nil
+}
+
+// checksumHex returns a lock checksum as PVE takes it, bare hex: `imgpipe fetch`
+// records "sha256:<hex>" and "sha512:<hex>", a hand-written lock may hold bare hex.
+func checksumHex(s string) string {
+	if _, h, ok := strings.Cut(s, ":"); ok {
+		return h
+	}
+	return s
 }
 
 // UploadISOs places each selected profile's ISO on every target storage and then
