@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imgpipe/imgpipe/compat"
@@ -189,6 +190,9 @@ func (d Deps) mirror(ctx context.Context, st *State) (any, error) {
 type UploadSummary struct {
 	ISOs      []proxmox.Result `json:"isos"`
 	Templates []proxmox.Result `json:"templates"`
+	// Unfetched lists, in a dry run, the profiles whose ISO and disk image are not
+	// fetched yet, so their upload cannot be planned in detail.
+	Unfetched []string `json:"unfetched,omitempty"`
 }
 
 func (d Deps) upload(ctx context.Context, st *State) (any, error) {
@@ -203,6 +207,27 @@ func (d Deps) upload(ctx context.Context, st *State) (any, error) {
 	}
 	var sum UploadSummary
 	var err error
+	if st.DryRun {
+		// A dry run of a whole build plans fetch without downloading, so the lock has
+		// no checksums yet: the upload of those profiles is named, not planned in
+		// detail (the real upload refuses artifacts without a checksum).
+		var fetched []string
+		for _, p := range st.Lock.Profiles {
+			if len(opt.Profiles) > 0 && !slices.Contains(opt.Profiles, p.Name) {
+				continue
+			}
+			if hasArtifacts(p) {
+				fetched = append(fetched, p.Name)
+			} else {
+				sum.Unfetched = append(sum.Unfetched, p.Name)
+				st.Emit(fmt.Sprintf("%s: ISO and disk image not fetched yet: would upload them after fetch", p.Name))
+			}
+		}
+		if len(fetched) == 0 {
+			return sum, nil
+		}
+		opt.Profiles = fetched
+	}
 	sum.ISOs, err = d.Proxmox.UploadISOs(ctx, d.ProxmoxConfig, st.Lock, opt)
 	for _, r := range sum.ISOs {
 		st.Emit(fmt.Sprintf("iso %s on %s/%s: %s", r.Volume, r.Node, r.Storage, r.Action))
@@ -215,6 +240,16 @@ func (d Deps) upload(ctx context.Context, st *State) (any, error) {
 		st.Emit(fmt.Sprintf("%s %s (vmid %d) on %s: %s", r.Kind, r.Name, r.VMID, r.Node, r.Action))
 	}
 	return sum, err
+}
+
+// hasArtifacts reports whether fetch recorded the profile's ISO and disk image.
+func hasArtifacts(p site.Profile) bool {
+	var iso, disk bool
+	for _, a := range p.Artifacts {
+		iso = iso || a.Kind == "iso" && a.SHA256 != ""
+		disk = disk || a.Kind == "disk" && a.SHA256 != ""
+	}
+	return iso && disk
 }
 
 func short(id string) string {
