@@ -99,6 +99,10 @@ type Options struct {
 	RedirectImages bool
 	// BuildDelay is how long the first manifest request of an installer takes (on-demand build).
 	BuildDelay time.Duration
+	// Content, when set and returning non-nil, supplies an /image artifact's bytes in
+	// place of the generated stream, for consumers that parse what they download (a
+	// .raw.zst disk image must decompress). Such bytes ignore ImageSize and Rebuild.
+	Content func(id, version, path string) []byte
 }
 
 // Request is one request the fake received.
@@ -234,6 +238,11 @@ func (f *Factory) Builds() []string {
 // Image returns the bytes the fake serves for /image/<id>/<version>/<path>, as a
 // reader, and its size.
 func (f *Factory) Image(id, version, path string) (io.ReadSeeker, int64) {
+	if f.opts.Content != nil {
+		if b := f.opts.Content(id, version, path); b != nil {
+			return bytes.NewReader(b), int64(len(b))
+		}
+	}
 	f.mu.Lock()
 	gen := f.generation
 	f.mu.Unlock()
@@ -526,13 +535,13 @@ func (f *Factory) serveImage(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	gen := f.generation
 	f.mu.Unlock()
-	content, _ := f.Image(id, version, path)
+	content, size := f.Image(id, version, path)
 	tag := sha256.Sum256(fmt.Appendf(nil, "%d/%s/%s/%s", gen, id, version, path))
 	w.Header().Set("ETag", `"`+hex.EncodeToString(tag[:8])+`"`)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if f.opts.NoRange {
 		r.Header.Del("Range")
-		w.Header().Set("Content-Length", strconv.FormatInt(f.opts.ImageSize, 10))
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		if r.Method == http.MethodHead {
 			return
 		}

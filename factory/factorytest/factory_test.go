@@ -145,3 +145,32 @@ func TestCatalogEndpoints(t *testing.T) {
 		t.Errorf("GET overlays = %d %s; want 200 []", resp.StatusCode, data)
 	}
 }
+
+func TestContentReplacesGeneratedBytes(t *testing.T) {
+	t.Parallel()
+	disk := []byte("a real disk image, say zstd")
+	for _, noRange := range []bool{false, true} {
+		f := factorytest.New(t, factorytest.Options{Catalog: factorytest.Catalog{Versions: []string{"v1.12.11"}}, NoRange: noRange,
+			Content: func(id, version, path string) []byte {
+				if strings.HasSuffix(path, ".raw.zst") {
+					return disk
+				}
+				return nil
+			}})
+		id, err := f.AddSchematic("customization: {}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := f.URL() + "/image/" + id + "/v1.12.11/"
+		resp, got := do(t, http.MethodGet, base+"nocloud-amd64.raw.zst", "", nil)
+		if resp.StatusCode != 200 || !bytes.Equal(got, disk) || resp.ContentLength != int64(len(disk)) {
+			t.Errorf("GET .raw.zst (NoRange %v) = %d, %q (length %d); want the Content bytes", noRange, resp.StatusCode, got, resp.ContentLength)
+		}
+		if r, n := f.Image(id, "v1.12.11", "nocloud-amd64.raw.zst"); n != int64(len(disk)) || r == nil {
+			t.Errorf("Image(.raw.zst) size = %d; want %d", n, len(disk))
+		}
+		if _, iso := do(t, http.MethodGet, base+"nocloud-amd64.iso", "", nil); int64(len(iso)) != 1<<20+123 {
+			t.Errorf("GET .iso (NoRange %v) = %d bytes; want the generated default size", noRange, len(iso))
+		}
+	}
+}
