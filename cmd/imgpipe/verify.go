@@ -134,7 +134,12 @@ func (a *app) verifyKeychain(lock *site.Lock, cfg *site.Config) (authn.Keychain,
 	if user == "" || pass == "" {
 		return nil, usageErrorf("set both %s and %s, or neither", envFactoryUser, envFactoryPass)
 	}
-	hosts, err := verify.FactoryHosts(verifyFirst(lock.Factory, cfg.Factory.URL), cfg.Factory.Registry)
+	factoryURL := cfg.Factory.URL
+	if lock != nil {
+		// A first build has no lock yet: its resolve stage uses the config's factory.
+		factoryURL = verifyFirst(lock.Factory, factoryURL)
+	}
+	hosts, err := verify.FactoryHosts(factoryURL, cfg.Factory.Registry)
 	if err != nil {
 		return nil, err
 	}
