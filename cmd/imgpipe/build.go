@@ -164,7 +164,7 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 		registry.WithJobs(f.jobs),
 		registry.WithDryRun(f.dryRun),
 		registry.WithKeychain(authn.DefaultKeychain),
-		registry.WithJournal(registry.JournalPath(f.journal), 0),
+		registry.WithJournal(a.journalPath(f.journal), 0),
 		registry.WithLogger(a.log),
 	)
 

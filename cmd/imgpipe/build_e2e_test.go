@@ -291,8 +291,7 @@ type buildRun struct {
 func (s *e2eSite) build(t *testing.T, lock, report string, extra ...string) buildRun {
 	t.Helper()
 	args := append([]string{"build", "--config", s.config, "--lock", lock, "--report", report,
-		"--cache-dir", filepath.Join(s.dir, "cache"), "--journal", filepath.Join(s.dir, "journal.json"),
-		"--verify-mirror", "--trusted-root", s.trustedRoot, "--factory-key", s.keyFile, "-o", "json"}, extra...)
+		"--cache-dir", filepath.Join(s.dir, "cache"), "--verify-mirror", "--trusted-root", s.trustedRoot, "--factory-key", s.keyFile, "-o", "json"}, extra...)
 	var r buildRun
 	r.stdout, r.stderr, r.code = runImgpipe(t, s.env(), args...)
 	if err := json.Unmarshal([]byte(r.stdout), &r.rep); err != nil {
@@ -483,7 +482,8 @@ func TestBuildEndToEnd(t *testing.T) {
 	lockPath := filepath.Join(s.dir, "imgpipe.lock.json")
 	reportPath := filepath.Join(s.dir, "build.json")
 	cacheDir := filepath.Join(s.dir, "cache")
-	journal := filepath.Join(s.dir, "journal.json")
+	// The warm journal's default place, found through the CLI's environment.
+	journal := filepath.Join(s.env()["XDG_CACHE_HOME"], "imgpipe", "warm-journal.json")
 
 	want := s.resolve(t, "v1.12.x")
 	s.seed(t, want)
@@ -555,6 +555,10 @@ func TestBuildEndToEnd(t *testing.T) {
 	var fileRep pipeline.Report
 	if err := json.Unmarshal(onDisk, &fileRep); err != nil || fileRep.LockDigest == "" || fileRep.LockDigest != first.rep.LockDigest {
 		t.Errorf("report file: lock digest %q (%v); want the printed report's %q", fileRep.LockDigest, err, first.rep.LockDigest)
+	}
+
+	if _, err := os.Stat(journal); err != nil {
+		t.Errorf("first build: no warm journal at %s, the default under the CLI's XDG_CACHE_HOME: %v", journal, err)
 	}
 
 	// Schematics: the factory knows each profile's, under the ID the lock records.

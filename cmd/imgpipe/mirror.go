@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -99,7 +100,7 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 			fmt.Fprintf(a.stderr, "warning: %s: no mirror configured for its upstream; reported, not mirrored\n", p.Ref)
 		}
 	}
-	journal := registry.JournalPath(f.journal)
+	journal := a.journalPath(f.journal)
 	pr := newMirrorProgress(a.stderr, mirrored)
 	m := registry.New(
 		registry.WithJobs(f.jobs),
@@ -288,4 +289,16 @@ sources and the mirror reference of each image.`,
 	cmd.Flags().StringVar(&lockPath, "lock", defaultLockFile, "lockfile to read")
 	cmd.Flags().StringVarP(&output, "output", "o", formatTable, "output format: table (ref@digest lines), json or yaml")
 	return cmd
+}
+
+// journalPath resolves --journal like registry.JournalPath, but finds the default
+// (warm-journal.json in the user cache dir) through the CLI's environment, as
+// defaultCacheDir does, rather than the process's.
+func (a *app) journalPath(setting string) string {
+	if setting == "" {
+		if dir, err := a.defaultCacheDir(); err == nil {
+			return filepath.Join(dir, "warm-journal.json")
+		}
+	}
+	return registry.JournalPath(setting)
 }
