@@ -518,8 +518,21 @@ func TestBuildEndToEnd(t *testing.T) {
 			t.Errorf("build --dry-run sent %s %s to the factory; want only reads", r.Method, r.Path)
 		}
 	}
-	if c := catalog(t, s.plain.Host); len(c) != 0 {
-		t.Errorf("build --dry-run pushed into the plain registry: %v", c)
+	for _, reg := range []*registrytest.Instance{s.plain, s.c1, s.c2} {
+		// A HEAD through a pull-through cache stores nothing; a GET would.
+		if c := catalog(t, reg.Host); len(c) != 0 {
+			t.Errorf("build --dry-run stored %v in the registry at %s; want nothing", c, reg.Host)
+		}
+	}
+	var dryMirror registry.Report
+	decodeSummary(t, dry.stage(t, pipeline.StageMirror), &dryMirror)
+	if dryMirror.Totals.Planned != len(s.seeded)+1 || dryMirror.Totals.Unmirrored != 3 || dryMirror.Totals.Failed != 0 {
+		t.Errorf("build --dry-run: mirror totals %+v; want %d planned (lock images and kyverno), 3 unmirrored (installers, gcr.io)", dryMirror.Totals, len(s.seeded)+1)
+	}
+	var dryUpload pipeline.UploadSummary
+	decodeSummary(t, dry.stage(t, pipeline.StageUpload), &dryUpload)
+	if !slices.Equal(dryUpload.Unfetched, []string{"controlplane", "worker"}) {
+		t.Errorf("build --dry-run: upload summary %+v; want both profiles waiting for fetch", dryUpload)
 	}
 	for _, p := range want.Profiles {
 		if s.factory.HasSchematic(p.Schematic.ID) {
@@ -646,6 +659,25 @@ func TestBuildEndToEnd(t *testing.T) {
 	if len(unmirrored) != len(wantUnmirrored) {
 		t.Errorf("mirror report: unmirrored %v; want %v", unmirrored, wantUnmirrored)
 	}
+	for _, ir := range mrep.Images {
+		var wantStatus string
+		switch {
+		case ir.Ref == s.kyverno:
+			wantStatus = registry.StatusCopied
+		case strings.HasPrefix(ir.Ref, "ghcr.io/"), strings.HasPrefix(ir.Ref, "registry.k8s.io/"):
+			wantStatus = registry.StatusWarmed
+		default:
+			continue
+		}
+		if ir.Status != wantStatus || !ir.Verified {
+			t.Errorf("mirror report: %s %s (verified %v, %s); want %s and verified", ir.Ref, ir.Status, ir.Verified, ir.Error, wantStatus)
+		}
+		// The signature tags travel with the images, so nodes and `verify --mirror`
+		// find them at the mirror.
+		if sig := strings.Replace(ir.Digest, ":", "-", 1) + ".sig"; strings.HasPrefix(ir.Ref, "ghcr.io/siderolabs/") && !slices.Contains(ir.Signatures, sig) {
+			t.Errorf("mirror report: %s carried signatures %v; want %s", ir.Ref, ir.Signatures, sig)
+		}
+	}
 	for ref, digest := range s.seeded {
 		r, _ := registry.ParseRef(ref)
 		host := map[string]string{"ghcr.io": s.c1.Host, "registry.k8s.io": s.c2.Host}[r.Upstream]
@@ -663,6 +695,22 @@ func TestBuildEndToEnd(t *testing.T) {
 	// Upload: the ISOs under their content-addressed names, the disk images imported
 	// into templates tagged imgpipe.
 	s.checkPVE(t, lock)
+	var up pipeline.UploadSummary
+	decodeSummary(t, first.stage(t, pipeline.StageUpload), &up)
+	for _, r := range up.ISOs {
+		if r.Action != proxmox.ActionDownloaded || r.Method != proxmox.MethodDownloadURL || r.Bytes != e2eImageSize {
+			t.Errorf("upload stage ISO %s: %s by %s, %d bytes; want PVE to download it (%d bytes) from the factory", r.Volume, r.Action, r.Method, r.Bytes, e2eImageSize)
+		}
+	}
+	created := 0
+	for _, r := range up.Templates {
+		if r.Kind == "template" && r.Action == proxmox.ActionCreated {
+			created++
+		}
+	}
+	if len(up.ISOs) != len(lock.Profiles) || created != len(lock.Profiles) {
+		t.Errorf("upload stage: %d ISOs, %d templates created; want %d each", len(up.ISOs), created, len(lock.Profiles))
+	}
 
 	// 3. A second run with the same arguments changes nothing: every stage after
 	// resolve is skipped from the report, no request reaches the factory, a
@@ -762,8 +810,14 @@ func TestBuildEndToEnd(t *testing.T) {
 	if st := saved.Stages[len(saved.Stages)-1]; st.Name != pipeline.StageUpload || st.Status != pipeline.StatusFailed {
 		t.Errorf("report file's last stage = %s %s; want upload failed", st.Name, st.Status)
 	}
+	for _, v := range s.pve.Volumes() {
+		if strings.Contains(v.VolID, "-v1.12.10-") && v.Content == "iso" {
+			t.Errorf("PVE holds %s after its download failed; want the debris removed", v.VolID)
+		}
+	}
 	hits = s.registryHits()
 	schematicPosts := countRequests(s.factory, factorytest.RouteSchematics)
+	imageBytes = s.factory.BytesServed(factorytest.RouteImage)
 	resumed := s.build(t, lock2, report2, "--talos", "v1.12.10")
 	if resumed.code != 0 {
 		t.Fatalf("resumed build = exit %d; want 0\nstderr:\n%s", resumed.code, resumed.stderr)
@@ -779,6 +833,11 @@ func TestBuildEndToEnd(t *testing.T) {
 	}
 	if n := countRequests(s.factory, factorytest.RouteSchematics); n != schematicPosts {
 		t.Errorf("resumed build sent %d schematic requests; want 0 (schematic is done)", n-schematicPosts)
+	}
+	// The only image bytes the factory serves now are the two ISOs PVE downloads:
+	// fetch is not repeated.
+	if n := s.factory.BytesServed(factorytest.RouteImage) - imageBytes; n != 2*e2eImageSize {
+		t.Errorf("resumed build: the factory served %d image bytes; want %d (two ISOs to PVE, nothing fetched again)", n, 2*e2eImageSize)
 	}
 	s.checkPVE(t, readLockT(t, lock2))
 	if vms := s.pve.VMs(); len(vms) != 2*len(lock.Profiles) {
@@ -796,6 +855,14 @@ func TestBuildEndToEnd(t *testing.T) {
 		if err := pullAll(t, host, r.Repository, r.Tag); err != nil {
 			t.Errorf("pulling %s from its cache %s with the upstream stopped: %v", ref, host, err)
 		}
+	}
+	// ... signatures included: an air-gapped `imgpipe verify --mirror` of the lock passes.
+	stdout, stderr, code := runImgpipe(t, s.env(), "verify", "--config", s.config, "--lock", lockPath, "--mirror",
+		"--trusted-root", s.trustedRoot, "--factory-key", s.keyFile, "-o", "json")
+	var offline verify.Report
+	if err := json.Unmarshal([]byte(stdout), &offline); code != 0 || err != nil || offline.Summary.Verified != vrep.Summary.Verified {
+		t.Errorf("imgpipe verify --mirror with the upstream stopped = exit %d, summary %+v (%v); want 0 and %d verified\n%s",
+			code, offline.Summary, err, vrep.Summary.Verified, stderr)
 	}
 }
 
