@@ -193,6 +193,13 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 					rec = *old
 					rec.Status = StatusSkipped
 					r.emit(name, "skip", "already done for this lock")
+					// What a skipped stage recorded (fetch: the artifacts) must survive a
+					// lock file that was lost or is given at another path.
+					if restoreArtifacts(st.Lock, prev.Lock) && r.lockPath != "" {
+						if werr := site.WriteLock(r.lockPath, st.Lock); werr != nil {
+							runErr = werr
+						}
+					}
 					rep.Stages = append(rep.Stages, rec)
 					continue
 				}
@@ -232,6 +239,9 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 		}
 		rep.Stages = append(rep.Stages, rec)
 		if st.Lock != nil {
+			// The lock goes into every write of the report, so that a run killed
+			// later still leaves what the finished stages recorded.
+			rep.Lock = st.Lock
 			rep.Talos = st.Lock.Talos
 			rep.LockDigest, _ = lockDigest(st.Lock)
 		}
@@ -313,6 +323,31 @@ func lockDigest(l *site.Lock) (string, error) {
 	}
 	sum := sha256.Sum256(data)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// restoreArtifacts copies into dst's profiles that have no artifacts the ones src
+// recorded, when both locks are the same resolution. It reports whether dst changed.
+func restoreArtifacts(dst, src *site.Lock) bool {
+	if dst == nil || src == nil {
+		return false
+	}
+	dd, _ := lockDigest(dst)
+	sd, _ := lockDigest(src)
+	if dd != sd {
+		return false
+	}
+	changed := false
+	for i := range dst.Profiles {
+		p := &dst.Profiles[i]
+		if len(p.Artifacts) > 0 {
+			continue
+		}
+		if old, ok := src.Profile(p.Name); ok && len(old.Artifacts) > 0 {
+			p.Artifacts = slices.Clone(old.Artifacts)
+			changed = true
+		}
+	}
+	return changed
 }
 
 func lockBytes(l *site.Lock) string {

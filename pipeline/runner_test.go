@@ -168,3 +168,48 @@ func TestStageWithoutLock(t *testing.T) {
 		t.Error("fetch without a lock: nil error; want one naming the missing lock")
 	}
 }
+
+// TestResumeRestoresArtifacts: a resumed build whose lock file was lost (or is given at
+// another path) skips fetch, so it takes the artifacts fetch recorded from the report;
+// otherwise the lock it writes has no checksums and upload asks for a fetch that the
+// resume will never run.
+func TestResumeRestoresArtifacts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	report := filepath.Join(dir, "build.json")
+	lockPath := filepath.Join(dir, "imgpipe.lock.json")
+	var first calls
+	r, _ := New(fakeStages(&first, StageUpload, errors.New("PVE unreachable")), WithReport(report), WithLockFile(lockPath))
+	if _, err := r.Run(context.Background(), Order, &State{}); err == nil {
+		t.Fatal("first Run() = nil; want the upload failure")
+	}
+	if err := os.Remove(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	var second calls
+	stages := fakeStages(&second, "", nil)
+	var atUpload []site.Artifact
+	stages[len(stages)-1].Run = func(_ context.Context, st *State) (any, error) {
+		second.names = append(second.names, StageUpload)
+		atUpload = st.Lock.Profiles[0].Artifacts
+		return nil, nil
+	}
+	r2, _ := New(stages, WithReport(report), WithLockFile(lockPath))
+	rep, err := r2.Run(context.Background(), Order, &State{})
+	if err != nil {
+		t.Fatalf("resumed Run() = %v", err)
+	}
+	if got, want := second.names, []string{"resolve", "upload"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("resumed run ran %v; want %v", got, want)
+	}
+	want := []site.Artifact{{Kind: "iso", SHA256: "abc"}}
+	if !reflect.DeepEqual(atUpload, want) {
+		t.Errorf("upload saw artifacts %+v; want fetch's %+v from the report", atUpload, want)
+	}
+	if l, err := site.ReadLock(lockPath); err != nil || !reflect.DeepEqual(l.Profiles[0].Artifacts, want) {
+		t.Errorf("lock file after the resume: %v, %+v; want fetch's artifacts", err, l)
+	}
+	if rep.Lock == nil || !reflect.DeepEqual(rep.Lock.Profiles[0].Artifacts, want) {
+		t.Errorf("report lock = %+v; want fetch's artifacts", rep.Lock)
+	}
+}

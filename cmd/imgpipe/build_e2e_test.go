@@ -843,6 +843,21 @@ func TestBuildEndToEnd(t *testing.T) {
 	if vms := s.pve.VMs(); len(vms) != 2*len(lock.Profiles) {
 		t.Errorf("PVE has %d VMs after both releases; want %d templates", len(vms), 2*len(lock.Profiles))
 	}
+	// A resume that lost the lock file (a CI job that kept only the report) gets the
+	// fetched artifacts back from the report instead of writing a lock without them.
+	lock2Bytes, err := os.ReadFile(lock2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(lock2); err != nil {
+		t.Fatal(err)
+	}
+	if again := s.build(t, lock2, report2, "--talos", "v1.12.10"); again.code != 0 {
+		t.Errorf("build without its lock file = exit %d; want 0\n%s", again.code, again.stderr)
+	}
+	if after, _ := os.ReadFile(lock2); !bytes.Equal(after, lock2Bytes) {
+		t.Errorf("build without its lock file wrote:\n%s\nwant the lock as before:\n%s", after, lock2Bytes)
+	}
 
 	// 5. The pull-through caches hold what they were warmed with: with U gone, C1 and
 	// C2 still serve every image whole.
