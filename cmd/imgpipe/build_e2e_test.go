@@ -672,6 +672,11 @@ func TestBuildEndToEnd(t *testing.T) {
 		if ir.Status != wantStatus || !ir.Verified {
 			t.Errorf("mirror report: %s %s (verified %v, %s); want %s and verified", ir.Ref, ir.Status, ir.Verified, ir.Error, wantStatus)
 		}
+		r, _ := registry.ParseRef(ir.Ref)
+		endpoint := map[string]string{"ghcr.io": s.c1Host, "registry.k8s.io": s.c2Host, s.upHost: s.plainHost}[r.Upstream]
+		if want := endpoint + "/" + r.Repository + ":" + r.Tag; ir.Mirror != want {
+			t.Errorf("mirror report: %s placed at %s; want %s as imgpipe.yaml maps it", ir.Ref, ir.Mirror, want)
+		}
 		// The signature tags travel with the images, so nodes and `verify --mirror`
 		// find them at the mirror.
 		if sig := strings.Replace(ir.Digest, ":", "-", 1) + ".sig"; strings.HasPrefix(ir.Ref, "ghcr.io/siderolabs/") && !slices.Contains(ir.Signatures, sig) {
