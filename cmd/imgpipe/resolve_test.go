@@ -26,7 +26,13 @@ func runImgpipe(t *testing.T, env map[string]string, args ...string) (stdout, st
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
+	goldenAt(t, filepath.Join("testdata", "golden"), name, got)
+}
+
+// goldenAt compares got with dir/name, or rewrites that file under -update.
+func goldenAt(t *testing.T, dir, name, got string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)

@@ -23,23 +23,7 @@ func runUpgradePlan(t *testing.T, args ...string) (stdout, stderr string, code i
 
 func upgradeGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(upgradeTestdata, "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden %s: %v (run go test ./cmd/imgpipe -run %s -update)", path, err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
-	}
+	goldenAt(t, filepath.Join(upgradeTestdata, "golden"), name, got)
 }
 
 func TestUpgradePlanGolden(t *testing.T) {
