@@ -138,6 +138,7 @@ type EndpointReport struct {
 	Host     string `json:"host"`
 	Mode     Mode   `json:"mode"`
 	Images   int    `json:"images"`
+	Note     string `json:"note,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
 
@@ -282,7 +283,10 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			k = len(rep.Endpoints)
 			epIndex[key] = k
 			er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
-			if p.Endpoint.Mode == ModeAuto {
+			if p.Endpoint.Mode == ModeAuto && m.dryRun {
+				// The probe opens an upload session: a mutation a dry run must not make.
+				er.Note = "auto: not probed in a dry run; planned with reads only"
+			} else if p.Endpoint.Mode == ModeAuto {
 				if mode, ok := modes[p.Endpoint.Host]; ok {
 					er.Mode = mode
 				} else {
@@ -328,7 +332,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			}
 			defer func() { <-sem }()
 			var err error
-			if ep.Mode == ModeWarm {
+			if ep.Mode == ModeWarm || ep.Mode == ModeAuto && m.dryRun {
 				err = r.warmImage(ctx, p, ep, ir)
 			} else {
 				err = r.pushImage(ctx, p, ep, ir)

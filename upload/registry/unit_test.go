@@ -328,3 +328,54 @@ func TestPushWritesTagLast(t *testing.T) {
 		t.Errorf("written after the tag or never: %v (writes %v)", need, writes)
 	}
 }
+
+// TestAutoDryRunDoesNotProbe: the auto probe opens an upload session, a mutation; a dry
+// run must plan with reads only, for an endpoint that has the image and one that has not.
+func TestAutoDryRunDoesNotProbe(t *testing.T) {
+	t.Parallel()
+	quiet := ggcrregistry.Logger(log.New(io.Discard, "", 0))
+	up := httptest.NewServer(ggcrregistry.New(quiet))
+	t.Cleanup(up.Close)
+	var writes atomic.Int32
+	mem := ggcrregistry.New(quiet)
+	dst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writes.Add(1)
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	t.Cleanup(dst.Close)
+	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
+	s := &registrytest.Seeder{Host: upHost}
+	im, err := s.Seed(context.Background(), registrytest.Spec{Repo: "siderolabs/kubelet", Tag: "v1.32.4",
+		Platforms: []string{"linux/amd64"}, Layers: []int64{4 << 10}, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &site.Lock{CoreImages: []site.Image{{Role: "kubelet", Ref: upHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
+	set, err := ImageSet(lock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Place(set, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := New(WithDryRun(true)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("dry Run = %v", err)
+	}
+	if n := writes.Load(); n != 0 {
+		t.Errorf("auto dry run sent %d non-read requests to the mirror; want 0", n)
+	}
+	if got := rep.Images[0].Status; got != StatusPlanned {
+		t.Errorf("auto dry run image status = %s; want %s", got, StatusPlanned)
+	}
+	if rep.Endpoints[0].Mode != ModeAuto || rep.Endpoints[0].Note == "" {
+		t.Errorf("auto dry run endpoint = %+v; want mode auto with a note that it was not probed", rep.Endpoints[0])
+	}
+}

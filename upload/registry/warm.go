@@ -35,6 +35,12 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		if err != nil {
 			return err
 		}
+		if !found && ep.Mode == ModeAuto {
+			// Unprobed (see Run): a plain registry simply does not have it yet.
+			ir.note("not at %s yet: a real run probes the endpoint, then pushes or warms", ep.Host)
+			ir.Status = StatusPlanned
+			return nil
+		}
 		if !found {
 			return fmt.Errorf("%s not found through %s", p.Ref, ep.Host)
 		}
