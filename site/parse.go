@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -176,4 +177,22 @@ func DefaultConfig() *Config {
 	}
 	c.applyDefaults()
 	return c
+}
+
+// ResolvePaths makes the config's relative file paths (keys, CA, token file, trusted
+// root) relative to dir, the directory of the config file, so that a config means the
+// same thing whatever directory imgpipe runs from.
+func (c *Config) ResolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Proxmox.TokenFile)
+	abs(&c.Proxmox.CAFile)
+	abs(&c.Verify.TrustedRoot)
+	abs(&c.Verify.FactoryKey)
+	for i := range c.Verify.Policies {
+		abs(&c.Verify.Policies[i].Key)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"gopkg.in/yaml.v3"
 
@@ -38,7 +39,12 @@ func (a *app) loadConfig() (*site.Config, error) {
 	if err != nil {
 		return nil, fail.Usage(fmt.Errorf("reading config: %w", err))
 	}
-	return site.ParseConfig(path, data)
+	cfg, err := site.ParseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ResolvePaths(filepath.Dir(path))
+	return cfg, nil
 }
 
 // loadLock reads a lockfile written by `imgpipe resolve --lock`.
