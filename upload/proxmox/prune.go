@@ -49,27 +49,19 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 		groups[key] = append(groups[key], entry{v, ver})
 	}
 	var out []Result
-	for _, key := range sortedGroupKeys(groups) {
-		es := groups[key]
-		sort.SliceStable(es, func(i, j int) bool {
-			if c := es[i].ver.Compare(es[j].ver); c != 0 {
-				return c > 0
+	older := beyondKeep(groups, keep,
+		func(a, b entry) bool { return newer(a.ver, b.ver, a.v.CTime > b.v.CTime) },
+		func(e entry) bool { return protect[e.v.VolID] })
+	for _, o := range older {
+		e := o.item
+		r := Result{Kind: content, Node: t.Node, Storage: t.Storage, Volume: e.v.VolID, Bytes: e.v.Size, Action: ActionWouldRemove}
+		if !dryRun {
+			if err := c.DeleteVolume(ctx, t.Node, t.Storage, e.v.VolID); err != nil {
+				return out, err
 			}
-			return es[i].v.CTime > es[j].v.CTime
-		})
-		for i, e := range es {
-			if i < keep || protect[e.v.VolID] {
-				continue
-			}
-			r := Result{Kind: content, Node: t.Node, Storage: t.Storage, Volume: e.v.VolID, Bytes: e.v.Size, Action: ActionWouldRemove}
-			if !dryRun {
-				if err := c.DeleteVolume(ctx, t.Node, t.Storage, e.v.VolID); err != nil {
-					return out, err
-				}
-				r.Action = ActionRemoved
-			}
-			out = append(out, r)
+			r.Action = ActionRemoved
 		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -112,27 +104,19 @@ func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]b
 		groups[profile] = append(groups[profile], entry{v, ver})
 	}
 	var out []Result
-	for _, key := range sortedGroupKeys(groups) {
-		es := groups[key]
-		sort.SliceStable(es, func(i, j int) bool {
-			if c := es[i].ver.Compare(es[j].ver); c != 0 {
-				return c > 0
+	older := beyondKeep(groups, keep,
+		func(a, b entry) bool { return newer(a.ver, b.ver, a.v.VMID > b.v.VMID) },
+		func(e entry) bool { return protect[e.v.VMID] })
+	for _, o := range older {
+		e, key := o.item, o.group
+		r := Result{Kind: "template", Profile: key, Node: e.v.Node, VMID: e.v.VMID, Name: e.v.Name, Action: ActionWouldRemove}
+		if !dryRun {
+			if err := c.DeleteVM(ctx, e.v.Node, e.v.VMID); err != nil {
+				return out, err
 			}
-			return es[i].v.VMID > es[j].v.VMID
-		})
-		for i, e := range es {
-			if i < keep || protect[e.v.VMID] {
-				continue
-			}
-			r := Result{Kind: "template", Profile: key, Node: e.v.Node, VMID: e.v.VMID, Name: e.v.Name, Action: ActionWouldRemove}
-			if !dryRun {
-				if err := c.DeleteVM(ctx, e.v.Node, e.v.VMID); err != nil {
-					return out, err
-				}
-				r.Action = ActionRemoved
-			}
-			out = append(out, r)
+			r.Action = ActionRemoved
 		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -144,4 +128,35 @@ func sortedGroupKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// grouped is an item with the group it was kept or dropped in.
+type grouped[T any] struct {
+	group string
+	item  T
+}
+
+// beyondKeep is the retention rule of --keep: within each group (in key order), items
+// sorted newest first by isNewer; the first keep stay, and so does any protected item;
+// the rest are returned, in that order, for removal.
+func beyondKeep[T any](groups map[string][]T, keep int, isNewer func(a, b T) bool, protected func(T) bool) []grouped[T] {
+	var out []grouped[T]
+	for _, key := range sortedGroupKeys(groups) {
+		es := groups[key]
+		sort.SliceStable(es, func(i, j int) bool { return isNewer(es[i], es[j]) })
+		for i, e := range es {
+			if i >= keep && !protected(e) {
+				out = append(out, grouped[T]{key, e})
+			}
+		}
+	}
+	return out
+}
+
+// newer orders Talos versions newest first, with tie deciding between equal versions.
+func newer(a, b *semver.Version, tie bool) bool {
+	if c := a.Compare(b); c != 0 {
+		return c > 0
+	}
+	return tie
 }
