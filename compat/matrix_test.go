@@ -3,6 +3,7 @@ package compat_test
 import (
 	"bytes"
 	"errors"
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,19 +207,7 @@ func firstDiff(a, b string) string {
 
 func FuzzParseMatrix(f *testing.F) {
 	f.Add(imgpipe.MatrixYAML)
-	for _, pattern := range []string{"testdata/*.yaml", "testdata/invalid/*.yaml"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
+	testutil.SeedFiles(f, "testdata/*.yaml", "testdata/invalid/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := compat.Parse("fuzz.yaml", data)
 		if err != nil {

@@ -1,6 +1,7 @@
 package compat_test
 
 import (
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"os"
 	"regexp"
 	"strings"
@@ -34,7 +35,7 @@ type reference struct {
 
 func loadReference(t *testing.T) *reference {
 	t.Helper()
-	data, err := os.ReadFile(referencePath(t, "talos-data.yaml"))
+	data, err := os.ReadFile(testutil.ReferencePath(t, "talos-data.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

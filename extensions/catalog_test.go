@@ -1,8 +1,8 @@
 package extensions_test
 
 import (
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,17 +107,7 @@ func TestFromFactory(t *testing.T) {
 }
 
 func FuzzParseImageDigests(f *testing.F) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testutil.SeedFiles(f, "testdata/*.txt")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := extensions.ParseImageDigests(data)
 		if err != nil {

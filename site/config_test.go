@@ -3,6 +3,7 @@ package site_test
 import (
 	"bytes"
 	"errors"
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -177,19 +178,7 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, pattern := range []string{"testdata/*.yaml", "testdata/invalid/*.yaml"} {
-		files, err := filepath.Glob(pattern)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
-	}
+	testutil.SeedFiles(f, "testdata/*.yaml", "testdata/invalid/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := site.ParseConfig("fuzz.yaml", data)
 		if err != nil {

@@ -1,6 +1,7 @@
 package site_test
 
 import (
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"os"
 	"slices"
 	"testing"
@@ -221,7 +222,7 @@ func permute(a []string, k int, visit func([]string)) {
 // the reference's list when the reference is beside the clone.
 func TestSchematicVectorsMatchReference(t *testing.T) {
 	t.Parallel()
-	ref := loadVectors(t, referencePath(t, "talos-data.yaml"))
+	ref := loadVectors(t, testutil.ReferencePath(t, "talos-data.yaml"))
 	local := loadVectors(t, "testdata/schematic_vectors.yaml")
 	if !slices.Equal(ref, local) {
 		t.Errorf("testdata/schematic_vectors.yaml (%d vectors) differs from talos-data.yaml schematic_vectors (%d vectors): copy it again", len(local), len(ref))
