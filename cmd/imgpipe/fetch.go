@@ -44,11 +44,7 @@ be downloaded, resumed or taken from the cache, and changes nothing.`,
 			if lockPath == "" {
 				lockPath = defaultLockFile
 			}
-			lock, err := a.loadLock(lockPath)
-			if err != nil {
-				return err
-			}
-			t, err := a.newFactory(ff, lock.Factory)
+			lock, t, err := a.lockFactory(lockPath, ff)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // Environment variables holding a self-hosted factory's basic-auth credentials.
@@ -138,11 +139,7 @@ only asks the factory whether it knows each schematic.`,
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			lock, err := a.loadLock(lockPath)
-			if err != nil {
-				return err
-			}
-			t, err := a.newFactory(ff, lock.Factory)
+			lock, t, err := a.lockFactory(lockPath, ff)
 			if err != nil {
 				return err
 			}
@@ -190,11 +187,7 @@ upgrade keeps nodes from waiting on it. Each request may take up to --build-time
 			if err := checkFormat(output); err != nil {
 				return err
 			}
-			lock, err := a.loadLock(lockPath)
-			if err != nil {
-				return err
-			}
-			t, err := a.newFactory(ff, lock.Factory)
+			lock, t, err := a.lockFactory(lockPath, ff)
 			if err != nil {
 				return err
 			}
@@ -227,4 +220,18 @@ upgrade keeps nodes from waiting on it. Each request may take up to --build-time
 	fl.DurationVar(&buildTimeout, "build-timeout", factory.DefaultBuildTimeout, "how long one installer request may take (an on-demand build)")
 	fl.BoolVar(&dryRun, "dry-run", false, "list the installers that would be requested; request nothing")
 	return cmd
+}
+
+// lockFactory reads the lock and builds the factory client for it (--factory, else the
+// factory the lock was resolved against).
+func (a *app) lockFactory(lockPath string, ff factoryFlags) (*site.Lock, *factoryTarget, error) {
+	lock, err := a.loadLock(lockPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := a.newFactory(ff, lock.Factory)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lock, t, nil
 }
