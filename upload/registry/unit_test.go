@@ -131,19 +131,7 @@ func TestPushInMemory(t *testing.T) {
 	t.Cleanup(faulty.Close)
 	faultyHost := faulty.Listener.Addr().String()
 
-	lock := &site.Lock{CoreImages: []site.Image{{Role: "installer", Ref: faultyHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
-	set, err := ImageSet(lock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{faultyHost: {Endpoint: "http://" + dstHost}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := Place(set, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ps := placeOne(t, "installer", faultyHost, im, dstHost, "")
 	rep, err := New(WithBackoff(Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Steps: 6})).Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("Run = %v", err)
@@ -297,10 +285,7 @@ func TestPushWritesTagLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := &site.Lock{CoreImages: []site.Image{{Role: "installer", Ref: upHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
-	set, _ := ImageSet(lock, nil)
-	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
-	ps, _ := Place(set, m)
+	ps := placeOne(t, "installer", upHost, im, dstHost, "push")
 	if _, err := New().Run(context.Background(), ps); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
@@ -352,19 +337,7 @@ func TestAutoDryRunDoesNotProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := &site.Lock{CoreImages: []site.Image{{Role: "kubelet", Ref: upHost + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
-	set, err := ImageSet(lock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := Place(set, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ps := placeOne(t, "kubelet", upHost, im, dstHost, "")
 	rep, err := New(WithDryRun(true)).Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("dry Run = %v", err)
@@ -378,4 +351,23 @@ func TestAutoDryRunDoesNotProbe(t *testing.T) {
 	if rep.Endpoints[0].Mode != ModeAuto || rep.Endpoints[0].Note == "" {
 		t.Errorf("auto dry run endpoint = %+v; want mode auto with a note that it was not probed", rep.Endpoints[0])
 	}
+}
+
+// placeOne places the seeded image im, read from upstream host up, on the mirror at dst.
+func placeOne(t *testing.T, role, up string, im *registrytest.Image, dst, mode string) []Placement {
+	t.Helper()
+	lock := &site.Lock{CoreImages: []site.Image{{Role: role, Ref: up + "/" + im.Repo + ":" + im.Tag, Digest: im.Digest}}}
+	set, err := ImageSet(lock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{up: {Endpoint: "http://" + dst, Mode: mode}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Place(set, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
