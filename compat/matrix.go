@@ -36,7 +36,9 @@ type Matrix struct {
 
 // ExtensionMeta is what the matrix knows about an extension independent of release.
 type ExtensionMeta struct {
-	Tier string `yaml:"tier,omitempty"` // core | extra | contrib
+	// Tier is the tier in the newest release that lists the extension; a release whose
+	// catalog says otherwise records its own (ExtensionTag.Tier).
+	Tier string `yaml:"tier,omitempty"` // core | extra | contrib | deprecated
 	// Since is the first Talos release that ships the extension under this name.
 	Since string `yaml:"since,omitempty"`
 	// Until is the last Talos release that ships it under this name (renamed or dropped after).
@@ -62,6 +64,9 @@ type Release struct {
 	Images CoreImages `yaml:"images,omitempty"`
 	// Extensions maps a short extension name to its tag and digest in this release's catalog.
 	Extensions map[string]ExtensionTag `yaml:"extensions"`
+	// Overlays maps a short overlay image name ("sbc-rockchip") to its tag, digest and
+	// the boards (overlay names) it serves in this release.
+	Overlays map[string]OverlayImage `yaml:"overlays,omitempty"`
 
 	semver *semver.Version
 }
@@ -82,10 +87,54 @@ type CoreImages struct {
 	KubeProxy             string `yaml:"kube-proxy,omitempty"`
 }
 
-// ExtensionTag is an extension's image tag and digest in one release catalog.
+// ExtensionTag is an extension's image tag and digest in one release catalog. The
+// digest belongs to this (release, name) pair: the same name:tag can have another
+// digest in another release, so digests are never shared by tag.
 type ExtensionTag struct {
 	Tag    string `yaml:"tag"`
 	Digest string `yaml:"digest"` // "sha256:<64 hex>" or DigestUnknown
+	// Tier is set only where this release's tier differs from extensions.<name>.tier.
+	Tier string `yaml:"tier,omitempty"`
+}
+
+// OverlayImage is one official overlay image in a release: its tag (empty when no
+// source gave it), its digest (or DigestUnknown) and the board names it provides.
+type OverlayImage struct {
+	Tag    string   `yaml:"tag,omitempty"`
+	Digest string   `yaml:"digest"`
+	Boards []string `yaml:"boards"`
+}
+
+// OverlayRepository is where official overlay images live ("<repo>/sbc-rockchip").
+const OverlayRepository = "ghcr.io/siderolabs"
+
+// Tier returns an extension's tier in release r: the release's own when recorded,
+// else the extension's.
+func (m *Matrix) Tier(r *Release, name string) string {
+	if e, ok := r.Extensions[name]; ok && e.Tier != "" {
+		return e.Tier
+	}
+	return m.Extensions[name].Tier
+}
+
+// Overlay returns the overlay image that provides board in release r ("sbc-rockchip").
+func (r *Release) Overlay(board string) (string, OverlayImage, bool) {
+	for _, img := range slices.Sorted(maps.Keys(r.Overlays)) {
+		if slices.Contains(r.Overlays[img].Boards, board) {
+			return img, r.Overlays[img], true
+		}
+	}
+	return "", OverlayImage{}, false
+}
+
+// FirstWith returns the oldest release whose catalog lists the extension, or nil.
+func (m *Matrix) FirstWith(name string) *Release {
+	for i := range m.Releases {
+		if _, ok := m.Releases[i].Extensions[name]; ok {
+			return &m.Releases[i]
+		}
+	}
+	return nil
 }
 
 // Semver returns the parsed version.
@@ -99,7 +148,8 @@ var (
 	extNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*[a-z0-9]$`)
 	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	k8sRE     = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-	tiers     = []string{"core", "extra", "contrib"}
+	tiers     = []string{"core", "extra", "contrib", "deprecated"}
+	boardRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 )
 
 // Parse decodes and validates matrix.yaml. file names the source in errors
@@ -175,9 +225,43 @@ func (m *Matrix) validate(file string, data []byte) error {
 			if e.Digest != DigestUnknown && !digestRE.MatchString(e.Digest) {
 				errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", e.Digest, DigestUnknown), "releases", i, "extensions", name, "digest"))
 			}
+			if e.Tier != "" && !slices.Contains(tiers, e.Tier) {
+				errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", e.Tier, strings.Join(tiers, ", ")), "releases", i, "extensions", name, "tier"))
+			}
 		}
+		errs = append(errs, validateOverlays(r, i, at)...)
 	}
 	return errors.Join(errs...)
+}
+
+func validateOverlays(r *Release, i int, at func(string, ...any) error) []error {
+	var errs []error
+	board := map[string]string{}
+	for _, img := range slices.Sorted(maps.Keys(r.Overlays)) {
+		o := r.Overlays[img]
+		if !extNameRE.MatchString(img) {
+			errs = append(errs, at(fmt.Sprintf("invalid overlay image name %q (use the short name, like sbc-rockchip)", img), "releases", i, "overlays", img))
+		}
+		if o.Tag != "" && !tagRE.MatchString(o.Tag) {
+			errs = append(errs, at(fmt.Sprintf("invalid tag %q", o.Tag), "releases", i, "overlays", img, "tag"))
+		}
+		if o.Digest != DigestUnknown && !digestRE.MatchString(o.Digest) {
+			errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", o.Digest, DigestUnknown), "releases", i, "overlays", img, "digest"))
+		}
+		if len(o.Boards) == 0 {
+			errs = append(errs, at("an overlay image needs at least one board", "releases", i, "overlays", img, "boards"))
+		}
+		for j, b := range o.Boards {
+			if !boardRE.MatchString(b) {
+				errs = append(errs, at(fmt.Sprintf("invalid board name %q", b), "releases", i, "overlays", img, "boards", j))
+			}
+			if other, dup := board[b]; dup {
+				errs = append(errs, at(fmt.Sprintf("board %s is also provided by %s", b, other), "releases", i, "overlays", img, "boards", j))
+			}
+			board[b] = img
+		}
+	}
+	return errs
 }
 
 // parseTalos parses a Talos version, which must carry the "v" prefix (v1.9.6).
