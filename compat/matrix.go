@@ -144,25 +144,24 @@ func (r *Release) Semver() *semver.Version { return r.semver }
 func (r *Release) Stable() bool { return !r.Prerelease && !r.Broken && !r.Unverified }
 
 var (
-	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	extNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*[a-z0-9]$`)
-	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	k8sRE     = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
 	tiers     = []string{"core", "extra", "contrib", "deprecated"}
-	boardRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 )
 
 // Parse decodes and validates matrix.yaml. file names the source in errors
 // ("matrix.yaml:42: releases[3].extensions.glibc.digest: ..."). Errors wrap fail.ErrUsage.
 func Parse(file string, data []byte) (*Matrix, error) {
-	var m Matrix
-	if err := yamlx.Decode(file, data, &m); err != nil {
-		return nil, fail.Usage(fmt.Errorf("parsing compatibility matrix: %w", err))
+	m, err := decodeCanonical(data)
+	if err != nil {
+		m = &Matrix{}
+		if err := yamlx.Decode(file, data, m); err != nil {
+			return nil, fail.Usage(fmt.Errorf("parsing compatibility matrix: %w", err))
+		}
 	}
 	if err := m.validate(file, data); err != nil {
 		return nil, fail.Usage(fmt.Errorf("validating compatibility matrix: %w", err))
 	}
-	return &m, nil
+	return m, nil
 }
 
 func (m *Matrix) validate(file string, data []byte) error {
@@ -178,7 +177,7 @@ func (m *Matrix) validate(file string, data []byte) error {
 		errs = append(errs, at(fmt.Sprintf("schema version %d is not supported (this imgpipe reads %d)", m.SchemaVersion, SchemaVersion), "schemaVersion"))
 	}
 	for name, meta := range m.Extensions {
-		if !extNameRE.MatchString(name) {
+		if !isExtName(name) {
 			errs = append(errs, at(fmt.Sprintf("invalid extension name %q", name), "extensions", name))
 		}
 		if meta.Tier != "" && !slices.Contains(tiers, meta.Tier) {
@@ -216,13 +215,13 @@ func (m *Matrix) validate(file string, data []byte) error {
 		}
 		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
-			if !extNameRE.MatchString(name) {
+			if !isExtName(name) {
 				errs = append(errs, at(fmt.Sprintf("invalid extension name %q (use the short name, without siderolabs/)", name), "releases", i, "extensions", name))
 			}
-			if !tagRE.MatchString(e.Tag) {
+			if !isTag(e.Tag) {
 				errs = append(errs, at(fmt.Sprintf("invalid tag %q", e.Tag), "releases", i, "extensions", name, "tag"))
 			}
-			if e.Digest != DigestUnknown && !digestRE.MatchString(e.Digest) {
+			if e.Digest != DigestUnknown && !isDigest(e.Digest) {
 				errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", e.Digest, DigestUnknown), "releases", i, "extensions", name, "digest"))
 			}
 			if e.Tier != "" && !slices.Contains(tiers, e.Tier) {
@@ -239,20 +238,20 @@ func validateOverlays(r *Release, i int, at func(string, ...any) error) []error 
 	board := map[string]string{}
 	for _, img := range slices.Sorted(maps.Keys(r.Overlays)) {
 		o := r.Overlays[img]
-		if !extNameRE.MatchString(img) {
+		if !isExtName(img) {
 			errs = append(errs, at(fmt.Sprintf("invalid overlay image name %q (use the short name, like sbc-rockchip)", img), "releases", i, "overlays", img))
 		}
-		if o.Tag != "" && !tagRE.MatchString(o.Tag) {
+		if o.Tag != "" && !isTag(o.Tag) {
 			errs = append(errs, at(fmt.Sprintf("invalid tag %q", o.Tag), "releases", i, "overlays", img, "tag"))
 		}
-		if o.Digest != DigestUnknown && !digestRE.MatchString(o.Digest) {
+		if o.Digest != DigestUnknown && !isDigest(o.Digest) {
 			errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", o.Digest, DigestUnknown), "releases", i, "overlays", img, "digest"))
 		}
 		if len(o.Boards) == 0 {
 			errs = append(errs, at("an overlay image needs at least one board", "releases", i, "overlays", img, "boards"))
 		}
 		for j, b := range o.Boards {
-			if !boardRE.MatchString(b) {
+			if !isBoard(b) {
 				errs = append(errs, at(fmt.Sprintf("invalid board name %q", b), "releases", i, "overlays", img, "boards", j))
 			}
 			if other, dup := board[b]; dup {

@@ -1,0 +1,43 @@
+package compat
+
+import "strings"
+
+// Hand-written matchers for the per-row checks of validate: the full catalog has
+// thousands of rows, and these run on every start (regexp costs milliseconds there).
+// Each is the regular expression in its comment; TestMatchers holds them to it.
+
+const (
+	lowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+	hexDigits   = "0123456789abcdef"
+	tagChars    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+)
+
+func allIn(s, set string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isDigest: ^sha256:[0-9a-f]{64}$
+func isDigest(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	return ok && len(h) == 64 && allIn(h, hexDigits)
+}
+
+// isExtName: ^[a-z0-9][a-z0-9-]*[a-z0-9]$
+func isExtName(s string) bool {
+	return len(s) >= 2 && allIn(s, lowerDigits+"-") && s[0] != '-' && s[len(s)-1] != '-'
+}
+
+// isTag: ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$
+func isTag(s string) bool {
+	return len(s) >= 1 && len(s) <= 128 && allIn(s, tagChars) && s[0] != '.' && s[0] != '-'
+}
+
+// isBoard: ^[a-z0-9][a-z0-9_.-]*$
+func isBoard(s string) bool {
+	return len(s) >= 1 && allIn(s, lowerDigits+"_.-") && strings.IndexByte("_.-", s[0]) < 0
+}

@@ -1,0 +1,387 @@
+package compat
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// errNotCanonical makes Parse fall back to the YAML decoder.
+var errNotCanonical = errors.New("not in canonical form")
+
+// decodeCanonical reads matrix.yaml in exactly the form Marshal writes it (block
+// mappings, one flow mapping per extension or overlay line, the scalars the encoder
+// emits) without a YAML parser: the full catalog is ~350 KB, which yaml.v3 takes tens
+// of milliseconds to decode on every start. Anything it does not recognise - a comment
+// after a value, an unknown key, another indentation, an escape - returns
+// errNotCanonical and Parse decodes the file with yamlx, which gives the strict
+// file:line errors. It never judges values; validate does that for both paths.
+// FuzzCanonicalEqualsYAML holds it to the YAML decoder's result.
+func decodeCanonical(data []byte) (*Matrix, error) {
+	if bytes.IndexByte(data, '\r') >= 0 {
+		return nil, errNotCanonical // YAML folds CRLF; the encoder never writes it
+	}
+	p := canonicalParser{m: &Matrix{}}
+	for n := 1; len(data) > 0; n++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) == 0 || line[0] == '#' {
+			continue // a comment line, or a blank one
+		}
+		if err := p.line(string(line)); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+	}
+	if !p.topSeen["schemaVersion"] || !p.topSeen["releases"] {
+		return nil, errNotCanonical
+	}
+	return p.m, nil
+}
+
+type canonicalParser struct {
+	m       *Matrix
+	section string // "", "extensions", "releases", "images", "rextensions", "overlays"
+	rel     *Release
+	seen    map[string]bool // keys of the current mapping
+	topSeen map[string]bool
+}
+
+func (p *canonicalParser) line(l string) error {
+	switch {
+	case !strings.HasPrefix(l, " "):
+		return p.top(l)
+	case strings.HasPrefix(l, "  - "):
+		if p.section != "releases" && p.rel == nil {
+			return errNotCanonical
+		}
+		p.m.Releases = append(p.m.Releases, Release{})
+		p.rel = &p.m.Releases[len(p.m.Releases)-1]
+		p.seen = map[string]bool{}
+		p.section = "releases"
+		return p.releaseField(l[4:])
+	case strings.HasPrefix(l, "      ") && !strings.HasPrefix(l, "       "):
+		return p.nested(l[6:])
+	case strings.HasPrefix(l, "    ") && !strings.HasPrefix(l, "     "):
+		if p.rel == nil {
+			return errNotCanonical
+		}
+		return p.releaseField(l[4:])
+	case strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   ") && p.section == "extensions" && p.rel == nil:
+		return p.extensionMeta(l[2:])
+	}
+	return errNotCanonical
+}
+
+func (p *canonicalParser) top(l string) error {
+	if p.topSeen == nil {
+		p.topSeen = map[string]bool{}
+	}
+	p.seen = p.topSeen
+	k, v, err := p.key(l)
+	if err != nil || p.rel != nil {
+		return errNotCanonical
+	}
+	p.section = ""
+	switch k {
+	case "schemaVersion":
+		n, err := strconv.Atoi(v)
+		if err != nil || strconv.Itoa(n) != v {
+			return errNotCanonical
+		}
+		p.m.SchemaVersion = n
+	case "source":
+		p.m.Source, err = scalar(v)
+	case "extensions":
+		p.section = k
+		p.m.Extensions, err = emptyOrBlock(v, p.m.Extensions)
+	case "releases":
+		if v != "" {
+			return errNotCanonical
+		}
+		p.section = k
+	default:
+		return errNotCanonical
+	}
+	return err
+}
+
+// key splits "k: v" (or "k:"), refusing a key seen before in the same mapping.
+func (p *canonicalParser) key(l string) (string, string, error) {
+	k, v, ok := strings.Cut(l, ":")
+	if !ok || k == "" || strings.ContainsAny(k, " '\"{}[],#") || p.seen[k] {
+		return "", "", errNotCanonical
+	}
+	p.seen[k] = true
+	if v == "" {
+		return k, "", nil
+	}
+	if v[0] != ' ' || len(v) < 2 || v[1] == ' ' {
+		return "", "", errNotCanonical
+	}
+	return k, v[1:], nil
+}
+
+func (p *canonicalParser) releaseField(l string) error {
+	p.section = "releases"
+	k, v, err := p.key(l)
+	if err != nil {
+		return err
+	}
+	r := p.rel
+	switch k {
+	case "version":
+		r.Version, err = scalar(v)
+	case "date":
+		r.Date, err = scalar(v)
+	case "note":
+		r.Note, err = scalar(v)
+	case "kubernetes":
+		r.Kubernetes, err = scalar(v)
+	case "prerelease", "broken", "unverified", "partial":
+		if v != "true" {
+			return errNotCanonical
+		}
+		*map[string]*bool{"prerelease": &r.Prerelease, "broken": &r.Broken, "unverified": &r.Unverified, "partial": &r.Partial}[k] = true
+	case "images":
+		if v != "" {
+			return errNotCanonical
+		}
+		p.section = "images"
+	case "extensions":
+		p.section = "rextensions"
+		r.Extensions, err = emptyOrBlock(v, r.Extensions)
+	case "overlays":
+		p.section = "overlays"
+		r.Overlays, err = emptyOrBlock(v, r.Overlays)
+	default:
+		return errNotCanonical
+	}
+	return err
+}
+
+// emptyOrBlock starts a mapping: "{}" is an empty one, "" a block that nested fills
+// (still nil if no entry follows, as the YAML decoder leaves it).
+func emptyOrBlock[V any](v string, _ map[string]V) (map[string]V, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "{}":
+		return map[string]V{}, nil
+	}
+	return nil, errNotCanonical
+}
+
+// nested is a line under a release's images, extensions or overlays.
+func (p *canonicalParser) nested(l string) error {
+	if p.rel == nil {
+		return errNotCanonical
+	}
+	name, rest, ok := strings.Cut(l, ": ")
+	if !ok || name == "" || strings.ContainsAny(name, " '\"{}[],#:") {
+		return errNotCanonical
+	}
+	switch p.section {
+	case "images":
+		return p.image(name, rest)
+	case "rextensions":
+		if p.rel.Extensions == nil {
+			p.rel.Extensions = map[string]ExtensionTag{}
+		}
+		if _, dup := p.rel.Extensions[name]; dup {
+			return errNotCanonical
+		}
+		f, err := flowMap(rest, "tag", "digest", "tier")
+		if err != nil {
+			return err
+		}
+		p.rel.Extensions[name] = ExtensionTag{Tag: f[0].s, Digest: f[1].s, Tier: f[2].s}
+	case "overlays":
+		if p.rel.Overlays == nil {
+			p.rel.Overlays = map[string]OverlayImage{}
+		}
+		if _, dup := p.rel.Overlays[name]; dup {
+			return errNotCanonical
+		}
+		f, err := flowMap(rest, "tag", "digest", "boards")
+		if err != nil {
+			return err
+		}
+		p.rel.Overlays[name] = OverlayImage{Tag: f[0].s, Digest: f[1].s, Boards: f[2].list}
+	default:
+		return errNotCanonical
+	}
+	return nil
+}
+
+func (p *canonicalParser) image(name, v string) error {
+	s, err := scalar(v)
+	if err != nil {
+		return err
+	}
+	img := &p.rel.Images
+	fields := map[string]*string{
+		"installer": &img.Installer, "installer-base": &img.InstallerBase, "etcd": &img.Etcd, "coredns": &img.CoreDNS,
+		"flannel": &img.Flannel, "pause": &img.Pause, "kubelet": &img.Kubelet, "kube-apiserver": &img.KubeAPIServer,
+		"kube-controller-manager": &img.KubeControllerManager, "kube-scheduler": &img.KubeScheduler, "kube-proxy": &img.KubeProxy,
+	}
+	f, ok := fields[name]
+	if !ok || *f != "" {
+		return errNotCanonical
+	}
+	*f = s
+	return nil
+}
+
+func (p *canonicalParser) extensionMeta(l string) error {
+	name, rest, ok := strings.Cut(l, ": ")
+	if !ok || name == "" || strings.ContainsAny(name, " '\"{}[],#:") {
+		return errNotCanonical
+	}
+	if p.m.Extensions == nil {
+		p.m.Extensions = map[string]ExtensionMeta{}
+	}
+	if _, dup := p.m.Extensions[name]; dup {
+		return errNotCanonical
+	}
+	f, err := flowMap(rest, "tier", "since", "until", "note")
+	if err != nil {
+		return err
+	}
+	p.m.Extensions[name] = ExtensionMeta{Tier: f[0].s, Since: f[1].s, Until: f[2].s, Note: f[3].s}
+	return nil
+}
+
+type flowValue struct {
+	s    string
+	list []string
+}
+
+// flowMap reads "{k: v, k: v}" with the given keys (each at most once); a value is a
+// scalar, or a flow sequence of scalars. out[i] is keys[i]'s value.
+func flowMap(s string, keys ...string) (out [4]flowValue, _ error) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return out, errNotCanonical
+	}
+	s = s[1 : len(s)-1]
+	var seen [4]bool
+	for s != "" {
+		k, rest, ok := strings.Cut(s, ": ")
+		i := slices.Index(keys, k)
+		if !ok || i < 0 || seen[i] {
+			return out, errNotCanonical
+		}
+		seen[i] = true
+		var v flowValue
+		var err error
+		if strings.HasPrefix(rest, "[") {
+			v.list, rest, err = flowSeq(rest)
+		} else {
+			v.s, rest, err = flowScalar(rest)
+		}
+		if err != nil {
+			return out, err
+		}
+		out[i] = v
+		if rest == "" {
+			break
+		}
+		if !strings.HasPrefix(rest, ", ") {
+			return out, errNotCanonical
+		}
+		s = rest[2:]
+	}
+	return out, nil
+}
+
+func flowSeq(s string) ([]string, string, error) {
+	s = s[1:]
+	list := []string{}
+	if strings.HasPrefix(s, "]") {
+		return list, s[1:], nil
+	}
+	for {
+		v, rest, err := flowScalar(s)
+		if err != nil {
+			return nil, "", err
+		}
+		list = append(list, v)
+		switch {
+		case strings.HasPrefix(rest, "]"):
+			return list, rest[1:], nil
+		case strings.HasPrefix(rest, ", "):
+			s = rest[2:]
+		default:
+			return nil, "", errNotCanonical
+		}
+	}
+}
+
+// flowScalar reads one scalar inside a flow collection and returns the rest.
+func flowScalar(s string) (string, string, error) {
+	if s != "" && (s[0] == '\'' || s[0] == '"') {
+		end := quotedEnd(s)
+		if end < 0 {
+			return "", "", errNotCanonical
+		}
+		v, err := scalar(s[:end])
+		return v, s[end:], err
+	}
+	end := strings.IndexAny(s, ",]}")
+	if end < 0 {
+		end = len(s)
+	}
+	v, err := scalar(s[:end])
+	return v, s[end:], err
+}
+
+// quotedEnd returns the index just past the closing quote of the quoted scalar s starts with.
+func quotedEnd(s string) int {
+	q := s[0]
+	for i := 1; i < len(s); i++ {
+		if s[i] != q {
+			continue
+		}
+		if q == '\'' && i+1 < len(s) && s[i+1] == '\'' {
+			i++
+			continue
+		}
+		return i + 1
+	}
+	return -1
+}
+
+// scalar decodes a string scalar the way yaml.v3 does into a string field, for the
+// forms the encoder writes: plain text that YAML cannot read as anything but itself,
+// 'single-quoted' and "double-quoted without escapes".
+func scalar(v string) (string, error) {
+	switch {
+	case v == "":
+		return "", errNotCanonical
+	case v[0] == '\'':
+		if len(v) < 2 || v[len(v)-1] != '\'' || quotedEnd(v) != len(v) {
+			return "", errNotCanonical
+		}
+		return strings.ReplaceAll(v[1:len(v)-1], "''", "'"), nil
+	case v[0] == '"':
+		if len(v) < 2 || v[len(v)-1] != '"' || strings.ContainsAny(v[1:len(v)-1], "\"\\") {
+			return "", errNotCanonical
+		}
+		return v[1 : len(v)-1], nil
+	}
+	if strings.ContainsAny(v[:1], "-?:,[]{}#&*!|>'\"%@` ") || strings.ContainsAny(v, "\t\\") ||
+		strings.Contains(v, ": ") || strings.Contains(v, " #") || strings.HasSuffix(v, ":") || strings.HasSuffix(v, " ") {
+		return "", errNotCanonical
+	}
+	switch v {
+	case "~", "null", "Null", "NULL":
+		return "", errNotCanonical
+	}
+	return v, nil
+}
