@@ -144,8 +144,8 @@ func (r *Release) Semver() *semver.Version { return r.semver }
 func (r *Release) Stable() bool { return !r.Prerelease && !r.Broken && !r.Unverified }
 
 var (
-	k8sRE     = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-	tiers     = []string{"core", "extra", "contrib", "deprecated"}
+	k8sRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
+	tiers = []string{"core", "extra", "contrib", "deprecated"}
 )
 
 // Parse decodes and validates matrix.yaml. file names the source in errors
