@@ -16,7 +16,9 @@ var ErrNoRelease = errors.New("no matching Talos release")
 
 // ResolveOptions tune a version query.
 type ResolveOptions struct {
-	// Pre lets range queries pick prereleases and unverified releases.
+	// Pre lets range queries pick prereleases. Unverified releases (predicted, or added
+	// by a refresh without Kubernetes data) are never picked by a range: only by their
+	// exact version, until a refresh or the site confirms them.
 	Pre bool
 }
 
@@ -29,8 +31,8 @@ var minorOnlyRE = regexp.MustCompile(`^v?\d+\.\d+$`)
 //	>=1.9.3 <1.10     the newest stable release in the range
 //	latest            the newest stable release
 //
-// Broken releases are never picked by a range; prereleases and unverified releases
-// only with opts.Pre. An unknown version names the nearest known one.
+// Broken and unverified releases are never picked by a range; prereleases only with
+// opts.Pre. An unknown version names the nearest known one.
 func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
 	q := strings.TrimSpace(query)
 	if q == "" {
@@ -79,12 +81,11 @@ func (m *Matrix) newest(match func(*Release) bool, query string, opts ResolveOpt
 		case r.Broken:
 			skipped = append(skipped, r.Version+" (broken)")
 			continue
-		case (r.Prerelease || r.Unverified) && !opts.Pre:
-			kind := "prerelease"
-			if r.Unverified {
-				kind = "unverified"
-			}
-			skipped = append(skipped, r.Version+" ("+kind+"; use --pre)")
+		case r.Unverified:
+			skipped = append(skipped, r.Version+" (unverified: name it exactly, or confirm it with `imgpipe matrix refresh`)")
+			continue
+		case r.Prerelease && !opts.Pre:
+			skipped = append(skipped, r.Version+" (prerelease; use --pre)")
 			continue
 		}
 		return r, nil
