@@ -50,6 +50,25 @@ type ProfileConfig struct {
 	Labels  map[string]string `yaml:"labels,omitempty"`
 	Taints  map[string]string `yaml:"taints,omitempty"`
 	Sysctls map[string]string `yaml:"sysctls,omitempty"`
+
+	// --- Schematic fields beyond extensions (issue 13; validated in schematic_config.go) ---
+
+	// DiskImage sets the schematic's customization.diskImage (e.g. 4096-byte sectors).
+	DiskImage *DiskImageConfig `yaml:"diskImage,omitempty"`
+	// SchematicFile adopts an existing schematic exactly: a file (relative to imgpipe.yaml)
+	// holding a schematic as the factory takes it. Its extensions keep their order, so
+	// the ID is the one the factory gave it. The profile then sets no other schematic
+	// field (extensions, extraKernelArgs, meta, overlay, bootloader, secureboot, diskImage).
+	SchematicFile string `yaml:"schematicFile,omitempty"`
+
+	// adopted is SchematicFile's content, read by Config.LoadSchematics.
+	adopted []byte
+}
+
+// DiskImageConfig is the schematic's disk image customization.
+type DiskImageConfig struct {
+	// SectorSize is the disk image's sector size in bytes (the factory's default: 512).
+	SectorSize uint `yaml:"sectorSize,omitempty"`
 }
 
 // ExtensionConfig names a system extension. Name may be short ("qemu-guest-agent") or
@@ -65,9 +84,10 @@ type MetaConfig struct {
 	Value string `yaml:"value"`
 }
 
-// OverlayConfig selects a board overlay (SBCs).
+// OverlayConfig selects a board overlay (SBCs). Image is optional: by default it is
+// the official overlay image that provides Name in the resolved release.
 type OverlayConfig struct {
-	Image   string         `yaml:"image"`
+	Image   string         `yaml:"image,omitempty"`
 	Name    string         `yaml:"name"`
 	Options map[string]any `yaml:"options,omitempty"`
 }
