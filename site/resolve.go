@@ -408,7 +408,8 @@ func knownExtension(m *compat.Matrix, name string) bool {
 }
 
 // nearestNames suggests the extensions of the release's own catalog closest to a
-// misspelled name (edit distance at most 3, or sharing its first word), best first, at most 3.
+// misspelled name: those at the smallest edit distance (at most 3), else those sharing
+// its first word; at most 3.
 func nearestNames(rel *compat.Release, name string) []string {
 	type cand struct {
 		name string
@@ -431,6 +432,9 @@ func nearestNames(rel *compat.Release, name string) []string {
 	})
 	var out []string
 	for _, c := range cs[:min(len(cs), 3)] {
+		if c.d <= 3 && c.d > cs[0].d {
+			break // only the best distance, not the also-rans
+		}
 		out = append(out, c.name)
 	}
 	return out

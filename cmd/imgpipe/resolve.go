@@ -75,8 +75,11 @@ func (a *app) resolveLock(ctx context.Context, f resolveFlags) (*site.Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	if f.online && f.factory.url != "" {
-		cfg.Factory.URL = f.factory.url
+	if f.factory.url != "" {
+		// Online or not, every derived reference follows --factory.
+		if err := cfg.OverrideFactory(f.factory.url); err != nil {
+			return nil, err
+		}
 	}
 	lock, err := site.Resolve(m, cfg, site.ResolveOptions{
 		Talos: f.talos, Kubernetes: f.kubernetes, Pre: f.pre, Profiles: f.profiles, MatrixName: mname,
