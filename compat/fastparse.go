@@ -192,7 +192,7 @@ func (p *canonicalParser) nested(l string) error {
 		return p.image(name, rest)
 	case "rextensions":
 		if p.rel.Extensions == nil {
-			p.rel.Extensions = map[string]ExtensionTag{}
+			p.rel.Extensions = make(map[string]ExtensionTag, 96) // a catalog's size: no regrowth
 		}
 		if _, dup := p.rel.Extensions[name]; dup {
 			return errNotCanonical
@@ -225,17 +225,40 @@ func (p *canonicalParser) image(name, v string) error {
 	if err != nil {
 		return err
 	}
-	img := &p.rel.Images
-	fields := map[string]*string{
-		"installer": &img.Installer, "installer-base": &img.InstallerBase, "etcd": &img.Etcd, "coredns": &img.CoreDNS,
-		"flannel": &img.Flannel, "pause": &img.Pause, "kubelet": &img.Kubelet, "kube-apiserver": &img.KubeAPIServer,
-		"kube-controller-manager": &img.KubeControllerManager, "kube-scheduler": &img.KubeScheduler, "kube-proxy": &img.KubeProxy,
-	}
-	f, ok := fields[name]
-	if !ok || *f != "" {
+	f := p.rel.Images.field(name)
+	if f == nil || *f != "" {
 		return errNotCanonical
 	}
 	*f = s
+	return nil
+}
+
+// field is the CoreImages field with the given YAML key, or nil.
+func (img *CoreImages) field(key string) *string {
+	switch key {
+	case "installer":
+		return &img.Installer
+	case "installer-base":
+		return &img.InstallerBase
+	case "etcd":
+		return &img.Etcd
+	case "coredns":
+		return &img.CoreDNS
+	case "flannel":
+		return &img.Flannel
+	case "pause":
+		return &img.Pause
+	case "kubelet":
+		return &img.Kubelet
+	case "kube-apiserver":
+		return &img.KubeAPIServer
+	case "kube-controller-manager":
+		return &img.KubeControllerManager
+	case "kube-scheduler":
+		return &img.KubeScheduler
+	case "kube-proxy":
+		return &img.KubeProxy
+	}
 	return nil
 }
 
@@ -375,8 +398,8 @@ func scalar(v string) (string, error) {
 		}
 		return v[1 : len(v)-1], nil
 	}
-	if strings.ContainsAny(v[:1], "-?:,[]{}#&*!|>'\"%@` ") || strings.ContainsAny(v, "\t\\") ||
-		strings.Contains(v, ": ") || strings.Contains(v, " #") || strings.HasSuffix(v, ":") || strings.HasSuffix(v, " ") {
+	if plainIndicators.has(v[0]) || !allIn(v, &plainSafe) && (strings.ContainsAny(v, "\t\\") ||
+		strings.Contains(v, ": ") || strings.Contains(v, " #") || strings.HasSuffix(v, ":") || strings.HasSuffix(v, " ")) {
 		return "", errNotCanonical
 	}
 	switch v {
@@ -385,3 +408,11 @@ func scalar(v string) (string, error) {
 	}
 	return v, nil
 }
+
+var (
+	// plainIndicators may not start a plain scalar.
+	plainIndicators = setOf("-?:,[]{}#&*!|>'\"%@` ")
+	// plainSafe never changes a plain scalar's meaning anywhere in it (most values are
+	// made of these alone, and skip the slower checks).
+	plainSafe = setOf("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/+=")
+)

@@ -213,6 +213,10 @@ func (m *Matrix) validate(file string, data []byte) error {
 		if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
 			errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))
 		}
+		errs = append(errs, validateOverlays(r, i, at)...)
+		if extensionsValid(r) {
+			continue // the common case: skip sorting names for deterministic messages
+		}
 		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
 			if !isExtName(name) {
@@ -228,9 +232,18 @@ func (m *Matrix) validate(file string, data []byte) error {
 				errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", e.Tier, strings.Join(tiers, ", ")), "releases", i, "extensions", name, "tier"))
 			}
 		}
-		errs = append(errs, validateOverlays(r, i, at)...)
 	}
 	return errors.Join(errs...)
+}
+
+// extensionsValid is the fast check that each of r's extension rows is well formed.
+func extensionsValid(r *Release) bool {
+	for name, e := range r.Extensions {
+		if !isExtName(name) || !isTag(e.Tag) || e.Digest != DigestUnknown && !isDigest(e.Digest) || e.Tier != "" && !slices.Contains(tiers, e.Tier) {
+			return false
+		}
+	}
+	return true
 }
 
 func validateOverlays(r *Release, i int, at func(string, ...any) error) []error {
