@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -121,6 +122,9 @@ func resolveTable(w io.Writer, l *site.Lock) error {
 		fmt.Fprintf(w, "  installer  %s\n", p.Installer)
 		fmt.Fprintf(w, "  iso        %s\n", p.ISO)
 		fmt.Fprintf(w, "  disk image %s\n", p.DiskImage)
+		if o := p.Overlay; o != nil {
+			fmt.Fprintf(w, "  overlay    %s (%s)\n", o.Name, cmp.Or(o.Ref, o.Image))
+		}
 		if len(p.Extensions) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  EXTENSION\tVERSION\tTIER\tDIGEST")
