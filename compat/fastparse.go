@@ -21,8 +21,12 @@ var errNotCanonical = errors.New("not in canonical form")
 // file:line errors. It never judges values; validate does that for both paths.
 // FuzzCanonicalEqualsYAML holds it to the YAML decoder's result.
 func decodeCanonical(data []byte) (*Matrix, error) {
-	if bytes.IndexByte(data, '\r') >= 0 {
-		return nil, errNotCanonical // YAML folds CRLF; the encoder never writes it
+	for _, c := range data {
+		// YAML folds CRLF, refuses control characters and invalid UTF-8, and treats
+		// some non-ASCII characters as line breaks: the encoder writes none of them.
+		if c >= 0x7f || c < ' ' && c != '\n' {
+			return nil, errNotCanonical
+		}
 	}
 	p := canonicalParser{m: &Matrix{}}
 	for n := 1; len(data) > 0; n++ {
