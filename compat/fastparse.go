@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,19 +141,6 @@ func (p *canonicalParser) releaseField(l string) error {
 	}
 	r := p.rel
 	switch k {
-	case "version":
-		r.Version, err = scalar(v)
-	case "date":
-		r.Date, err = scalar(v)
-	case "note":
-		r.Note, err = scalar(v)
-	case "kubernetes":
-		r.Kubernetes, err = scalar(v)
-	case "prerelease", "broken", "unverified", "partial":
-		if v != "true" {
-			return errNotCanonical
-		}
-		*map[string]*bool{"prerelease": &r.Prerelease, "broken": &r.Broken, "unverified": &r.Unverified, "partial": &r.Partial}[k] = true
 	case "images":
 		if v != "" {
 			return errNotCanonical
@@ -165,9 +153,37 @@ func (p *canonicalParser) releaseField(l string) error {
 		p.section = "overlays"
 		r.Overlays, err = emptyOrBlock(v, r.Overlays)
 	default:
-		return errNotCanonical
+		return scalarField(reflect.ValueOf(r).Elem(), k, v)
 	}
 	return err
+}
+
+// scalarField sets the string or bool field of struct sv whose yaml tag is key, so a
+// scalar field added to Release needs no change here (a collection does). Marshal
+// writes a bool only when true.
+func scalarField(sv reflect.Value, key, v string) error {
+	t := sv.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != key || !t.Field(i).IsExported() {
+			continue
+		}
+		f := sv.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			s, err := scalar(v)
+			f.SetString(s)
+			return err
+		case reflect.Bool:
+			if v != "true" {
+				return errNotCanonical
+			}
+			f.SetBool(true)
+			return nil
+		}
+		return errNotCanonical
+	}
+	return errNotCanonical
 }
 
 // emptyOrBlock starts a mapping: "{}" is an empty one, "" a block that nested fills
@@ -188,7 +204,7 @@ func (p *canonicalParser) nested(l string) error {
 		return errNotCanonical
 	}
 	name, rest, ok := strings.Cut(l, ": ")
-	if !ok || name == "" || strings.ContainsAny(name, " '\"{}[],#:") {
+	if !ok || !isKey(name) {
 		return errNotCanonical
 	}
 	switch p.section {
@@ -268,7 +284,7 @@ func (img *CoreImages) field(key string) *string {
 
 func (p *canonicalParser) extensionMeta(l string) error {
 	name, rest, ok := strings.Cut(l, ": ")
-	if !ok || name == "" || strings.ContainsAny(name, " '\"{}[],#:") {
+	if !ok || !isKey(name) {
 		return errNotCanonical
 	}
 	if p.m.Extensions == nil {
@@ -420,3 +436,16 @@ var (
 	// made of these alone, and skip the slower checks).
 	plainSafe = setOf("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/+=")
 )
+
+// keyChars are the characters of the keys Marshal writes (extension, image and board
+// names); a key made of them, not starting with '-', is a plain string in YAML unless
+// it is a null.
+var keyChars = setOf("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+func isKey(s string) bool {
+	switch s {
+	case "", "~", "null", "Null", "NULL":
+		return false
+	}
+	return s[0] != '-' && allIn(s, &keyChars)
+}
