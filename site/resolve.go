@@ -94,20 +94,7 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 	if k8sNote != "" {
 		lock.Notes = append(lock.Notes, k8sNote)
 	}
-	if rel.Note != "" {
-		lock.Notes = append(lock.Notes, fmt.Sprintf("Talos %s: %s", rel.Version, rel.Note))
-	}
-	switch {
-	case rel.Broken:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is marked broken", rel.Version))
-	case rel.Prerelease:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is a prerelease", rel.Version))
-	case rel.Unverified:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is unverified in the matrix", rel.Version))
-	}
-	if rel.Partial {
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: the matrix lists only part of the Talos %s catalog; run `imgpipe matrix refresh`", rel.Version))
-	}
+	lock.Notes = append(lock.Notes, releaseNotes(rel)...)
 
 	profiles, err := selectProfiles(cfg, opts.Profiles)
 	if err != nil {
@@ -127,6 +114,26 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 	}
 	lock.CoreImages = coreImages(rel, k8s)
 	return lock, nil
+}
+
+// releaseNotes are the lock notes a release's marks call for.
+func releaseNotes(rel *compat.Release) []string {
+	var notes []string
+	if rel.Note != "" {
+		notes = append(notes, fmt.Sprintf("Talos %s: %s", rel.Version, rel.Note))
+	}
+	switch {
+	case rel.Broken:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is marked broken", rel.Version))
+	case rel.Prerelease:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is a prerelease", rel.Version))
+	case rel.Unverified:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is unverified in the matrix", rel.Version))
+	}
+	if rel.Partial {
+		notes = append(notes, fmt.Sprintf("warning: the matrix lists only part of the Talos %s catalog; run `imgpipe matrix refresh`", rel.Version))
+	}
+	return notes
 }
 
 func selectProfiles(cfg *Config, names []string) ([]ProfileConfig, error) {
