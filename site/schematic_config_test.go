@@ -62,3 +62,23 @@ func TestLoadSchematicsErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSchematicFields(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/schematic-fields.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := site.ParseConfig("schematic-fields.yaml", data)
+	if err != nil {
+		t.Fatalf("ParseConfig = %v", err)
+	}
+	p := c.Profiles[0]
+	if p.Overlay.Name != "rpi_generic" || p.Overlay.Image != "" || p.DiskImage.SectorSize != 4096 || p.ExtraKernelArgs[0] != `console="ttyS0 115200"` {
+		t.Errorf("profile rpi = %+v; want the overlay by name, 4096-byte sectors, the quoted argument", p)
+	}
+	c.ResolvePaths("/site")
+	if got := c.Profiles[1].SchematicFile; got != "/site/schematics/existing.yaml" {
+		t.Errorf("schematicFile after ResolvePaths = %q; want it relative to the config's directory", got)
+	}
+}
