@@ -207,19 +207,27 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 	if err != nil {
 		return nil, err
 	}
+	if err := p.place(sc, cfg.Factory, rel.Version); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// place records the schematic and the factory references derived from its ID.
+func (p *Profile) place(sc *schematic.Schematic, f FactoryConfig, talos string) error {
 	id, err := sc.ID()
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: computing schematic ID: %w", pc.Name, err)
+		return fmt.Errorf("profile %s: computing schematic ID: %w", p.Name, err)
 	}
 	raw, err := sc.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: encoding schematic: %w", pc.Name, err)
+		return fmt.Errorf("profile %s: encoding schematic: %w", p.Name, err)
 	}
 	p.Schematic = Schematic{ID: id, YAML: string(raw)}
-	p.Installer = InstallerRef(cfg.Factory.Registry, id, rel.Version, pc.Platform, p.SecureBoot)
-	p.ISO = ImageURL(cfg.Factory.URL, id, rel.Version, pc.Platform, pc.Arch, p.SecureBoot, ".iso")
-	p.DiskImage = ImageURL(cfg.Factory.URL, id, rel.Version, pc.Platform, pc.Arch, p.SecureBoot, DiskImageSuffix(rel.Version))
-	return p, nil
+	p.Installer = InstallerRef(f.Registry, id, talos, p.Platform, p.SecureBoot)
+	p.ISO = ImageURL(f.URL, id, talos, p.Platform, p.Arch, p.SecureBoot, ".iso")
+	p.DiskImage = ImageURL(f.URL, id, talos, p.Platform, p.Arch, p.SecureBoot, DiskImageSuffix(talos))
+	return nil
 }
 
 // resolveExtensions resolves a profile's extensions against the release's catalog into
