@@ -42,14 +42,6 @@ type ProfileConfig struct {
 	Overlay         *OverlayConfig    `yaml:"overlay,omitempty"`
 	Bootloader      string            `yaml:"bootloader,omitempty"` // auto | dual-boot | grub | sd-boot
 	SecureBoot      *SecureBootConfig `yaml:"secureboot,omitempty"`
-	// Role is the Kubernetes role nodes of this profile take: controlplane | worker (default from name).
-	Role string `yaml:"role,omitempty"`
-	// GPU marks nodes that must be drained first in upgrades (default: true when an NVIDIA extension is present).
-	GPU *bool `yaml:"gpu,omitempty"`
-	// Labels, Taints and Sysctls go into machine-config patches for this profile.
-	Labels  map[string]string `yaml:"labels,omitempty"`
-	Taints  map[string]string `yaml:"taints,omitempty"`
-	Sysctls map[string]string `yaml:"sysctls,omitempty"`
 
 	// --- Schematic fields beyond extensions (issue 13; validated in schematic_config.go) ---
 
@@ -63,6 +55,16 @@ type ProfileConfig struct {
 
 	// adopted is SchematicFile's content, read by Config.LoadSchematics.
 	adopted []byte
+	// --- end of the issue 13 fields ---
+
+	// Role is the Kubernetes role nodes of this profile take: controlplane | worker (default from name).
+	Role string `yaml:"role,omitempty"`
+	// GPU marks nodes that must be drained first in upgrades (default: true when an NVIDIA extension is present).
+	GPU *bool `yaml:"gpu,omitempty"`
+	// Labels, Taints and Sysctls go into machine-config patches for this profile.
+	Labels  map[string]string `yaml:"labels,omitempty"`
+	Taints  map[string]string `yaml:"taints,omitempty"`
+	Sysctls map[string]string `yaml:"sysctls,omitempty"`
 }
 
 // DiskImageConfig is the schematic's disk image customization.
