@@ -182,7 +182,42 @@ func (m *Matrix) validate(file string, data []byte) error {
 	}
 	m.index = make(map[string]int, len(m.Releases))
 	for i := range m.Releases {
-		errs = append(errs, m.validateRelease(i, at)...)
+		r := &m.Releases[i]
+		v, err := parseTalos(r.Version)
+		if err != nil {
+			errs = append(errs, at(err.Error(), "releases", i, "version"))
+			continue
+		}
+		r.semver = v
+		if j, dup := m.index[r.Version]; dup {
+			errs = append(errs, at(fmt.Sprintf("release %s is listed twice (also releases[%d])", r.Version, j), "releases", i, "version"))
+		}
+		m.index[r.Version] = i
+		if i > 0 && m.Releases[i-1].semver != nil && !m.Releases[i-1].semver.LessThan(v) {
+			errs = append(errs, at(fmt.Sprintf("releases must be sorted by version: %s comes after %s", r.Version, m.Releases[i-1].Version), "releases", i, "version"))
+		}
+		if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
+			errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))
+		}
+		errs = append(errs, validateOverlays(r, i, at)...)
+		if extensionsValid(r) {
+			continue // the common case: no need to sort names for deterministic messages
+		}
+		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
+			e := r.Extensions[name]
+			if !isExtName(name) {
+				errs = append(errs, at(fmt.Sprintf("invalid extension name %q (use the short name, without siderolabs/)", name), "releases", i, "extensions", name))
+			}
+			if !isTag(e.Tag) {
+				errs = append(errs, at(fmt.Sprintf("invalid tag %q", e.Tag), "releases", i, "extensions", name, "tag"))
+			}
+			if e.Digest != DigestUnknown && !isDigest(e.Digest) {
+				errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", e.Digest, DigestUnknown), "releases", i, "extensions", name, "digest"))
+			}
+			if e.Tier != "" && !slices.Contains(tiers, e.Tier) {
+				errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", e.Tier, strings.Join(tiers, ", ")), "releases", i, "extensions", name, "tier"))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -202,47 +237,6 @@ func (m *Matrix) validateMeta(at func(string, ...any) error) []error {
 					errs = append(errs, at(err.Error(), "extensions", name, f.field))
 				}
 			}
-		}
-	}
-	return errs
-}
-
-// validateRelease checks releases[i] (and its order after releases[i-1]) and indexes it.
-func (m *Matrix) validateRelease(i int, at func(string, ...any) error) []error {
-	var errs []error
-	r := &m.Releases[i]
-	v, err := parseTalos(r.Version)
-	if err != nil {
-		return append(errs, at(err.Error(), "releases", i, "version"))
-	}
-	r.semver = v
-	if j, dup := m.index[r.Version]; dup {
-		errs = append(errs, at(fmt.Sprintf("release %s is listed twice (also releases[%d])", r.Version, j), "releases", i, "version"))
-	}
-	m.index[r.Version] = i
-	if i > 0 && m.Releases[i-1].semver != nil && !m.Releases[i-1].semver.LessThan(v) {
-		errs = append(errs, at(fmt.Sprintf("releases must be sorted by version: %s comes after %s", r.Version, m.Releases[i-1].Version), "releases", i, "version"))
-	}
-	if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
-		errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))
-	}
-	errs = append(errs, validateOverlays(r, i, at)...)
-	if extensionsValid(r) {
-		return errs // the common case: no need to sort names for deterministic messages
-	}
-	for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
-		e := r.Extensions[name]
-		if !isExtName(name) {
-			errs = append(errs, at(fmt.Sprintf("invalid extension name %q (use the short name, without siderolabs/)", name), "releases", i, "extensions", name))
-		}
-		if !isTag(e.Tag) {
-			errs = append(errs, at(fmt.Sprintf("invalid tag %q", e.Tag), "releases", i, "extensions", name, "tag"))
-		}
-		if e.Digest != DigestUnknown && !isDigest(e.Digest) {
-			errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", e.Digest, DigestUnknown), "releases", i, "extensions", name, "digest"))
-		}
-		if e.Tier != "" && !slices.Contains(tiers, e.Tier) {
-			errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", e.Tier, strings.Join(tiers, ", ")), "releases", i, "extensions", name, "tier"))
 		}
 	}
 	return errs
