@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -103,22 +102,9 @@ and version-aligned upgrade plans.`,
 		a.newUpgradePlanCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
+		a.newExportCmd(),
+		a.newVersionCmd(),
 	)
+	usageArgs(root)
 	return root
-}
-
-// version is the module version from the build info (a tagged `go install` gives the
-// tag; a source build "(devel)"), with the VCS revision when Go recorded one.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return v + ", " + bi.GoVersion
 }
