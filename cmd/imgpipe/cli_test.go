@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // TestResolveInterrupted (issue 12 item 17): a Ctrl-C or SIGTERM during resolve
@@ -42,5 +47,80 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if out, _, code := runImgpipe(t, nil); code != 0 || !strings.Contains(out, "Usage:") {
 		t.Errorf("imgpipe (no arguments): exit %d; want 0 with help", code)
+	}
+}
+
+// TestOneDefaultPerFlag: a flag's help shows one default, not cobra's "(default -1)"
+// beside the text's own "(default: proxmox.keep ...)".
+func TestOneDefaultPerFlag(t *testing.T) {
+	t.Parallel()
+	a := &app{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, getenv: func(string) string { return "" }}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				one := pflag.NewFlagSet("x", pflag.ContinueOnError)
+				one.AddFlag(f)
+				if n := strings.Count(one.FlagUsages(), "(default"); n > 1 {
+					t.Errorf("imgpipe %s --%s shows %d defaults: %s", c.CommandPath(), f.Name, n, strings.TrimSpace(one.FlagUsages()))
+				}
+			})
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(a.rootCmd())
+}
+
+func TestFlagCompletion(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join("..", "..", "testdata", "imgpipe.yaml")
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "-c", cfg, "machineconfig", "--profile", ""}, []string{"controlplane", "worker", "gpu\tTuring+", "edge"}},
+		{[]string{"__complete", "-c", cfg, "export", "terraform", "-p", "w"}, []string{"worker"}},
+		{[]string{"__complete", "build", "--stages", ""}, []string{"resolve", "schematic", "verify", "fetch", "mirror", "upload"}},
+		{[]string{"__complete", "upgrade-plan", "-o", ""}, []string{"table", "json", "yaml", "script", "tuppr"}},
+		{[]string{"__complete", "-c", cfg, "upgrade-plan", "--to", "v1.1"}, []string{"v1.12.x\tfrom the site config", "v1.13.x", "v1.12.x", "v1.11.6"}},
+		{[]string{"__complete", "version", "-o", ""}, []string{"json"}},
+	}
+	for _, tt := range tests {
+		out, stderr, code := runImgpipe(t, nil, tt.args...)
+		if code != 0 {
+			t.Errorf("imgpipe %q: exit %d: %s", tt.args, code, stderr)
+			continue
+		}
+		lines := strings.Split(out, "\n")
+		for _, w := range tt.want {
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+				t.Errorf("imgpipe %q = %q; want a line starting %q", tt.args, out, w)
+			}
+		}
+	}
+}
+
+func TestRootHelpDocumentsExitCodes(t *testing.T) {
+	t.Parallel()
+	out, _, code := runImgpipe(t, nil, "--help")
+	for _, w := range []string{"Exit codes", "  0 ", "  1 ", "  2 ", "  3 ", "  130 "} {
+		if code != 0 || !strings.Contains(out, w) {
+			t.Errorf("imgpipe --help: exit %d, lacks %q", code, w)
+		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := runImgpipe(t, nil, "version", "-o", "json")
+	var v versionInfo
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("imgpipe version -o json = %q (exit %d, %s); want a JSON object with version and go", out, code, stderr)
+	}
+	out, _, code = runImgpipe(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "imgpipe ") {
+		t.Errorf("imgpipe version = %q (exit %d); want a line starting imgpipe", out, code)
 	}
 }
