@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,5 +123,41 @@ func TestVersionCommand(t *testing.T) {
 	out, _, code = runImgpipe(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "imgpipe ") {
 		t.Errorf("imgpipe version = %q (exit %d); want a line starting imgpipe", out, code)
+	}
+}
+
+// TestNoEmptyTableOnError (issue 12 item 21): a command that fails, or is
+// interrupted, before any result prints nothing on stdout, not a lone table header.
+func TestNoEmptyTableOnError(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing answers there now
+	cfg := filepath.Join(dir, "imgpipe.yaml")
+	if err := os.WriteFile(cfg, []byte("version: 1\nprofiles:\n  - name: worker\n    extensions: [{name: qemu-guest-agent}]\n"+
+		"proxmox:\n  url: https://"+closed+"/api2/json\n  nodes: [pve1]\n  insecure: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	if _, stderr, code := runImgpipe(t, nil, "resolve", "-c", cfg, "--talos", "v1.12.x", "--lock", lock); code != 0 {
+		t.Fatalf("resolve: exit %d: %s", code, stderr)
+	}
+	env := map[string]string{"IMGPIPE_PROXMOX_TOKEN": "imgpipe@pve!ci=00000000-0000-0000-0000-000000000000"}
+	getenv := func(k string) string { return env[k] }
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"unreachable PVE", context.Background()}, {"Ctrl-C", cancelled}} {
+		var out, errb bytes.Buffer
+		code := run(tc.ctx, []string{"upload", "iso", "-c", cfg, "--lock", lock}, strings.NewReader(""), &out, &errb, getenv)
+		if code == 0 || out.Len() != 0 {
+			t.Errorf("upload iso (%s): exit %d, stdout %q; want an error and empty stdout (stderr %s)", tc.name, code, out.String(), errb.String())
+		}
 	}
 }
