@@ -29,7 +29,7 @@ func TestBuild(t *testing.T) {
 		Uploaded: []proxmox.Result{
 			{Kind: "template", Profile: "cp", Node: "pve2", VMID: 9000, Name: "talos-v1.12.11-cp", Action: "skipped"},
 			{Kind: "template", Profile: "w", Node: "pve1", VMID: 9100, Name: "talos-v1.12.11-w", Action: "would-create"}, // a plan, not a template
-			{Kind: "template", Profile: "w", Node: "pve1", VMID: 9101, Name: "talos-v1.11.0-w", Action: "created"},      // another release
+			{Kind: "template", Profile: "w", Node: "pve1", VMID: 9101, Name: "talos-v1.11.0-w", Action: "created"},       // another release
 		},
 	})
 	if err != nil {
