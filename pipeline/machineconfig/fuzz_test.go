@@ -24,7 +24,7 @@ func FuzzMerge(f *testing.F) {
 	f.Add([]byte("- op: add\n  path: /machine/x\n  value: 1\n"))
 	gen := []byte("machine:\n  install:\n    image: ghcr.io/siderolabs/installer:v1.12.0\n")
 	f.Fuzz(func(t *testing.T, patch []byte) {
-		out, _, err := merge("fuzz", gen, []site.PatchSource{{Name: "fuzz.yaml", YAML: patch}})
+		out, _, err := merge("fuzz", Target{Talos: "v1.12.0"}, gen, []site.PatchSource{{Name: "fuzz.yaml", YAML: patch}})
 		if err != nil {
 			return
 		}

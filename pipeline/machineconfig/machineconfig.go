@@ -78,7 +78,8 @@ func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, err
 	if err != nil {
 		return nil, fmt.Errorf("encoding patch for profile %s: %w", p.Name, err)
 	}
-	merged, sources, err := merge(p.Name, generated, opts.Patches)
+	t := Target{Talos: lock.Talos, Kubernetes: lock.Kubernetes.Version, Role: pc.Role, Platform: p.Platform}
+	merged, sources, err := merge(p.Name, t, generated, opts.Patches)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +87,6 @@ func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, err
 	if val == nil {
 		val = NewValidator()
 	}
-	t := Target{Talos: lock.Talos, Kubernetes: lock.Kubernetes.Version, Role: pc.Role, Platform: p.Platform}
 	if err := val.Validate(p.Name, t, merged); err != nil {
 		return nil, err
 	}

@@ -275,6 +275,7 @@ func TestTalosRefuses(t *testing.T) {
 		mirrors site.RegistryConfig
 		patch   string
 		want    []string
+		old     bool // at v1.11.x
 	}{
 		{name: "label key", edit: func(p *site.ProfileConfig) { p.Labels = map[string]string{"bad key!!": "x"} },
 			want: []string{"node labels", `"bad key!!"`}},
@@ -289,7 +290,11 @@ func TestTalosRefuses(t *testing.T) {
 			want: []string{"registry mirror quay.io endpoints[0]"}},
 		{name: "mirror URL credentials", patch: "machine:\n  registries:\n    mirrors:\n      quay.io:\n        endpoints: [\"https://u:p@10.0.20.10:5020\"]\n",
 			want: []string{"registry mirror quay.io endpoints[0]", "credentials"}},
+		{name: "document too new", patch: "apiVersion: v1alpha1\nkind: RegistryMirrorConfig\nname: docker.io\nendpoints:\n  - url: https://10.0.20.10:5000\n",
+			old: true, want: []string{"RegistryMirrorConfig documents exist from Talos 1.12.0"}},
+		{name: "bad patch file", patch: "machine: [", want: []string{"bad.yaml:"}},
 	}
+	old := resolve(t, "v1.11.x", base)
 	for _, tt := range tests {
 		pc := profileConfig(base, "worker")
 		if tt.edit != nil {
@@ -299,7 +304,11 @@ func TestTalosRefuses(t *testing.T) {
 		if tt.patch != "" {
 			opts.Patches = []site.PatchSource{{Name: "bad.yaml", YAML: []byte(tt.patch)}}
 		}
-		_, err := Generate(lock, pc, opts)
+		l := lock
+		if tt.old {
+			l = old
+		}
+		_, err := Generate(l, pc, opts)
 		var ip *InvalidPatchError
 		if !errors.As(err, &ip) || !errors.Is(err, ErrInvalidPatch) || !errors.Is(err, fail.ErrUsage) {
 			t.Errorf("%s: Generate = %v; want *InvalidPatchError, a usage error", tt.name, err)

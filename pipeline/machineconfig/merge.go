@@ -34,9 +34,9 @@ func encodeDocs(docs []any) ([]byte, error) {
 // merge applies the operator's patches over the generated one with Talos's own
 // strategic merge (the semantics of several talosctl --config-patch), so the result
 // is one patch a node can take. It returns the merged YAML and the source names.
-func merge(profile string, generated []byte, sources []site.PatchSource) ([]byte, []string, error) {
+func merge(profile string, t Target, generated []byte, sources []site.PatchSource) ([]byte, []string, error) {
 	invalid := func(problems ...string) error {
-		return &InvalidPatchError{Profile: profile, Target: Target{Talos: "-", Platform: "-", Role: "-"}, Problems: problems}
+		return &InvalidPatchError{Profile: profile, Target: t, Problems: problems}
 	}
 	base, err := configloader.NewFromBytes(generated, configloader.WithAllowPatchDelete())
 	if err != nil {

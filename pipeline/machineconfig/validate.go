@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
@@ -146,6 +147,7 @@ func (v *Validator) Validate(profile string, t Target, patches ...[]byte) error 
 		problems = append(problems, "warning (strict): "+w)
 	}
 	problems = append(problems, gaps(cfg)...)
+	problems = append(problems, tooNew(cfg, t.Talos)...)
 	if len(problems) > 0 {
 		return invalid(problems...)
 	}
@@ -205,6 +207,29 @@ func gaps(cfg config.Provider) []string {
 			if err := checkEndpoint(ep.Endpoint()); err != nil {
 				problems = append(problems, fmt.Sprintf("registry mirror %s endpoints[%d] %q: %v", host, i, ep.Endpoint(), err))
 			}
+		}
+	}
+	return problems
+}
+
+// docsFrom are document kinds machinery validates for any contract although older
+// releases do not know them: a node of such a release would refuse the config.
+var docsFrom = map[string]string{
+	"RegistryMirrorConfig": "1.12.0",
+	"RegistryAuthConfig":   "1.12.0",
+	"RegistryTLSConfig":    "1.12.0",
+}
+
+func tooNew(cfg config.Provider, talos string) []string {
+	v, err := semver.NewVersion(talos)
+	if err != nil {
+		return nil
+	}
+	core, _ := v.SetPrerelease("")
+	var problems []string
+	for _, d := range cfg.Documents() {
+		if from, ok := docsFrom[d.Kind()]; ok && core.LessThan(semver.MustParse(from)) {
+			problems = append(problems, fmt.Sprintf("%s documents exist from Talos %s; Talos %s reads machine.registries instead", d.Kind(), from, talos))
 		}
 	}
 	return problems
