@@ -4,6 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate/secrets"
 
 	"github.com/imgpipe/imgpipe/site"
 )
@@ -58,5 +62,23 @@ func BenchmarkValidateCold(b *testing.B) {
 		if err := NewValidator().Validate("bench", t, patch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSecretsBundle compares the throwaway secrets of the Validator (1.6
+// contract, ECDSA service-account key) with those of the lock's contract (RSA 4096
+// from 1.7). Run the two interleaved: see the README's performance table.
+func BenchmarkSecretsBundle(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		vc   *config.VersionContract
+	}{{"ecdsa-1.6", config.TalosVersion1_6}, {"rsa-1.12", config.TalosVersion1_12}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := secrets.NewBundle(secrets.NewFixedClock(time.Now()), tc.vc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
