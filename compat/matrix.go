@@ -105,8 +105,9 @@ type OverlayImage struct {
 	Boards []string `yaml:"boards"`
 }
 
-// OverlayRepository is where official overlay images live ("<repo>/sbc-rockchip").
-const OverlayRepository = "ghcr.io/siderolabs"
+// OfficialRepository is where official extension and overlay images live
+// ("<repo>/zfs:<tag>", "<repo>/sbc-rockchip:<tag>").
+const OfficialRepository = "ghcr.io/siderolabs"
 
 // Tier returns an extension's tier in release r: the release's own when recorded,
 // else the extension's.
@@ -125,16 +126,6 @@ func (r *Release) Overlay(board string) (string, OverlayImage, bool) {
 		}
 	}
 	return "", OverlayImage{}, false
-}
-
-// FirstWith returns the oldest release whose catalog lists the extension, or nil.
-func (m *Matrix) FirstWith(name string) *Release {
-	for i := range m.Releases {
-		if _, ok := m.Releases[i].Extensions[name]; ok {
-			return &m.Releases[i]
-		}
-	}
-	return nil
 }
 
 // Semver returns the parsed version.

@@ -50,7 +50,7 @@ func overlayRef(rel *compat.Release, image, name string) *Overlay {
 		return o
 	}
 	if oi.Tag != "" {
-		o.Ref = compat.OverlayRepository + "/" + short + ":" + oi.Tag
+		o.Ref = compat.OfficialRepository + "/" + short + ":" + oi.Tag
 	}
 	if oi.Digest != compat.DigestUnknown {
 		o.Digest = oi.Digest

@@ -99,7 +99,7 @@ func catalogExtensions(cr catalogRelease, known map[string]compat.ExtensionTag) 
 	out := make(map[string]compat.ExtensionTag, len(cr.Extensions))
 	for _, e := range cr.Extensions {
 		name := strings.TrimPrefix(e.Name, "siderolabs/")
-		tag, ok := strings.CutPrefix(e.Ref, compat.OverlayRepository+"/"+name+":")
+		tag, ok := strings.CutPrefix(e.Ref, compat.OfficialRepository+"/"+name+":")
 		if !ok || name == e.Name {
 			errs = append(errs, fmt.Errorf("%s: %s: ref %q is not ghcr.io/siderolabs/<name>:<tag>", cr.Talos, e.Name, e.Ref))
 			continue
@@ -145,9 +145,9 @@ func catalogOverlays(cr catalogRelease) (map[string]compat.OverlayImage, error) 
 			cur.Digest = o.Digest
 		}
 		if o.Ref != "" {
-			tag, ok := strings.CutPrefix(o.Ref, compat.OverlayRepository+"/"+img+":")
+			tag, ok := strings.CutPrefix(o.Ref, compat.OfficialRepository+"/"+img+":")
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: overlay %s: ref %q is not %s/%s:<tag>", cr.Talos, o.Name, o.Ref, compat.OverlayRepository, img))
+				errs = append(errs, fmt.Errorf("%s: overlay %s: ref %q is not %s/%s:<tag>", cr.Talos, o.Name, o.Ref, compat.OfficialRepository, img))
 				continue
 			}
 			cur.Tag = tag
