@@ -62,6 +62,7 @@ func TestResolveGolden(t *testing.T) {
 		{"resolve-v1.12.x.json", []string{"resolve", "--talos", "v1.12.x", "-o", "json"}},
 		{"resolve-v1.7.5-gpu.yaml", []string{"resolve", "--talos", "v1.7.5", "--profile", "gpu,controlplane", "-o", "yaml", "--config", "testdata/gpu-lts.yaml"}},
 		{"resolve-example-config.txt", []string{"resolve", "--config", "../../testdata/imgpipe.yaml"}},
+		{"resolve-schematic-fields-v1.12.x.json", []string{"resolve", "--talos", "v1.12.x", "-o", "json", "--config", "testdata/schematic-fields.yaml"}},
 		{"diff-v1.9.6-v1.12.x.txt", []string{"diff", "v1.9.6", "v1.12.x"}},
 		{"diff-v1.9.6-v1.10.0.json", []string{"diff", "v1.9.6", "v1.10.0", "-o", "json"}},
 	}
