@@ -6,7 +6,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/compat"
 
 	"github.com/imgpipe/imgpipe/extensions"
 	"github.com/imgpipe/imgpipe/site"
@@ -59,49 +62,59 @@ func TestResolveWholeCatalog(t *testing.T) {
 	if len(catalog) != 66 || len(names) != 92 {
 		t.Fatalf("catalog has %d releases and %d names; want 66 and 92", len(catalog), len(names))
 	}
-	checked, refused := 0, 0
+	var checked, refused atomic.Int32
+	t.Cleanup(func() {
+		if n := checked.Load(); n != 4346 && !t.Failed() {
+			t.Errorf("checked %d (release, extension) refs; want the catalog's 4346", n)
+		}
+		t.Logf("refs checked: %d, unavailable pairs refused: %d", checked.Load(), refused.Load())
+	})
 	for v, refs := range catalog {
-		for _, name := range names {
-			names := []string{name}
-			if rest, ok := strings.CutPrefix(name, "nvidia-container-toolkit"); ok {
-				// The pairing gate wants kernel modules of the same tier beside a toolkit.
-				names = append(names, "nvidia-open-gpu-kernel-modules"+rest+"?")
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			resolveCatalogRelease(t, m, v, refs, names, &checked, &refused)
+		})
+	}
+}
+
+func resolveCatalogRelease(t *testing.T, m *compat.Matrix, v string, refs map[string]string, names []string, checked, refused *atomic.Int32) {
+	t.Helper()
+	for _, name := range names {
+		list := []string{name}
+		if rest, ok := strings.CutPrefix(name, "nvidia-container-toolkit"); ok {
+			// The pairing gate wants kernel modules of the same tier beside a toolkit.
+			list = append(list, "nvidia-open-gpu-kernel-modules"+rest+"?")
+		}
+		cfg := siteConfig(site.ProfileConfig{Name: "p", Extensions: exts(list...)})
+		lock, err := site.Resolve(m, cfg, site.ResolveOptions{Talos: v})
+		want, listed := refs[name]
+		switch {
+		case listed && err != nil:
+			t.Errorf("Resolve(%s, %s) = %v; want the catalog's %s", v, name, err, want)
+		case listed:
+			i := slices.IndexFunc(lock.Profiles[0].Extensions, func(e site.Extension) bool { return e.Name == extensions.Full(name) })
+			if i < 0 {
+				t.Errorf("Resolve(%s, %s) = %+v; want it in the profile", v, name, lock.Profiles[0].Extensions)
+			} else if got := lock.Profiles[0].Extensions[i].Ref; got != want {
+				t.Errorf("Resolve(%s, %s) ref = %s; want %s", v, name, got, want)
 			}
-			cfg := siteConfig(site.ProfileConfig{Name: "p", Extensions: exts(names...)})
-			lock, err := site.Resolve(m, cfg, site.ResolveOptions{Talos: v})
-			want, listed := refs[name]
-			switch {
-			case listed && err != nil:
-				t.Errorf("Resolve(%s, %s) = %v; want the catalog's %s", v, name, err, want)
-			case listed:
-				i := slices.IndexFunc(lock.Profiles[0].Extensions, func(e site.Extension) bool { return e.Name == extensions.Full(name) })
-				if i < 0 {
-					t.Errorf("Resolve(%s, %s) = %+v; want it in the profile", v, name, lock.Profiles[0].Extensions)
-				} else if got := lock.Profiles[0].Extensions[i].Ref; got != want {
-					t.Errorf("Resolve(%s, %s) ref = %s; want %s", v, name, got, want)
-				}
-				checked++
-			case err == nil:
-				// Only a rename may make an unlisted name resolve: to a listed one, with a note.
-				got := extensions.Short(lock.Profiles[0].Extensions[len(lock.Profiles[0].Extensions)-1].Name)
-				if _, ok := refs[got]; !ok || got == name || len(lock.Profiles[0].Notes) == 0 {
-					t.Errorf("Resolve(%s, %s) = %s, nil (notes %q); want a refusal", v, name, got, lock.Profiles[0].Notes)
-				}
-			default:
-				if !errors.Is(err, site.ErrRequiredExtension) && !errors.Is(err, extensions.ErrPairing) {
-					t.Errorf("Resolve(%s, %s) = %v; want ErrRequiredExtension", v, name, err)
-				}
-				if msg := err.Error(); !strings.Contains(msg, name) || !hasReason(msg) {
-					t.Errorf("Resolve(%s, %s) = %q; want a reason naming it", v, name, msg)
-				}
-				refused++
+			checked.Add(1)
+		case err == nil:
+			// Only a rename may make an unlisted name resolve: to a listed one, with a note.
+			got := extensions.Short(lock.Profiles[0].Extensions[len(lock.Profiles[0].Extensions)-1].Name)
+			if _, ok := refs[got]; !ok || got == name || len(lock.Profiles[0].Notes) == 0 {
+				t.Errorf("Resolve(%s, %s) = %s, nil (notes %q); want a refusal", v, name, got, lock.Profiles[0].Notes)
 			}
+		default:
+			if !errors.Is(err, site.ErrRequiredExtension) && !errors.Is(err, extensions.ErrPairing) {
+				t.Errorf("Resolve(%s, %s) = %v; want ErrRequiredExtension", v, name, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, name) || !hasReason(msg) {
+				t.Errorf("Resolve(%s, %s) = %q; want a reason naming it", v, name, msg)
+			}
+			refused.Add(1)
 		}
 	}
-	if checked != 4346 {
-		t.Errorf("checked %d (release, extension) refs; want the catalog's 4346", checked)
-	}
-	t.Logf("refs checked: %d, unavailable pairs refused: %d", checked, refused)
 }
 
 func hasReason(msg string) bool {
