@@ -376,9 +376,12 @@ func flowScalar(s string) (string, string, error) {
 		v, err := scalar(s[:end])
 		return v, s[end:], err
 	}
-	end := strings.IndexAny(s, ",]}")
+	end := strings.IndexAny(s, ",[]{}")
 	if end < 0 {
 		end = len(s)
+	}
+	if end < len(s) && (s[end] == '[' || s[end] == '{') {
+		return "", "", errNotCanonical // a flow indicator inside a plain scalar
 	}
 	v, err := scalar(s[:end])
 	return v, s[end:], err

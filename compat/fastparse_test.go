@@ -82,3 +82,24 @@ func BenchmarkParseEmbedded(b *testing.B) {
 		}
 	}
 }
+
+// TestCanonicalRefusals: inputs the YAML decoder reads differently or refuses are left to it.
+func TestCanonicalRefusals(t *testing.T) {
+	t.Parallel()
+	head := "schemaVersion: 1\nreleases:\n  - version: v1.9.0\n    extensions:\n"
+	for _, line := range []string{
+		"      x: {tag: a[b, digest: unknown}",       // flow indicator in a plain scalar
+		"      x: {tag: \"a\\tb\", digest: unknown}", // an escape
+		"      x: {tag: v1, digest: unknown} # c",    // a comment after the value
+		"      !x: {tag: v1, digest: unknown}",       // a tagged key
+		"      null: {tag: v1, digest: unknown}",     // a null key
+		"      x: {tag: ~, digest: unknown}",         // a null value
+		"      x: {tag: v1, tag: v2, digest: unknown}",
+		"      x: {tag: v1, digest: unknown, colour: red}",
+		"\tx: {tag: v1, digest: unknown}",
+	} {
+		if _, err := decodeCanonical([]byte(head + line + "\n")); err == nil {
+			t.Errorf("decodeCanonical(%q) = nil error; want the YAML decoder to read it", line)
+		}
+	}
+}
