@@ -177,6 +177,10 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 	}
 	exts := pc.Extensions
 	var adopted *schematic.Schematic
+	if pc.SchematicFile != "" && pc.adopted == nil {
+		// Never build a schematic in its place: the ID would silently differ.
+		return nil, fail.Usage(fmt.Errorf("profile %s: schematicFile %s was not read (Config.LoadSchematics)", pc.Name, pc.SchematicFile))
+	}
 	if pc.adopted != nil {
 		sc, err := schematic.Unmarshal(pc.adopted)
 		if err != nil {

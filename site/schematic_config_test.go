@@ -82,3 +82,13 @@ func TestParseSchematicFields(t *testing.T) {
 		t.Errorf("schematicFile after ResolvePaths = %q; want it relative to the config's directory", got)
 	}
 }
+
+// TestSchematicFileNotLoaded: a profile whose schematicFile was never read is refused,
+// not resolved as an empty schematic.
+func TestSchematicFileNotLoaded(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(site.ProfileConfig{Name: "p", SchematicFile: "/nowhere/s.yaml"})
+	if _, err := site.Resolve(embeddedMatrix(t), cfg, site.ResolveOptions{Talos: "v1.12.x"}); !errors.Is(err, fail.ErrUsage) {
+		t.Errorf("Resolve(schematicFile not loaded) = %v; want a usage error", err)
+	}
+}
