@@ -31,7 +31,7 @@ import (
 // ImportArtifact turns the lock's disk artifact into an import volume for PVE.
 // method is the configured transfer method; it falls back to upload when PVE could
 // not take the file by download-url. The returned method is the one to use.
-func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, method string) (Artifact, string, error) {
+func ImportArtifact(ctx context.Context, siteName string, lock *site.Lock, p *site.Profile, method string) (Artifact, string, error) {
 	d, ok := artifact(p, "disk")
 	if !ok {
 		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: the lock has no downloaded disk image: run `imgpipe fetch` first", p.Name))
@@ -59,7 +59,7 @@ func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, metho
 	default:
 		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: disk image %s: PVE imports .qcow2 or .raw (imgpipe also decompresses .raw.zst and .raw.gz)", p.Name, src))
 	}
-	name, err := FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, ext)
+	name, err := VolumeName(siteName, lock, p, ext)
 	if err != nil {
 		return Artifact{}, "", err
 	}

@@ -166,12 +166,23 @@ func cfgFor(method string, nodes ...string) site.ProxmoxConfig {
 	if len(nodes) == 0 {
 		nodes = []string{"pve1"}
 	}
-	return site.ProxmoxConfig{Nodes: nodes, Storage: "local", ISOMethod: method}
+	return site.ProxmoxConfig{Site: testSite, Nodes: nodes, Storage: "local", ISOMethod: method}
 }
 
+// testSite is the proxmox.site of cfgFor.
+const testSite = "lab"
+
+// isoName is the name of the fixture's worker ISO at version for testSite.
 func isoName(t *testing.T, version string) string {
 	t.Helper()
-	n, err := FileName(testSchematic, version, "nocloud", "amd64", "iso")
+	return volName(t, testSite, "worker", testSchematic, version, "iso")
+}
+
+// volName is VolumeName for a nocloud-amd64 profile.
+func volName(t *testing.T, siteName, profile, schematic, version, ext string) string {
+	t.Helper()
+	p := &site.Profile{Name: profile, Platform: "nocloud", Arch: "amd64", Schematic: site.Schematic{ID: schematic}}
+	n, err := VolumeName(siteName, &site.Lock{Talos: version}, p, ext)
 	if err != nil {
 		t.Fatal(err)
 	}

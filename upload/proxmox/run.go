@@ -80,7 +80,42 @@ func withDefaults(cfg site.ProxmoxConfig) (site.ProxmoxConfig, error) {
 	if cfg.Keep < 0 {
 		return cfg, fail.Usage(fmt.Errorf("proxmox.keep %d: must be 0 (keep all) or more", cfg.Keep))
 	}
+	if cfg.Site != "" {
+		if err := CheckSite(cfg.Site); err != nil {
+			return cfg, err
+		}
+	}
 	return cfg, nil
+}
+
+// prepare fills defaults, picks the profiles and the effective keep, and refuses
+// pruning without proxmox.site, all before anything is sent to PVE.
+func prepare(cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) (site.ProxmoxConfig, []selected, int, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return cfg, nil, 0, err
+	}
+	profiles, err := selectProfiles(lock, opt.Profiles)
+	if err != nil {
+		return cfg, nil, 0, err
+	}
+	keep := cfg.Keep
+	if opt.Keep >= 0 {
+		keep = opt.Keep
+	}
+	if err := RequireSite(cfg.Site, keep); err != nil {
+		return cfg, nil, 0, err
+	}
+	return cfg, profiles, keep, nil
+}
+
+// scopeOf is what a run may prune: this site's images of the selected profiles.
+func scopeOf(cfg site.ProxmoxConfig, profiles []selected) Scope {
+	sc := Scope{Site: cfg.Site}
+	for _, sp := range profiles {
+		sc.Profiles = append(sc.Profiles, sp.p.Name)
+	}
+	return sc
 }
 
 type selected struct {
@@ -137,8 +172,8 @@ func (c *Client) targets(ctx context.Context, cfg site.ProxmoxConfig, content st
 // ISOArtifact describes a profile's ISO for PVE. download-url needs the lock's
 // checksum (filled by `imgpipe fetch`) so that PVE verifies what it pulls from the
 // factory; without one imgpipe refuses rather than store an unverified image.
-func ISOArtifact(lock *site.Lock, p *site.Profile, method string) (Artifact, error) {
-	name, err := FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, "iso")
+func ISOArtifact(siteName string, lock *site.Lock, p *site.Profile, method string) (Artifact, error) {
+	name, err := VolumeName(siteName, lock, p, "iso")
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -183,14 +218,10 @@ func checksumHex(s string) string {
 	return s
 }
 
-// UploadISOs places each selected profile's ISO on every target storage and then
-// prunes older imgpipe ISOs when keep is set.
+// UploadISOs places each selected profile's ISO on every target storage and then,
+// when keep is set, prunes this site's older ISOs of the selected profiles.
 func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) ([]Result, error) {
-	cfg, err := withDefaults(cfg)
-	if err != nil {
-		return nil, err
-	}
-	profiles, err := selectProfiles(lock, opt.Profiles)
+	cfg, profiles, keep, err := prepare(cfg, lock, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +232,7 @@ func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *s
 	var out []Result
 	protect := map[string]bool{}
 	for _, sp := range profiles {
-		a, err := ISOArtifact(lock, sp.p, cfg.ISOMethod)
+		a, err := ISOArtifact(cfg.Site, lock, sp.p, cfg.ISOMethod)
 		if err != nil {
 			return out, err
 		}
@@ -215,12 +246,8 @@ func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *s
 			out = append(out, r)
 		}
 	}
-	keep := cfg.Keep
-	if opt.Keep >= 0 {
-		keep = opt.Keep
-	}
 	for _, t := range targets {
-		pr, err := c.PruneVolumes(ctx, t, "iso", keep, protect, opt.DryRun)
+		pr, err := c.PruneVolumes(ctx, t, "iso", scopeOf(cfg, profiles), keep, protect, opt.DryRun)
 		out = append(out, pr...)
 		if err != nil {
 			return out, err
@@ -260,11 +287,7 @@ func hasAgent(p *site.Profile) bool {
 // else an empty disk booting the ISO. Then it prunes older imgpipe templates and
 // import images when keep is set.
 func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) ([]Result, error) {
-	cfg, err := withDefaults(cfg)
-	if err != nil {
-		return nil, err
-	}
-	profiles, err := selectProfiles(lock, opt.Profiles)
+	cfg, profiles, keep, err := prepare(cfg, lock, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -295,13 +318,13 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 		spec := TemplateSpec{Node: node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
 			Cores: cfg.Template.Cores, MemoryMiB: cfg.Template.MemoryMiB, DiskSizeGiB: cfg.Template.DiskSizeGiB,
 			Agent: hasAgent(p),
-			Tags:  []string{TagImgpipe, Tag("talos", lock.Talos), Tag("schematic", shortID(p.Schematic.ID)), Tag("profile", p.Name)}}
+			Tags:  TemplateTags(cfg.Site, lock, p)}
 		if spec.Name, err = TemplateName(cfg.Template.NamePattern, lock, p); err != nil {
 			return out, err
 		}
 		var vr Result
 		if useImport {
-			a, method, err := ImportArtifact(ctx, lock, p, cfg.ISOMethod)
+			a, method, err := ImportArtifact(ctx, cfg.Site, lock, p, cfg.ISOMethod)
 			if err != nil {
 				return out, err
 			}
@@ -312,7 +335,7 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 			}
 			spec.ImportFrom = vr.Volume
 		} else {
-			a, err := ISOArtifact(lock, p, cfg.ISOMethod)
+			a, err := ISOArtifact(cfg.Site, lock, p, cfg.ISOMethod)
 			if err != nil {
 				return out, err
 			}
@@ -325,7 +348,8 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 		}
 		out = append(out, vr)
 		protectVols[vr.Volume] = true
-		spec.Description = fmt.Sprintf("Talos %s, profile %s, schematic %s, from %s. Made by imgpipe.", lock.Talos, p.Name, p.Schematic.ID, vr.Volume)
+		spec.Description = fmt.Sprintf("Talos %s, site %s, profile %s, schematic %s, %s, from %s. Made by imgpipe.",
+			lock.Talos, siteOrDefault(cfg.Site), p.Name, p.Schematic.ID, VariantOf(p), vr.Volume)
 		spec.VMID = chooseVMID(vms, cfg.Template.VMIDBase+sp.index*vmidBlock, spec.Tags)
 		if spec.VMID == 0 {
 			return out, fail.Usage(fmt.Errorf("profile %s: no free VMID in %d..%d: lower proxmox.keep or move proxmox.template.vmidBase", p.Name,
@@ -349,17 +373,13 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 		protectVMs[tr.VMID] = true
 		out = append(out, tr)
 	}
-	keep := cfg.Keep
-	if opt.Keep >= 0 {
-		keep = opt.Keep
-	}
-	pr, err := c.PruneTemplates(ctx, keep, protectVMs, planned, opt.DryRun)
+	pr, err := c.PruneTemplates(ctx, scopeOf(cfg, profiles), keep, protectVMs, planned, opt.DryRun)
 	out = append(out, pr...)
 	if err != nil {
 		return out, err
 	}
 	if useImport {
-		pv, err := c.PruneVolumes(ctx, target, "import", keep, protectVols, opt.DryRun)
+		pv, err := c.PruneVolumes(ctx, target, "import", scopeOf(cfg, profiles), keep, protectVols, opt.DryRun)
 		out = append(out, pv...)
 		if err != nil {
 			return out, err
@@ -392,4 +412,11 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+func siteOrDefault(s string) string {
+	if s == "" {
+		return DefaultSite
+	}
+	return s
 }

@@ -14,10 +14,6 @@ import (
 	"github.com/imgpipe/imgpipe/internal/fail"
 )
 
-// TagImgpipe marks every VM template imgpipe makes; --keep only ever removes
-// templates that carry it.
-const TagImgpipe = "imgpipe"
-
 // TemplateSpec is a Talos VM template.
 type TemplateSpec struct {
 	Node        string
@@ -136,7 +132,8 @@ func (c *Client) EnsureTemplate(ctx context.Context, s TemplateSpec, vms []VMInf
 			return res, nil
 		}
 		if v.VMID == s.VMID {
-			if !v.HasTags(TagImgpipe) || bool(v.Template) {
+			// Only a half-made VM with exactly this template's tags is ours to replace.
+			if !v.HasTags(s.Tags...) || bool(v.Template) {
 				return res, fail.Usage(fmt.Errorf("%w: VMID %d is %q on %s; set proxmox.template.vmidBase to a free range", ErrVMIDTaken, v.VMID, v.Name, v.Node))
 			}
 			leftover = &v
@@ -152,16 +149,18 @@ func (c *Client) EnsureTemplate(ctx context.Context, s TemplateSpec, vms []VMInf
 			return res, err
 		}
 	}
-	node := (&proxmox.Node{}).New(c.api, s.Node)
-	task, err := node.NewVirtualMachine(ctx, s.VMID, s.Options()...)
-	if err != nil {
-		return res, fmt.Errorf("creating VM %d on %s: %w", s.VMID, s.Node, c.apiErr(err))
+	data := map[string]any{"vmid": s.VMID}
+	for _, o := range s.Options() {
+		data[o.Name] = o.Value
 	}
-	if _, err := c.Wait(ctx, string(task.UPID)); err != nil {
+	var upid string
+	if err := c.post(ctx, fmt.Sprintf("/nodes/%s/qemu", s.Node), data, &upid); err != nil {
+		return res, fmt.Errorf("creating VM %d on %s: %w", s.VMID, s.Node, err)
+	}
+	if _, err := c.Wait(ctx, upid); err != nil {
 		c.removeHalfMade(ctx, s)
 		return res, fmt.Errorf("creating VM %d on %s: %w", s.VMID, s.Node, err)
 	}
-	var upid string
 	if err := c.post(ctx, fmt.Sprintf("/nodes/%s/qemu/%d/template", s.Node, s.VMID), nil, &upid); err == nil {
 		_, err = c.Wait(ctx, upid)
 		if err != nil {
