@@ -48,6 +48,13 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...pvetest.Option) *env {
 	t.Helper()
+	return newEnvWith(t, nil, opts...)
+}
+
+// newEnvWith is newEnv with extra client options (after the tests' defaults:
+// 1ms task polls and retry backoff).
+func newEnvWith(t *testing.T, copts []Option, opts ...pvetest.Option) *env {
+	t.Helper()
 	srv := pvetest.New(opts...)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
@@ -65,8 +72,9 @@ func newEnv(t *testing.T, opts ...pvetest.Option) *env {
 		t.Fatalf("ParseToken: %v", err)
 	}
 	logs := &syncBuffer{}
-	c, err := New(srv.URL, tok, hc, WithPollInterval(time.Millisecond),
-		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	base := []Option{WithPollInterval(time.Millisecond), WithRetry(DefaultAttempts, time.Millisecond),
+		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+	c, err := New(srv.URL, tok, hc, append(base, copts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

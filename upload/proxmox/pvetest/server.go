@@ -79,6 +79,8 @@ const (
 	FaultHang
 	// FaultReset drops the connection without an answer.
 	FaultReset
+	// FaultCutReply starts a 200 answer and drops the connection mid-body.
+	FaultCutReply
 	// FaultStallUpload reads After bytes of an uploaded file and then stops
 	// reading, holding the connection open.
 	FaultStallUpload
@@ -474,7 +476,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // injected plays a fault that replaces the whole answer; it reports whether one did.
 func (s *Server) injected(w http.ResponseWriter, r *http.Request, path string) bool {
-	f, ok := s.takeFault(r.Method, path, Fault500, FaultStatus, FaultHang, FaultReset)
+	f, ok := s.takeFault(r.Method, path, Fault500, FaultStatus, FaultHang, FaultReset, FaultCutReply)
 	if !ok {
 		return false
 	}
@@ -489,6 +491,15 @@ func (s *Server) injected(w http.ResponseWriter, r *http.Request, path string) b
 	case FaultHang:
 		s.hang(r)
 	case FaultReset:
+		panic(http.ErrAbortHandler)
+	case FaultCutReply:
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.Header().Set("Content-Length", "4096")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"data":{"status":"runn`))
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
 		panic(http.ErrAbortHandler)
 	}
 	return true
