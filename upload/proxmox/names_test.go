@@ -77,7 +77,7 @@ func TestSecureBootVariantGetsItsOwnVolume(t *testing.T) {
 		t.Fatalf("UploadISOs() = %+v; want two uploads to two volumes", res)
 	}
 	want := map[string]string{
-		"local:iso/" + isoName(t, "v1.9.5"): sha(f.iso),
+		"local:iso/" + isoName(t, "v1.9.5"):                                           sha(f.iso),
 		"local:iso/talos_lab_secure_v1.9.5_376567988ad3_nocloud-amd64-secureboot.iso": sha(sbISO),
 	}
 	for _, v := range e.srv.Volumes() {
@@ -169,4 +169,3 @@ func FuzzParseImageName(f *testing.F) {
 		}
 	})
 }
-
