@@ -265,3 +265,35 @@ func TestPollFailureThenTaskFoundOK(t *testing.T) {
 		t.Errorf("volumes %v; want the ISO", volumeIDs(v))
 	}
 }
+
+// Item 14 for templates: a create task that succeeded while its polls failed
+// counts; one whose outcome stays unknown leaves the VM for the next run, which
+// finishes the template.
+func TestTemplatePollFailures(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		faults  int
+		wantErr bool
+	}{{DefaultAttempts, false}, {2 * DefaultAttempts, true}} {
+		e := newEnv(t, pvetest.WithTaskPolls(0))
+		f := newFixture(t, e.dir, "v1.9.5")
+		// The import image is already there, so the first task is the VM create.
+		e.srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: "local:import/" + volName(t, testSite, "worker", testSchematic, "v1.9.5", "raw"),
+			Content: "import", Format: "raw", Size: int64(len(f.raw))})
+		for range tt.faults {
+			e.srv.Inject(pvetest.Fault{Kind: pvetest.Fault500, Method: http.MethodGet, Path: "/tasks/"})
+		}
+		res, err := e.c.BuildTemplates(t.Context(), cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1})
+		if (err != nil) != tt.wantErr {
+			t.Fatalf("BuildTemplates(%d failed polls) = %+v, %v; want error %v", tt.faults, res, err, tt.wantErr)
+		}
+		vms := e.srv.VMs()
+		if len(vms) != 1 || vms[0].Template == tt.wantErr {
+			t.Errorf("%d failed polls: VMs %+v; want one VM, a template %v", tt.faults, vms, !tt.wantErr)
+		}
+		res, err = e.c.BuildTemplates(t.Context(), cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1})
+		if vms := e.srv.VMs(); err != nil || len(vms) != 1 || !vms[0].Template {
+			t.Errorf("%d failed polls, rerun = %+v, %v, VMs %+v; want one template", tt.faults, res, err, vms)
+		}
+	}
+}
