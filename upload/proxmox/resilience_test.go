@@ -67,7 +67,8 @@ func TestCallTimeoutNamesTheCall(t *testing.T) {
 // Item 13: a task poll that hangs once is retried; the run succeeds.
 func TestTaskPollHangRetried(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, []Option{WithTimeout(200 * time.Millisecond)})
+	// Generous enough that no healthy call on a loaded machine runs out.
+	e := newEnvWith(t, []Option{WithTimeout(2 * time.Second)})
 	f := newFixture(t, e.dir, "v1.9.5")
 	e.srv.Inject(pvetest.Fault{Kind: pvetest.FaultHang, Method: http.MethodGet, Path: "/tasks/"})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -116,6 +117,7 @@ func TestUploadReplyTimeout(t *testing.T) {
 	if errors.Is(err, ErrTimeout) && !strings.Contains(err.Error(), "POST /nodes/pve1/storage/local/upload") {
 		t.Errorf("error %q; want it to name the call", err)
 	}
+	e.c.timeout = DefaultTimeout // the rerun must not race a short timeout on a loaded machine
 	if res, err := e.c.UploadISOs(ctx, cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1}); err != nil || res[0].Action != ActionUploaded {
 		t.Errorf("rerun = %+v, %v; want uploaded", res, err)
 	}
@@ -142,15 +144,15 @@ func (r *trickle) Read(p []byte) (int, error) {
 // in total, but always moving, completes.
 func TestSlowUploadIsNotStalled(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, []Option{WithStallTimeout(time.Second)})
-	data := pattern(12*(64<<10), 5)
+	e := newEnvWith(t, []Option{WithStallTimeout(2 * time.Second)})
+	data := pattern(20*(32<<10), 5)
 	a := Artifact{Content: "iso", Filename: isoName(t, "v1.9.5"), Size: int64(len(data)), Checksum: sha(data), Algorithm: "sha256",
 		Open: func() (io.ReadCloser, error) {
-			return io.NopCloser(&trickle{data: data, chunk: 64 << 10, pause: 150 * time.Millisecond}), nil
+			return io.NopCloser(&trickle{data: data, chunk: 32 << 10, pause: 120 * time.Millisecond}), nil
 		}}
 	res, err := e.c.EnsureVolume(t.Context(), Target{"pve1", "local"}, a, MethodUpload, false)
 	if err != nil || res.Action != ActionUploaded || res.Bytes != int64(len(data)) {
-		t.Fatalf("EnsureVolume(slow but moving, ~1.8s with a 1s stall timeout) = %+v, %v; want uploaded", res, err)
+		t.Fatalf("EnsureVolume(slow but moving, ~2.4s with a 2s stall timeout) = %+v, %v; want uploaded", res, err)
 	}
 }
 

@@ -291,6 +291,49 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 	if err != nil {
 		return nil, err
 	}
+	tr, err := c.newTemplateRun(ctx, cfg, lock, opt)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, sp := range profiles {
+		res, err := c.buildTemplate(ctx, tr, sp)
+		out = append(out, res...)
+		if err != nil {
+			return out, err
+		}
+	}
+	pr, err := c.PruneTemplates(ctx, scopeOf(cfg, profiles), keep, tr.protectVMs, tr.planned, opt.DryRun)
+	out = append(out, pr...)
+	if err != nil {
+		return out, err
+	}
+	if tr.useImport {
+		pv, err := c.PruneVolumes(ctx, tr.target, "import", scopeOf(cfg, profiles), keep, tr.protectVols, opt.DryRun)
+		out = append(out, pv...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// templateRun is what BuildTemplates learns once and each profile's build uses.
+type templateRun struct {
+	cfg       site.ProxmoxConfig
+	lock      *site.Lock
+	dryRun    bool
+	ver       Version
+	target    Target
+	useImport bool
+	// vms is the cluster's VMs plus those this run made or would make.
+	vms         []VMInfo
+	planned     []VMInfo
+	protectVols map[string]bool
+	protectVMs  map[int]bool
+}
+
+func (c *Client) newTemplateRun(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) (*templateRun, error) {
 	node := cfg.Nodes[0]
 	ver, err := c.Version(ctx)
 	if err != nil {
@@ -300,92 +343,83 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 	if err != nil {
 		return nil, err
 	}
-	useImport := ver.AtLeast(8, 4) && st.Has("import")
-	if !useImport {
+	tr := &templateRun{cfg: cfg, lock: lock, dryRun: opt.DryRun, ver: ver, target: Target{Node: node, Storage: cfg.Storage},
+		useImport: ver.AtLeast(8, 4) && st.Has("import"), protectVols: map[string]bool{}, protectVMs: map[int]bool{}}
+	if !tr.useImport {
 		c.log.Warn("no import content: templates boot the ISO instead", "pve", ver.Full, "storage", cfg.Storage)
 	}
-	vms, err := c.VMs(ctx)
+	if tr.vms, err = c.VMs(ctx); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// buildTemplate places one profile's disk (or ISO) and makes its template.
+func (c *Client) buildTemplate(ctx context.Context, tr *templateRun, sp selected) ([]Result, error) {
+	cfg, lock, p := tr.cfg, tr.lock, sp.p
+	spec := TemplateSpec{Node: tr.target.Node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
+		Cores: cfg.Template.Cores, MemoryMiB: cfg.Template.MemoryMiB, DiskSizeGiB: cfg.Template.DiskSizeGiB,
+		Agent: hasAgent(p), Tags: TemplateTags(cfg.Site, lock, p)}
+	var err error
+	if spec.Name, err = TemplateName(cfg.Template.NamePattern, lock, p); err != nil {
+		return nil, err
+	}
+	vr, err := c.placeBootImage(ctx, tr, p)
 	if err != nil {
 		return nil, err
 	}
-	target := Target{Node: node, Storage: cfg.Storage}
-	var out []Result
-	protectVols := map[string]bool{}
-	protectVMs := map[int]bool{}
-	var planned []VMInfo
-	for _, sp := range profiles {
-		p := sp.p
-		spec := TemplateSpec{Node: node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
-			Cores: cfg.Template.Cores, MemoryMiB: cfg.Template.MemoryMiB, DiskSizeGiB: cfg.Template.DiskSizeGiB,
-			Agent: hasAgent(p),
-			Tags:  TemplateTags(cfg.Site, lock, p)}
-		if spec.Name, err = TemplateName(cfg.Template.NamePattern, lock, p); err != nil {
-			return out, err
-		}
-		var vr Result
-		if useImport {
-			a, method, err := ImportArtifact(ctx, cfg.Site, lock, p, cfg.ISOMethod)
-			if err != nil {
-				return out, err
-			}
-			vr, err = c.EnsureVolume(ctx, target, a, method, opt.DryRun)
-			vr.Profile = p.Name
-			if err != nil {
-				return out, fmt.Errorf("profile %s: %w", p.Name, err)
-			}
-			spec.ImportFrom = vr.Volume
-		} else {
-			a, err := ISOArtifact(cfg.Site, lock, p, cfg.ISOMethod)
-			if err != nil {
-				return out, err
-			}
-			vr, err = c.EnsureVolume(ctx, target, a, cfg.ISOMethod, opt.DryRun)
-			vr.Profile = p.Name
-			if err != nil {
-				return out, fmt.Errorf("profile %s: %w", p.Name, err)
-			}
-			spec.ISO = vr.Volume
-		}
-		out = append(out, vr)
-		protectVols[vr.Volume] = true
-		spec.Description = fmt.Sprintf("Talos %s, site %s, profile %s, schematic %s, %s, from %s. Made by imgpipe.",
-			lock.Talos, siteOrDefault(cfg.Site), p.Name, p.Schematic.ID, VariantOf(p), vr.Volume)
-		spec.VMID = chooseVMID(vms, cfg.Template.VMIDBase+sp.index*vmidBlock, spec.Tags)
-		if spec.VMID == 0 {
-			return out, fail.Usage(fmt.Errorf("profile %s: no free VMID in %d..%d: lower proxmox.keep or move proxmox.template.vmidBase", p.Name,
-				cfg.Template.VMIDBase+sp.index*vmidBlock, cfg.Template.VMIDBase+sp.index*vmidBlock+vmidBlock-1))
-		}
-		tr, err := c.EnsureTemplate(ctx, spec, vms, opt.DryRun)
-		tr.Profile = p.Name
-		if !useImport {
-			tr.Warning = "PVE " + ver.Full + " or storage " + cfg.Storage + " has no import content: the template boots the ISO"
-		}
-		if err != nil {
-			return out, fmt.Errorf("profile %s: %w", p.Name, err)
-		}
-		if tr.Action == ActionCreated || tr.Action == ActionWouldCreate {
-			vi := VMInfo{VMID: spec.VMID, Name: spec.Name, Node: node, Template: true, Tags: strings.Join(spec.Tags, ";")}
-			vms = append(vms, vi)
-			if tr.Action == ActionWouldCreate {
-				planned = append(planned, vi)
-			}
-		}
-		protectVMs[tr.VMID] = true
-		out = append(out, tr)
+	tr.protectVols[vr.Volume] = true
+	if tr.useImport {
+		spec.ImportFrom = vr.Volume
+	} else {
+		spec.ISO = vr.Volume
 	}
-	pr, err := c.PruneTemplates(ctx, scopeOf(cfg, profiles), keep, protectVMs, planned, opt.DryRun)
-	out = append(out, pr...)
+	spec.Description = fmt.Sprintf("Talos %s, site %s, profile %s, schematic %s, %s, from %s. Made by imgpipe.",
+		lock.Talos, siteOrDefault(cfg.Site), p.Name, p.Schematic.ID, VariantOf(p), vr.Volume)
+	first := cfg.Template.VMIDBase + sp.index*vmidBlock
+	if spec.VMID = chooseVMID(tr.vms, first, spec.Tags); spec.VMID == 0 {
+		return []Result{vr}, fail.Usage(fmt.Errorf("profile %s: no free VMID in %d..%d: lower proxmox.keep or move proxmox.template.vmidBase", p.Name,
+			first, first+vmidBlock-1))
+	}
+	res, err := c.EnsureTemplate(ctx, spec, tr.vms, tr.dryRun)
+	res.Profile = p.Name
+	if !tr.useImport {
+		res.Warning = "PVE " + tr.ver.Full + " or storage " + cfg.Storage + " has no import content: the template boots the ISO"
+	}
 	if err != nil {
-		return out, err
+		return []Result{vr}, fmt.Errorf("profile %s: %w", p.Name, err)
 	}
-	if useImport {
-		pv, err := c.PruneVolumes(ctx, target, "import", scopeOf(cfg, profiles), keep, protectVols, opt.DryRun)
-		out = append(out, pv...)
-		if err != nil {
-			return out, err
+	if res.Action == ActionCreated || res.Action == ActionWouldCreate {
+		vi := VMInfo{VMID: spec.VMID, Name: spec.Name, Node: tr.target.Node, Template: true, Tags: strings.Join(spec.Tags, ";")}
+		tr.vms = append(tr.vms, vi)
+		if res.Action == ActionWouldCreate {
+			tr.planned = append(tr.planned, vi)
 		}
 	}
-	return out, nil
+	tr.protectVMs[res.VMID] = true
+	return []Result{vr, res}, nil
+}
+
+// placeBootImage ensures the import volume (or, without import content, the ISO)
+// a profile's template boots from.
+func (c *Client) placeBootImage(ctx context.Context, tr *templateRun, p *site.Profile) (Result, error) {
+	var a Artifact
+	method := tr.cfg.ISOMethod
+	var err error
+	if tr.useImport {
+		a, method, err = ImportArtifact(ctx, tr.cfg.Site, tr.lock, p, tr.cfg.ISOMethod)
+	} else {
+		a, err = ISOArtifact(tr.cfg.Site, tr.lock, p, tr.cfg.ISOMethod)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	vr, err := c.EnsureVolume(ctx, tr.target, a, method, tr.dryRun)
+	vr.Profile = p.Name
+	if err != nil {
+		return vr, fmt.Errorf("profile %s: %w", p.Name, err)
+	}
+	return vr, nil
 }
 
 // chooseVMID returns the VMID of an existing VM with these tags (a finished
