@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -42,27 +41,10 @@ var ErrStalled = errors.New("upload stalled")
 // timeout: the transfer ends when no byte went out for the stall timeout, and,
 // once the body is sent, when PVE does not answer within the call timeout.
 func (c *Client) Upload(ctx context.Context, r UploadRequest) (string, error) {
-	var head bytes.Buffer
-	mw := multipart.NewWriter(&head)
-	fields := [][2]string{{"content", r.Content}}
-	if r.Checksum != "" {
-		fields = append(fields, [2]string{"checksum-algorithm", r.Algorithm}, [2]string{"checksum", r.Checksum})
+	head, tail, ctype, err := uploadForm(r)
+	if err != nil {
+		return "", err
 	}
-	for _, f := range fields {
-		if err := mw.WriteField(f[0], f[1]); err != nil {
-			return "", fmt.Errorf("building upload form: %w", err)
-		}
-	}
-	if _, err := mw.CreateFormFile("filename", r.Filename); err != nil {
-		return "", fmt.Errorf("building upload form: %w", err)
-	}
-	headLen := head.Len()
-	if err := mw.Close(); err != nil {
-		return "", fmt.Errorf("building upload form: %w", err)
-	}
-	tail := append([]byte(nil), head.Bytes()[headLen:]...)
-	head.Truncate(headLen)
-
 	src := &exactReader{r: r.Body, left: r.Size}
 	var body io.Reader = src
 	if c.progress != nil {
@@ -70,18 +52,19 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (string, error) {
 			c.progress(Progress{Name: r.Filename, Node: r.Node, Done: done, Total: r.Size})
 		}}
 	}
+	where := fmt.Sprintf("uploading %s to %s on %s", r.Filename, r.Storage, r.Node)
 	path := fmt.Sprintf("/nodes/%s/storage/%s/upload", r.Node, r.Storage)
 	uctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	wd := newWatchdog(c.stall, cancel)
 	defer wd.stop()
-	watched := &watchedReader{r: io.MultiReader(bytes.NewReader(head.Bytes()), body, bytes.NewReader(tail)), wd: wd, reply: c.timeout}
+	watched := &watchedReader{r: io.MultiReader(bytes.NewReader(head), body, bytes.NewReader(tail)), wd: wd, reply: c.timeout}
 	req, err := http.NewRequestWithContext(uctx, http.MethodPost, c.base+path, watched)
 	if err != nil {
-		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, err)
+		return "", fmt.Errorf("%s: %w", where, err)
 	}
-	req.ContentLength = int64(head.Len()) + r.Size + int64(len(tail))
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.ContentLength = int64(len(head)) + r.Size + int64(len(tail))
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("User-Agent", "imgpipe")
 	c.log.Debug("upload", "node", r.Node, "storage", r.Storage, "file", r.Filename, "bytes", r.Size)
@@ -91,35 +74,49 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (string, error) {
 		if src.err != nil {
 			err = src.err
 		}
-		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, c.uploadErr(ctx, uctx, path, err))
+		return "", fmt.Errorf("%s: %w", where, c.uploadErr(ctx, uctx, path, err))
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", fmt.Errorf("uploading %s to %s on %s: reading reply: %w", r.Filename, r.Storage, r.Node, c.uploadErr(ctx, uctx, path, err))
+		return "", fmt.Errorf("%s: reading reply: %w", where, c.uploadErr(ctx, uctx, path, err))
 	}
 	if resp.StatusCode != http.StatusOK {
-		he := &HTTPError{Method: http.MethodPost, Path: path, Code: resp.StatusCode, Status: resp.Status}
-		var e struct {
-			Errors  map[string]string `json:"errors"`
-			Message string            `json:"message"`
-		}
-		if json.Unmarshal(reply, &e) == nil {
-			he.Params, he.Message = e.Errors, strings.TrimSpace(e.Message)
-		}
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			return "", fmt.Errorf("uploading %s: %w: %w", r.Filename, ErrUnauthorized, he)
-		}
-		return "", fmt.Errorf("uploading %s to %s on %s: %w", r.Filename, r.Storage, r.Node, he)
+		return "", fmt.Errorf("%s: %w", where, c.statusErr(call{method: http.MethodPost, path: path}, resp, reply))
 	}
 	var out struct {
 		Data string `json:"data"`
 	}
 	if err := json.Unmarshal(reply, &out); err != nil || out.Data == "" {
-		return "", fmt.Errorf("uploading %s to %s on %s: reply has no task id", r.Filename, r.Storage, r.Node)
+		return "", fmt.Errorf("%s: reply has no task id", where)
 	}
 	c.log.Debug("uploaded", "file", r.Filename, "node", r.Node, "seconds", time.Since(start).Seconds())
 	return out.Data, nil
+}
+
+// uploadForm writes the multipart parts around the file: the text fields in the
+// order PVE reads them, the file part's header (head) and the closing boundary (tail).
+func uploadForm(r UploadRequest) (head, tail []byte, contentType string, err error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fields := [][2]string{{"content", r.Content}}
+	if r.Checksum != "" {
+		fields = append(fields, [2]string{"checksum-algorithm", r.Algorithm}, [2]string{"checksum", r.Checksum})
+	}
+	for _, f := range fields {
+		if err := mw.WriteField(f[0], f[1]); err != nil {
+			return nil, nil, "", fmt.Errorf("building upload form: %w", err)
+		}
+	}
+	if _, err := mw.CreateFormFile("filename", r.Filename); err != nil {
+		return nil, nil, "", fmt.Errorf("building upload form: %w", err)
+	}
+	headLen := buf.Len()
+	if err := mw.Close(); err != nil {
+		return nil, nil, "", fmt.Errorf("building upload form: %w", err)
+	}
+	all := buf.Bytes()
+	return all[:headLen], all[headLen:], mw.FormDataContentType(), nil
 }
 
 // uploadErr says which of the upload's own limits ended it, if one did.
