@@ -93,6 +93,9 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 			if cmd.Flags().Changed("insecure") {
 				pc.Insecure = insecure
 			}
+			if err := proxmox.Validate(pc, keep); err != nil {
+				return err
+			}
 			lock, err := a.loadLock(lockPath)
 			if err != nil {
 				return err
@@ -230,7 +233,8 @@ func (a *app) proxmoxClient(pc site.ProxmoxConfig) (*proxmox.Client, func(), err
 		fmt.Fprintln(a.stderr, "warning: TLS verification of the Proxmox API is off (--insecure)")
 	}
 	if pc.Timeout < 0 || pc.StallTimeout < 0 {
-		return nil, nil, usageErrorf("proxmox.timeout %s, proxmox.stallTimeout %s: use a positive duration such as 30s (or leave unset)", pc.Timeout, pc.StallTimeout)
+		// Validate(pc, 0) says what is wrong with the timeouts (keep 0 asks nothing of proxmox.site).
+		return nil, nil, proxmox.Validate(pc, 0)
 	}
 	hc, err := proxmox.NewHTTPClient(proxmox.TLSOptions{CAFile: pc.CAFile, Fingerprint: pc.Fingerprint, Insecure: pc.Insecure})
 	if err != nil {

@@ -88,6 +88,22 @@ func withDefaults(cfg site.ProxmoxConfig) (site.ProxmoxConfig, error) {
 	return cfg, nil
 }
 
+// Validate checks a Proxmox config and the --keep override (-1: none) without
+// talking to PVE, so that a command can refuse bad settings before anything runs.
+func Validate(cfg site.ProxmoxConfig, keep int) error {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return err
+	}
+	if keep < 0 {
+		keep = cfg.Keep
+	}
+	if cfg.Timeout < 0 || cfg.StallTimeout < 0 {
+		return fail.Usage(fmt.Errorf("proxmox.timeout %s, proxmox.stallTimeout %s: use a positive duration such as 30s (or leave unset)", cfg.Timeout, cfg.StallTimeout))
+	}
+	return RequireSite(cfg.Site, keep)
+}
+
 // prepare fills defaults, picks the profiles and the effective keep, and refuses
 // pruning without proxmox.site, all before anything is sent to PVE.
 func prepare(cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) (site.ProxmoxConfig, []selected, int, error) {
