@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox/pvetest"
 )
 
@@ -153,5 +155,38 @@ func TestKeepNeedsSite(t *testing.T) {
 	bad.Site = "Lab_1"
 	if _, err := e.c.UploadISOs(t.Context(), bad, f.lock, RunOptions{Keep: -1}); !errors.Is(err, fail.ErrUsage) {
 		t.Errorf("UploadISOs(site %q) = %v; want a usage error", bad.Site, err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	base := cfgFor(MethodUpload)
+	with := func(f func(c *site.ProxmoxConfig)) site.ProxmoxConfig {
+		c := base
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		cfg     site.ProxmoxConfig
+		keep    int
+		wantErr error
+	}{
+		{"site and keep", base, 2, nil},
+		{"no site, no keep", with(func(c *site.ProxmoxConfig) { c.Site = "" }), -1, nil},
+		{"no site, --keep", with(func(c *site.ProxmoxConfig) { c.Site = "" }), 1, ErrNoSite},
+		{"no site, proxmox.keep", with(func(c *site.ProxmoxConfig) { c.Site, c.Keep = "", 3 }), -1, ErrNoSite},
+		{"no site, proxmox.keep, --keep 0", with(func(c *site.ProxmoxConfig) { c.Site, c.Keep = "", 3 }), 0, nil},
+		{"bad site", with(func(c *site.ProxmoxConfig) { c.Site = "My Site" }), -1, fail.ErrUsage},
+		{"negative timeout", with(func(c *site.ProxmoxConfig) { c.Timeout = -time.Second }), -1, fail.ErrUsage},
+	}
+	for _, tt := range tests {
+		err := Validate(tt.cfg, tt.keep)
+		if (tt.wantErr == nil) != (err == nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+			t.Errorf("Validate(%s, keep %d) = %v; want %v", tt.name, tt.keep, err, tt.wantErr)
+		}
+		if err != nil && !errors.Is(err, fail.ErrUsage) {
+			t.Errorf("Validate(%s) = %v; want a usage error", tt.name, err)
+		}
 	}
 }
