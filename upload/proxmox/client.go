@@ -2,6 +2,7 @@ package proxmox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -90,7 +91,12 @@ type Progress struct {
 func New(baseURL string, tok Token, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
-		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: want https://HOST:8006/api2/json", baseURL))
+		// Not quoted: a malformed URL may still hold credentials.
+		return nil, fail.Usage(errors.New("proxmox.url is not a URL: want https://HOST:8006/api2/json"))
+	}
+	if u.User != nil {
+		// Never echo the URL: it holds the credentials.
+		return nil, fail.Usage(fmt.Errorf("proxmox.url %s: must not carry credentials; the token comes from %s or proxmox.tokenFile", u.Redacted(), TokenEnv))
 	}
 	if u.Scheme != "https" {
 		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: PVE speaks https only", baseURL))

@@ -169,3 +169,15 @@ func FuzzParseImageName(f *testing.F) {
 		}
 	})
 }
+
+func TestNewRefusesCredentialsInURL(t *testing.T) {
+	t.Parallel()
+	tok, err := ParseToken("imgpipe@pve!ci=secret-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New("https://root:hunter2@pve.example:8006", tok, nil)
+	if !errors.Is(err, fail.ErrUsage) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("New(URL with a password) = %v; want a usage error without the password", err)
+	}
+}
