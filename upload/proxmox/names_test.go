@@ -181,3 +181,17 @@ func TestNewRefusesCredentialsInURL(t *testing.T) {
 		t.Errorf("New(URL with a password) = %v; want a usage error without the password", err)
 	}
 }
+
+func TestImportExt(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ url, want string }{
+		{"https://f/image/x/v1.9.5/nocloud-amd64.raw.zst", "raw"},
+		{"https://f/image/x/v1.9.5/nocloud-amd64.qcow2", "qcow2"},
+		{"https://f/image/x/v1.7.0/nocloud-amd64.raw.xz", ""},
+	} {
+		got, err := ImportExt(&site.Profile{Name: "w", DiskImage: tt.url})
+		if got != tt.want || (tt.want == "") != errors.Is(err, fail.ErrUsage) {
+			t.Errorf("ImportExt(%q) = %q, %v; want %q", tt.url, got, err, tt.want)
+		}
+	}
+}
