@@ -106,10 +106,7 @@ type MirrorConfig struct {
 // ProxmoxConfig is the Proxmox VE target. The API token comes from IMGPIPE_PROXMOX_TOKEN or
 // TokenFile, never from this file or a flag.
 type ProxmoxConfig struct {
-	URL string `yaml:"url,omitempty"` // https://pve.example:8006/api2/json
-	// Site names this config on the cluster (a DNS label). It is part of every volume
-	// name and template tag imgpipe makes, so --keep prunes only this site's images.
-	Site      string `yaml:"site,omitempty"`
+	URL       string `yaml:"url,omitempty"` // https://pve.example:8006/api2/json
 	TokenFile string `yaml:"tokenFile,omitempty"`
 	CAFile    string `yaml:"caFile,omitempty"`
 	// Fingerprint pins the server certificate's SHA-256 fingerprint (hex, colons optional).
@@ -123,6 +120,9 @@ type ProxmoxConfig struct {
 	ISOMethod string         `yaml:"isoMethod,omitempty"`
 	Template  TemplateConfig `yaml:"template,omitempty"`
 	Keep      int            `yaml:"keep,omitempty"`
+	// Site names this config on the cluster (a DNS label). It is part of every volume
+	// name and template tag imgpipe makes, so --keep prunes only this site's images.
+	Site string `yaml:"site,omitempty"`
 	// Timeout bounds each PVE API call (default 30s); StallTimeout ends an upload
 	// that made no progress for that long (default 2m).
 	Timeout      time.Duration `yaml:"timeout,omitempty"`

@@ -162,6 +162,7 @@ func (c *Client) transfer(ctx context.Context, t Target, a Artifact, method stri
 	}
 	return warn, err
 }
+
 func (c *Client) upload(ctx context.Context, t Target, a Artifact) (string, error) {
 	if a.Open == nil {
 		return "", fmt.Errorf("uploading %s: no local file", a.Filename)
