@@ -152,7 +152,8 @@ type Server struct {
 	uploads  []UploadRecord
 	pid      int
 	// closing is closed by Close so that hanging handlers return.
-	closing chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Option configures a Server.
@@ -213,7 +214,7 @@ func New(opts ...Option) *Server {
 
 // Close shuts the server down.
 func (s *Server) Close() {
-	close(s.closing)
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.srv.Close()
 }
 
