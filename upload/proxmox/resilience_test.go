@@ -104,7 +104,8 @@ func TestUploadStallTimeout(t *testing.T) {
 
 func TestUploadReplyTimeout(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, []Option{WithTimeout(300 * time.Millisecond)})
+	// The stall timeout covers a machine whose socket buffers cannot take the whole body.
+	e := newEnvWith(t, []Option{WithTimeout(300 * time.Millisecond), WithStallTimeout(time.Second)})
 	f := newFixture(t, e.dir, "v1.9.5")
 	// The whole (small) body fits in the socket buffers; the server never answers.
 	e.srv.Inject(pvetest.Fault{Kind: pvetest.FaultHang, Method: http.MethodPost, Path: "/upload"})
