@@ -118,7 +118,7 @@ func TestUploadReplyTimeout(t *testing.T) {
 	if errors.Is(err, ErrTimeout) && !strings.Contains(err.Error(), "POST /nodes/pve1/storage/local/upload") {
 		t.Errorf("error %q; want it to name the call", err)
 	}
-	e.c.timeout = DefaultTimeout // the rerun must not race a short timeout on a loaded machine
+	e.c.timeout, e.c.stall = DefaultTimeout, DefaultStallTimeout // the rerun must not race short limits on a loaded machine
 	if res, err := e.c.UploadISOs(ctx, cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1}); err != nil || res[0].Action != ActionUploaded {
 		t.Errorf("rerun = %+v, %v; want uploaded", res, err)
 	}
