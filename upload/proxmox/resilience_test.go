@@ -168,6 +168,7 @@ func TestTransientTaskPollErrorsRetried(t *testing.T) {
 		// stdlib: net/http itself replays an idempotent request whose reused
 		// connection closed before any reply, so imgpipe may see nothing.
 		stdlib bool
+		dateIn time.Duration
 	}{
 		{name: "500", fault: pvetest.Fault{Kind: pvetest.Fault500}},
 		{name: "502", fault: pvetest.Fault{Kind: pvetest.FaultStatus, Code: 502}},
@@ -176,9 +177,10 @@ func TestTransientTaskPollErrorsRetried(t *testing.T) {
 		{name: "reply cut mid-body", fault: pvetest.Fault{Kind: pvetest.FaultCutReply}},
 		{name: "429 Retry-After seconds", fault: pvetest.Fault{Kind: pvetest.FaultStatus, Code: 429, RetryAfter: "7"},
 			wantWait: func(d time.Duration) bool { return d == 7*time.Second }},
-		{name: "429 Retry-After HTTP-date", fault: pvetest.Fault{Kind: pvetest.FaultStatus, Code: 429,
-			RetryAfter: time.Now().Add(20 * time.Second).UTC().Format(http.TimeFormat)},
-			wantWait: func(d time.Duration) bool { return d > 10*time.Second && d <= 20*time.Second }},
+		// The date is set when the fault is injected (dateIn); backoff here is ~1ms,
+		// so a wait of more than a second can only come from the header.
+		{name: "429 Retry-After HTTP-date", fault: pvetest.Fault{Kind: pvetest.FaultStatus, Code: 429}, dateIn: time.Minute,
+			wantWait: func(d time.Duration) bool { return d > time.Second && d <= time.Minute }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +189,9 @@ func TestTransientTaskPollErrorsRetried(t *testing.T) {
 			waits := recordSleeps(e.c)
 			f := newFixture(t, e.dir, "v1.9.5")
 			tt.fault.Method, tt.fault.Path = http.MethodGet, "/tasks/"
+			if tt.dateIn > 0 {
+				tt.fault.RetryAfter = time.Now().Add(tt.dateIn).UTC().Format(http.TimeFormat)
+			}
 			e.srv.Inject(tt.fault)
 			res, err := e.c.UploadISOs(t.Context(), cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1})
 			if err != nil || len(res) != 1 || res[0].Action != ActionUploaded {
