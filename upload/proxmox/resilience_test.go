@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -304,4 +306,27 @@ func TestTemplatePollFailures(t *testing.T) {
 			t.Errorf("%d failed polls, rerun = %+v, %v, VMs %+v; want one template", tt.faults, res, err, vms)
 		}
 	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	data, err := os.ReadFile("testdata/retry-after.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f.Add(line)
+	}
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := parseRetryAfter(v, now)
+		if !ok {
+			return
+		}
+		if d < 0 {
+			t.Errorf("parseRetryAfter(%q) = %s; want no negative wait", v, d)
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && d != time.Duration(min(n, 86400))*time.Second {
+			t.Errorf("parseRetryAfter(%q) = %s; want %d seconds (capped at a day)", v, d, n)
+		}
+	})
 }
