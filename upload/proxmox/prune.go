@@ -22,10 +22,11 @@ func (s Scope) owns(siteName, profile string) bool {
 	return s.Site != "" && siteName == s.Site && slices.Contains(s.Profiles, profile)
 }
 
-// PruneVolumes keeps the newest keep volumes of each in-scope profile and format
-// on t (newest by Talos version, then by creation time) and deletes the rest. A
-// profile's volumes form one group whatever their schematic or variant, so images
-// of a schematic the profile no longer uses age out like old versions do. The
+// PruneVolumes keeps the newest keep volumes of content type content of each
+// in-scope profile on t (newest by Talos version, then by creation time) and
+// deletes the rest. A profile's volumes form one group whatever their schematic,
+// variant or format, so images the profile no longer uses age out like old
+// versions do. The
 // protected volids (what this run placed, or in a dry run would place) count
 // toward keep even when not on storage yet, and are never removed.
 func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, scope Scope, keep int, protect map[string]bool, dryRun bool) ([]Result, error) {
@@ -64,8 +65,9 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, sco
 		if err != nil || !scope.owns(n.Site, n.Profile) {
 			continue
 		}
-		key := n.Profile + "|" + n.Ext
-		groups[key] = append(groups[key], entry{v, n, ver})
+		// One group per profile (the content type is fixed per call): images of an
+		// older schematic, variant or disk format age out like older versions.
+		groups[n.Profile] = append(groups[n.Profile], entry{v, n, ver})
 	}
 	if legacy > 0 {
 		c.log.Info("volumes with imgpipe's old names (no site) are never pruned; remove them by hand when unused",
