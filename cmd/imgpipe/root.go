@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,11 +31,21 @@ type app struct {
 	stderr io.Writer
 	getenv func(string) string
 	log    *slog.Logger
+	// now is the clock for soak periods (minimumReleaseAge); nil means time.Now.
+	now func() time.Time
 
 	// global flags
 	matrixPath string
 	configPath string
 	verbose    bool
+}
+
+// clock returns the current time from a.now, or time.Now.
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 // run executes the CLI and returns the process exit code.
