@@ -114,6 +114,7 @@ and version-aligned upgrade plans.`,
 		a.newUpgradePlanCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
+		a.newRefreshCmd(),
 	)
 	return root
 }
