@@ -13,7 +13,7 @@
 // endsWith() format(); contexts inputs (typed: booleans are booleans), secrets,
 // github (event_name, event.inputs as strings, ref, ref_name, run_id, token,
 // repository, workspace), runner (temp, os), needs.<job>.{result,outputs},
-// steps.<id>.{outcome,conclusion,outputs}, env, vars (empty).
+// steps.<id>.{outcome,conclusion,outputs}, env, vars (Options.Vars).
 //
 // Built-in actions: actions/checkout (clones Options.Remote, a bare repository, at
 // the run's branch or `ref`, origin pointing at it so `git push` works),

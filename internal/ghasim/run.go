@@ -35,6 +35,8 @@ type Options struct {
 	Inputs map[string]string
 	// Secrets are the secrets context; github.token is "ghasim-token".
 	Secrets map[string]string
+	// Vars are the vars context (repository/organization variables).
+	Vars map[string]string
 	// Env is added to every step's environment (after the host's PATH/HOME/Go
 	// variables, before workflow/job/step env), e.g. an IMGPIPE_FACTORY_URL that
 	// points a workflow at a fake.
@@ -238,7 +240,7 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 		"needs":   needs,
 		"runner":  map[string]any{"temp": temp, "os": "Linux", "arch": "X64", "name": "ghasim"},
 		"env":     anyMap(rs.wf.Env),
-		"vars":    map[string]any{},
+		"vars":    anyMap(rs.opts.Vars),
 	}}
 	ok, err := ec.Condition(j.If)
 	if err != nil {
