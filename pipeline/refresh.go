@@ -175,12 +175,12 @@ func slug(s string) string {
 func (d *RefreshDecision) Markdown(w io.Writer, rep *factory.RefreshReport) error {
 	var b strings.Builder
 	if d.OldTalos == "" || d.OldTalos == d.NewTalos {
-		fmt.Fprintf(&b, "## imgpipe: Talos %s\n\n", d.NewTalos)
+		fmt.Fprintf(&b, "## imgpipe: Talos %s\n", d.NewTalos)
 	} else {
-		fmt.Fprintf(&b, "## imgpipe: Talos %s → %s\n\n", d.OldTalos, d.NewTalos)
+		fmt.Fprintf(&b, "## imgpipe: Talos %s → %s\n", d.OldTalos, d.NewTalos)
 	}
 	if !d.Changed {
-		b.WriteString("Nothing changed: the committed lock is current.\n")
+		b.WriteString("\nNothing changed: the committed lock is current.\n")
 	}
 	list(&b, "Why", d.Reasons)
 	list(&b, "Newer releases passed over", d.PassedOver)

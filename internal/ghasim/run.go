@@ -228,11 +228,12 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 			status = "failure"
 		}
 	}
-	root := filepath.Join(rs.opts.Dir, "runs", strconv.Itoa(rs.opts.RunID), j.ID)
 	// GitHub's layout: the workspace and RUNNER_TEMP share the parent "work"
-	// directory, which is what upload-artifact's common-ancestor rule sees.
-	ws := filepath.Join(root, "work", "repo", "repo")
-	temp := filepath.Join(root, "work", "_temp")
+	// directory, which is what upload-artifact's common-ancestor rule sees. Like a
+	// hosted runner, every job gets the same paths, emptied first (so Go's build
+	// cache also hits across jobs and runs).
+	ws := filepath.Join(rs.opts.Dir, "work", "repo", "repo")
+	temp := filepath.Join(rs.opts.Dir, "work", "_temp")
 	ec := &exprCtx{status: status, contexts: map[string]any{
 		"github":  rs.githubContext(ws),
 		"inputs":  rs.inputs,
@@ -251,6 +252,9 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 		return &JobResult{Result: "skipped", Outputs: map[string]string{}, Steps: map[string]*StepResult{}}, nil
 	}
 	for _, d := range []string{ws, temp} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
