@@ -25,3 +25,15 @@ func TestParseReleaseAge(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseReleaseAge(f *testing.F) {
+	for _, s := range []string{"3d", "72h", "1d12h", "0", "", "99999d", "3 days"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := site.ParseReleaseAge(s)
+		if err == nil && d < 0 {
+			t.Errorf("ParseReleaseAge(%q) = %v; want no negative soak", s, d)
+		}
+	})
+}
