@@ -259,6 +259,9 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 			return nil, err
 		}
 	}
+	// In a job's if:, success() means every need succeeded; in its steps it means
+	// every previous step did, so a job run by always() starts its steps clean.
+	ec.status = "success"
 	fmt.Fprintf(rs.log, "== job %s\n", j.ID)
 	jr := &JobResult{Result: "success", Outputs: map[string]string{}, Steps: map[string]*StepResult{}}
 	jc := &jobRun{rs: rs, job: j, ws: ws, temp: temp, ec: ec, jr: jr, env: map[string]string{}}

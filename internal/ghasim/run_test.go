@@ -74,6 +74,10 @@ func TestRunFlow(t *testing.T) {
 	if got := res.Jobs["act"].Result; got != "skipped" {
 		t.Errorf("day 1: act = %s; want skipped", got)
 	}
+	// A job run by always() after a skipped need still runs its steps.
+	if got := res.Jobs["report"].Outputs["ran"]; got != "skipped" {
+		t.Errorf("day 1: report outputs.ran = %q; want skipped (its step ran)", got)
+	}
 	if got := res.Jobs["decide"].Outputs["multi"]; got != "line1\nline2" {
 		t.Errorf("heredoc output = %q; want line1\\nline2", got)
 	}
