@@ -31,6 +31,12 @@ type RefreshDecision struct {
 	PassedOver []string `json:"passed_over"`
 	// MatrixChanges counts the differences matrix refresh found (any release).
 	MatrixChanges int `json:"matrix_changes"`
+	// MatrixChanged is true when the refreshed matrix file differs from the
+	// committed one. It must be committed even without a rebuild: it records each
+	// new release's firstSeen, from which a soak period counts, and broken marks.
+	MatrixChanged bool `json:"matrix_changed"`
+	// Publish is Changed or MatrixChanged: the site's pull request is opened or updated.
+	Publish bool `json:"publish"`
 	// Branch is the site's one pull-request branch; Title the pull request's title.
 	Branch string `json:"branch"`
 	Title  string `json:"title"`
@@ -49,6 +55,8 @@ type RefreshInput struct {
 	// Site names the site for its branch ("imgpipe" for imgpipe.yaml).
 	Site  string
 	Force bool
+	// MatrixChanged says the refreshed matrix differs from the committed file.
+	MatrixChanged bool
 }
 
 var passedOverRE = regexp.MustCompile(`^passed over Talos (\S+): (.*)$`)
@@ -86,6 +94,11 @@ func Decide(in RefreshInput) (*RefreshDecision, error) {
 	if in.Force && !d.Changed {
 		d.Changed = true
 		d.Reasons = append(d.Reasons, "forced: build although nothing changed")
+	}
+	d.MatrixChanged = in.MatrixChanged
+	d.Publish = d.Changed || d.MatrixChanged
+	if !d.Changed {
+		d.Title = fmt.Sprintf("imgpipe: matrix refresh (Talos %s unchanged)", in.New.Talos)
 	}
 	return d, nil
 }
@@ -179,8 +192,12 @@ func (d *RefreshDecision) Markdown(w io.Writer, rep *factory.RefreshReport) erro
 	} else {
 		fmt.Fprintf(&b, "## imgpipe: Talos %s → %s\n", d.OldTalos, d.NewTalos)
 	}
-	if !d.Changed {
-		b.WriteString("\nNothing changed: the committed lock is current.\n")
+	switch {
+	case !d.Changed && d.MatrixChanged:
+		b.WriteString("\nNo rebuild: the committed lock is current. This records the refreshed matrix " +
+			"(new releases' firstSeen, from which a soak counts, and broken marks).\n")
+	case !d.Changed:
+		b.WriteString("\nNothing changed: the committed lock and matrix are current.\n")
 	}
 	list(&b, "Why", d.Reasons)
 	list(&b, "Newer releases passed over", d.PassedOver)
@@ -229,7 +246,7 @@ func driftTable(b *strings.Builder, d *site.Drift) {
 // Every value is one line by construction; a value that is not is refused.
 func (d *RefreshDecision) GitHubOutputs(driftFile string) ([]byte, error) {
 	kv := [][2]string{
-		{"changed", fmt.Sprint(d.Changed)}, {"first", fmt.Sprint(d.First)},
+		{"changed", fmt.Sprint(d.Changed)}, {"publish", fmt.Sprint(d.Publish)}, {"first", fmt.Sprint(d.First)},
 		{"old_talos", d.OldTalos}, {"new_talos", d.NewTalos},
 		{"branch", d.Branch}, {"title", d.Title}, {"drift", driftFile},
 	}

@@ -38,11 +38,14 @@ Image Factory (writing --matrix), re-resolves the site (imgpipe.yaml is required
 built-in default site is never built on a schedule) and compares the result with the
 committed lock. When the resolution changed (notes and fetched artifacts aside), or
 there is no committed lock, or --force, it writes the new lock and reports
-changed=true with the reasons; otherwise the lock is left as it is.
+changed=true with the reasons; otherwise the lock is left as it is. matrix_changed says
+the refreshed matrix differs from the committed one (it records new releases' firstSeen,
+from which a soak counts, so it must be committed even without a rebuild); publish is
+changed or matrix_changed.
 
 --drift writes the decision as Markdown for a pull-request body; --github-output
-appends the step outputs changed, first, old_talos, new_talos, branch, title and
-drift to the file (GitHub's $GITHUB_OUTPUT). Release eligibility follows resolve:
+appends the step outputs changed, publish, first, old_talos, new_talos, branch, title
+and drift to the file (GitHub's $GITHUB_OUTPUT). Release eligibility follows resolve:
 broken releases are never picked, and imgpipe.yaml's minimumReleaseAge soaks new ones.`,
 		Example: `  imgpipe refresh --matrix matrix.yaml --lock imgpipe.lock.json --drift drift.md --github-output "$GITHUB_OUTPUT"
   imgpipe refresh --matrix matrix.yaml --talos v1.13.x --force -o json`,
@@ -99,11 +102,21 @@ func (a *app) runRefresh(cmd *cobra.Command, f refreshFlags) error {
 	if err != nil {
 		return err
 	}
-	d, err := pipeline.Decide(pipeline.RefreshInput{Old: old, New: lock, Report: rep, Site: portableName(sitePath), Force: f.force})
+	mdata, mchanged, err := a.refreshedMatrix(m)
 	if err != nil {
 		return err
 	}
-	if err := a.writeRefresh(f, m, lock, d, rep); err != nil {
+	d, err := pipeline.Decide(pipeline.RefreshInput{Old: old, New: lock, Report: rep, Site: portableName(sitePath),
+		Force: f.force, MatrixChanged: mchanged})
+	if err != nil {
+		return err
+	}
+	if mchanged {
+		if err := site.WriteFileAtomic(a.matrixPath, mdata, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := a.writeRefresh(f, lock, d, rep); err != nil {
 		return err
 	}
 	return render(a.stdout, f.output, d, func(w io.Writer) error { return d.Markdown(w, rep) })
@@ -134,20 +147,23 @@ func readLockIfAny(path string) (*site.Lock, error) {
 	return site.ParseLock(path, data)
 }
 
-// writeRefresh writes the refreshed matrix (when --matrix and it changed), the new
-// lock (when the decision changed), the drift Markdown and the step outputs.
-func (a *app) writeRefresh(f refreshFlags, m *compat.Matrix, lock *site.Lock, d *pipeline.RefreshDecision, rep *factory.RefreshReport) error {
-	if a.matrixPath != "" {
-		data, err := compat.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if cur, err := os.ReadFile(a.matrixPath); err != nil || !bytes.Equal(cur, data) {
-			if err := site.WriteFileAtomic(a.matrixPath, data, 0o644); err != nil {
-				return err
-			}
-		}
+// refreshedMatrix encodes m and says whether it differs from the --matrix file
+// (false without --matrix: the embedded matrix is not written).
+func (a *app) refreshedMatrix(m *compat.Matrix) ([]byte, bool, error) {
+	if a.matrixPath == "" {
+		return nil, false, nil
 	}
+	data, err := compat.Marshal(m)
+	if err != nil {
+		return nil, false, err
+	}
+	cur, err := os.ReadFile(a.matrixPath)
+	return data, err != nil || !bytes.Equal(cur, data), nil
+}
+
+// writeRefresh writes the new lock (when the decision changed), the drift Markdown
+// and the step outputs.
+func (a *app) writeRefresh(f refreshFlags, lock *site.Lock, d *pipeline.RefreshDecision, rep *factory.RefreshReport) error {
 	if d.Changed {
 		if err := site.WriteLock(f.lock, lock); err != nil {
 			return err

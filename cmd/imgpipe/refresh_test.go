@@ -104,12 +104,13 @@ func TestRefreshDecision(t *testing.T) {
 		t.Errorf("first refresh = %+v; want changed, first, v1.13.9", d)
 	}
 	d = refresh()
-	if d.Changed || d.OldTalos != "v1.13.9" {
-		t.Errorf("second refresh = %+v; want unchanged", d)
+	if d.Changed || d.Publish || d.OldTalos != "v1.13.9" {
+		t.Errorf("second refresh = %+v; want unchanged, nothing to publish", d)
 	}
 	f.SetCatalog(catalogWithPatch(true))
-	if d = refresh(); d.Changed || !slices.Contains(d.PassedOver, "v1.13.10 (broken)") {
-		t.Errorf("refresh with broken v1.13.10 = %+v; want unchanged, v1.13.10 passed over as broken", d)
+	// No rebuild, but the matrix (which now records the broken release) is published.
+	if d = refresh(); d.Changed || !d.MatrixChanged || !d.Publish || !slices.Contains(d.PassedOver, "v1.13.10 (broken)") {
+		t.Errorf("refresh with broken v1.13.10 = %+v; want unchanged, matrix changed, v1.13.10 passed over as broken", d)
 	}
 	// The broken flag stays (Merge never clears one); the next patch is picked.
 	c := catalogWithPatch(true)
@@ -125,7 +126,7 @@ func TestRefreshDecision(t *testing.T) {
 		t.Errorf("drift.md =\n%s", md)
 	}
 	outs, _ := os.ReadFile(out)
-	if !strings.HasSuffix(string(outs), "changed=true\nfirst=false\nold_talos=v1.13.9\nnew_talos=v1.13.11\nbranch=imgpipe/refresh-imgpipe\ntitle=imgpipe: Talos v1.13.11 images built\ndrift="+drift+"\n") {
+	if !strings.HasSuffix(string(outs), "changed=true\npublish=true\nfirst=false\nold_talos=v1.13.9\nnew_talos=v1.13.11\nbranch=imgpipe/refresh-imgpipe\ntitle=imgpipe: Talos v1.13.11 images built\ndrift="+drift+"\n") {
 		t.Errorf("step outputs =\n%s", outs)
 	}
 	if got := refresh("--force"); !got.Changed || !got.Forced {

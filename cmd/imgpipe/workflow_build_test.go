@@ -90,7 +90,8 @@ func (r *workflowRepo) show(t *testing.T, ref, file string) string {
 // TestBuildWorkflow runs .github/workflows/build.yml as GitHub would (ghasim) on four
 // days against the fake factory and a fake PVE: nothing new, a new patch (one PR,
 // its body the drift report), the same again (that PR updated, not duplicated), and
-// after the merge a broken release (never built).
+// after the merge a broken release (never built; the matrix recording it is
+// proposed in a pull request of its own).
 //
 // The self-hosted build job runs the stages resolve,schematic,fetch,mirror,upload
 // (the repository variable IMGPIPE_BUILD_STAGES): verify needs signed images in
@@ -150,8 +151,9 @@ func TestBuildWorkflow(t *testing.T) {
 	}
 
 	// Day 1: the factory lists nothing new.
-	if res := day(1); res.Jobs["build"].Result != "skipped" || res.Jobs["refresh"].Outputs["changed"] != "false" {
-		t.Errorf("day 1: refresh outputs %v, build %s; want changed=false and no build", res.Jobs["refresh"].Outputs, res.Jobs["build"].Result)
+	if res := day(1); res.Jobs["build"].Result != "skipped" || res.Jobs["publish"].Result != "skipped" || res.Jobs["refresh"].Outputs["changed"] != "false" {
+		t.Errorf("day 1: refresh outputs %v, build %s, publish %s; want changed=false, no build, nothing published",
+			res.Jobs["refresh"].Outputs, res.Jobs["build"].Result, res.Jobs["publish"].Result)
 	}
 	if st := state(); len(st.Calls) != 0 || len(st.PRs) != 0 {
 		t.Errorf("day 1: gh calls %v, PRs %d; want none", st.Calls, len(st.PRs))
@@ -160,8 +162,8 @@ func TestBuildWorkflow(t *testing.T) {
 	// Day 2: a new patch release.
 	f.SetCatalog(catalogWithPatch(false))
 	res := day(2)
-	if res.Jobs["build"].Result != "success" {
-		t.Fatalf("day 2: build = %s; want success\n%s", res.Jobs["build"].Result, log.String())
+	if res.Jobs["build"].Result != "success" || res.Jobs["publish"].Result != "success" {
+		t.Fatalf("day 2: build = %s, publish = %s; want both success\n%s", res.Jobs["build"].Result, res.Jobs["publish"].Result, log.String())
 	}
 	drift, err := os.ReadFile(filepath.Join(runDir, "runs", "2", "artifacts", "resolved", "drift.md"))
 	if err != nil {
@@ -187,8 +189,8 @@ func TestBuildWorkflow(t *testing.T) {
 	head2 := gitT(t, repo.dir, "--git-dir", repo.bare, "rev-parse", "imgpipe/refresh-imgpipe")
 
 	// Day 3: the same again: the branch is force-pushed, the PR updated, not duplicated.
-	if res := day(3); res.Jobs["build"].Result != "success" {
-		t.Fatalf("day 3: build = %s; want success", res.Jobs["build"].Result)
+	if res := day(3); res.Jobs["build"].Result != "success" || res.Jobs["publish"].Result != "success" {
+		t.Fatalf("day 3: build = %s, publish = %s; want both success", res.Jobs["build"].Result, res.Jobs["publish"].Result)
 	}
 	st = state()
 	if len(st.PRs) != 1 || st.PRs[0].Edits != 1 || st.PRs[0].Body != string(drift) {
@@ -218,12 +220,19 @@ func TestBuildWorkflow(t *testing.T) {
 	c.Extensions["v1.13.11"] = c.Extensions["v1.13.9"]
 	c.Broken = append(c.Broken, "v1.13.11")
 	f.SetCatalog(c)
-	calls := len(state().Calls)
-	if res := day(4); res.Jobs["build"].Result != "skipped" {
-		t.Errorf("day 4: build = %s; want skipped (v1.13.11 is broken)", res.Jobs["build"].Result)
+	volumes := len(pve.Volumes())
+	if res := day(4); res.Jobs["build"].Result != "skipped" || res.Jobs["publish"].Result != "success" {
+		t.Errorf("day 4: build = %s, publish = %s; want no build (v1.13.11 is broken), the matrix published", res.Jobs["build"].Result, res.Jobs["publish"].Result)
 	}
-	if st := state(); len(st.Calls) != calls || len(st.OpenPRs()) != 0 {
-		t.Errorf("day 4: gh calls %v; want no new call and no open PR", st.Calls[calls:])
+	// The matrix change (v1.13.11 recorded as broken) is proposed; nothing is rebuilt.
+	if prs := state().OpenPRs(); len(prs) != 1 || !strings.Contains(prs[0].Body, "No rebuild") || !strings.Contains(prs[0].Body, "v1.13.11 (broken)") {
+		t.Errorf("day 4: open PRs %+v; want one matrix-only PR naming v1.13.11 as broken\n%s", prs, log.String())
+	}
+	if got := repo.show(t, "imgpipe/refresh-imgpipe", "imgpipe.lock.json"); !strings.Contains(got, `"talos": "v1.13.10"`) {
+		t.Errorf("day 4: the branch's lock moved off v1.13.10:\n%s", got)
+	}
+	if n := len(pve.Volumes()); n != volumes {
+		t.Errorf("day 4: PVE volumes %d -> %d; want nothing uploaded", volumes, n)
 	}
 	for _, r := range f.Requests() {
 		if strings.Contains(r.Path, "v1.13.11") && r.Route != factorytest.RouteExtensions {
