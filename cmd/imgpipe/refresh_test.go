@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	imgpipe "github.com/imgpipe/imgpipe"
+	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/factory/factorytest"
 	"github.com/imgpipe/imgpipe/pipeline"
 	"github.com/imgpipe/imgpipe/site"
@@ -139,5 +141,59 @@ func TestRefreshDecision(t *testing.T) {
 	}
 	if _, stderr, code := runImgpipe(t, nil, "refresh", "--config", filepath.Join(dir, "none.yaml"), "--matrix", matrix); code != exitUsage || !strings.Contains(stderr, "built-in default site") {
 		t.Errorf("refresh without a site config = exit %d (%s); want %d", code, stderr, exitUsage)
+	}
+}
+
+// TestRefreshSoak: with minimumReleaseAge, a new patch is recorded (firstSeen, a
+// matrix-only change to publish) but not built; the next refresh keeps firstSeen;
+// once the soak has passed (firstSeen moved back 4 days), refresh builds it.
+func TestRefreshSoak(t *testing.T) {
+	t.Parallel()
+	f := factorytest.New(t, factorytest.Options{Catalog: factorytest.ReferenceCatalog()})
+	cfg, matrix := refreshSite(t, f, "minimumReleaseAge: 3d\n")
+	lock := filepath.Join(filepath.Dir(cfg), "imgpipe.lock.json")
+	refresh := func() *pipeline.RefreshDecision {
+		t.Helper()
+		stdout, stderr, code := runImgpipe(t, nil, "refresh", "--config", cfg, "--matrix", matrix, "--lock", lock, "-o", "json")
+		if code != 0 {
+			t.Fatalf("refresh = exit %d; stderr:\n%s", code, stderr)
+		}
+		var d pipeline.RefreshDecision
+		if err := json.Unmarshal([]byte(stdout), &d); err != nil {
+			t.Fatal(err)
+		}
+		return &d
+	}
+	if d := refresh(); !d.Changed || d.NewTalos != "v1.13.9" {
+		t.Fatalf("first refresh = %+v; want the first lock at v1.13.9", d)
+	}
+	f.SetCatalog(catalogWithPatch(false))
+	d := refresh()
+	if d.Changed || !d.MatrixChanged || !d.Publish || len(d.PassedOver) != 1 || !strings.HasPrefix(d.PassedOver[0], "v1.13.10 (soaking: first seen ") {
+		t.Errorf("refresh on the day v1.13.10 appears = %+v; want no build, the matrix published, v1.13.10 soaking", d)
+	}
+	data, err := os.ReadFile(matrix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := refresh(); d.MatrixChanged || d.Changed {
+		t.Errorf("refresh again = %+v; want nothing changed (firstSeen kept)", d)
+	}
+	// Four days later: move firstSeen back.
+	m, err := compat.Parse(matrix, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := m.Release("v1.13.10")
+	seen, ok := r.FirstSeenTime()
+	if !ok {
+		t.Fatalf("v1.13.10 has no firstSeen after refresh: %+v", r)
+	}
+	old := strings.Replace(string(data), r.FirstSeen, seen.Add(-96*time.Hour).Format(time.RFC3339), 1)
+	if err := os.WriteFile(matrix, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d := refresh(); !d.Changed || d.NewTalos != "v1.13.10" || d.MatrixChanged {
+		t.Errorf("refresh after the soak = %+v; want v1.13.10 built, firstSeen untouched", d)
 	}
 }
