@@ -1,5 +1,7 @@
 package site
 
+import "time"
+
 // Config is imgpipe.yaml: the site's declared node images and where they go.
 // Unknown keys are rejected; every field is documented in README.md.
 type Config struct {
@@ -20,6 +22,11 @@ type Config struct {
 	Images  []string      `yaml:"images,omitempty"`
 	Proxmox ProxmoxConfig `yaml:"proxmox,omitempty"`
 	Verify  VerifyConfig  `yaml:"verify,omitempty"`
+
+	// Patches are machine-config patches for every profile (see patches.go).
+	Patches []PatchConfig `yaml:"patches,omitempty"`
+	// patchDir is the directory patch files are relative to (set by ResolvePaths).
+	patchDir string
 }
 
 // FactoryConfig points at an Image Factory. Credentials for a self-hosted factory come
@@ -54,6 +61,8 @@ type ProfileConfig struct {
 	Labels  map[string]string `yaml:"labels,omitempty"`
 	Taints  map[string]string `yaml:"taints,omitempty"`
 	Sysctls map[string]string `yaml:"sysctls,omitempty"`
+	// Patches are this profile's own machine-config patches, merged after the site's (see patches.go).
+	Patches []PatchConfig `yaml:"patches,omitempty"`
 }
 
 // ExtensionConfig names a system extension. Name may be short ("qemu-guest-agent") or
@@ -122,6 +131,13 @@ type ProxmoxConfig struct {
 	ISOMethod string         `yaml:"isoMethod,omitempty"`
 	Template  TemplateConfig `yaml:"template,omitempty"`
 	Keep      int            `yaml:"keep,omitempty"`
+	// Site names this config on the cluster (a DNS label). It is part of every volume
+	// name and template tag imgpipe makes, so --keep prunes only this site's images.
+	Site string `yaml:"site,omitempty"`
+	// Timeout bounds each PVE API call (default 30s); StallTimeout ends an upload
+	// that made no progress for that long (default 2m).
+	Timeout      time.Duration `yaml:"timeout,omitempty"`
+	StallTimeout time.Duration `yaml:"stallTimeout,omitempty"`
 }
 
 // TemplateConfig describes the VM template built from the nocloud disk image.
