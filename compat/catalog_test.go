@@ -3,25 +3,26 @@ package compat_test
 import (
 	"bufio"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/imgpipe/imgpipe/internal/testutil"
 )
 
-// catalogRow is one (release, extension) row of the official catalog, as copied into
-// ../testdata/extensions-catalog.tsv from shared/reference/extensions-catalog.
+// catalogRow is one (release, extension) row of the official catalog, as copyref
+// copies it into testdata/reference/extensions-catalog.tsv.
 type catalogRow struct {
 	Release, Status, Name, Ref, Tier, Digest string
 }
 
-const catalogTSV = "../testdata/extensions-catalog.tsv"
+const catalogTSV = "extensions-catalog.tsv"
 
-var catalogRows = sync.OnceValues(func() ([]catalogRow, error) { return readCatalogRows(catalogTSV) })
+var catalogRows = struct {
+	once sync.Once
+	rows []catalogRow
+	err  error
+}{}
 
 func readCatalogRows(path string) ([]catalogRow, error) {
 	f, err := os.Open(path)
@@ -46,11 +47,12 @@ func readCatalogRows(path string) ([]catalogRow, error) {
 
 func mustCatalog(t *testing.T) []catalogRow {
 	t.Helper()
-	rows, err := catalogRows()
-	if err != nil || len(rows) == 0 {
-		t.Fatalf("reading %s: %d rows, %v", catalogTSV, len(rows), err)
+	path := testutil.ReferencePath(t, catalogTSV)
+	catalogRows.once.Do(func() { catalogRows.rows, catalogRows.err = readCatalogRows(path) })
+	if rows := catalogRows.rows; catalogRows.err != nil || len(rows) == 0 {
+		t.Fatalf("reading %s: %d rows, %v", path, len(rows), catalogRows.err)
 	}
-	return rows
+	return catalogRows.rows
 }
 
 // TestMatrixMatchesCatalog: every release of the official catalog is in the embedded
@@ -103,40 +105,5 @@ func TestMatrixMatchesCatalog(t *testing.T) {
 		if predicted != rel.Unverified {
 			t.Errorf("%s unverified = %v; want %v (catalog status)", v, rel.Unverified, predicted)
 		}
-	}
-}
-
-// TestCatalogRowsMatchReference keeps ../testdata/extensions-catalog.tsv equal to
-// the reference catalog when the reference is beside the clone.
-func TestCatalogRowsMatchReference(t *testing.T) {
-	t.Parallel()
-	data, err := os.ReadFile(testutil.ReferencePath(t, "extensions-catalog/extensions-catalog.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Releases []struct {
-			Talos      string `yaml:"talos"`
-			Status     string `yaml:"status"`
-			Extensions []struct {
-				Name, Ref, Tier, Digest string
-			} `yaml:"extensions"`
-		} `yaml:"releases"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var want []catalogRow
-	for _, r := range doc.Releases {
-		for _, e := range r.Extensions {
-			d := e.Digest
-			if d == "" {
-				d = "-"
-			}
-			want = append(want, catalogRow{r.Talos, r.Status, e.Name, e.Ref, e.Tier, d})
-		}
-	}
-	if got := mustCatalog(t); !slices.Equal(got, want) {
-		t.Errorf("%s (%d rows) differs from the reference catalog (%d rows): copy it again", catalogTSV, len(got), len(want))
 	}
 }

@@ -12,14 +12,15 @@ import (
 	"github.com/imgpipe/imgpipe/compat"
 
 	"github.com/imgpipe/imgpipe/extensions"
+	"github.com/imgpipe/imgpipe/internal/testutil"
 	"github.com/imgpipe/imgpipe/site"
 )
 
-// catalogRefs reads ../testdata/extensions-catalog.tsv (the reference catalog's rows,
-// kept equal to it by compat's TestCatalogRowsMatchReference): release -> short name -> ref.
+// catalogRefs reads testdata/reference/extensions-catalog.tsv (the reference catalog's
+// rows, as copyref copies them): release -> short name -> ref.
 func catalogRefs(t *testing.T) (map[string]map[string]string, []string) {
 	t.Helper()
-	f, err := os.Open("../testdata/extensions-catalog.tsv")
+	f, err := os.Open(testutil.ReferencePath(t, "extensions-catalog.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}

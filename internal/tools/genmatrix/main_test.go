@@ -2,35 +2,10 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/compat"
-	"github.com/imgpipe/imgpipe/internal/testutil"
 )
-
-// TestRegenerate: genmatrix run on the reference (when it is beside the clone)
-// writes exactly the committed matrix.yaml, so the file's provenance stays reproducible.
-func TestRegenerate(t *testing.T) {
-	t.Parallel()
-	ref := filepath.Dir(testutil.ReferencePath(t, "talos-data.yaml"))
-	out := filepath.Join(t.TempDir(), "matrix.yaml")
-	if err := run(ref, out); err != nil {
-		t.Fatalf("run(%s) = %v", ref, err)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile("../../../matrix.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("genmatrix output (%d bytes) differs from matrix.yaml (%d bytes): regenerate and commit it", len(got), len(want))
-	}
-}
 
 // TestMergeCatalogConflicts: a tag or digest the catalog and talos-data.yaml disagree on
 // is an error, never a silent choice; agreeing facts merge.
