@@ -51,6 +51,7 @@ type Mirrorer struct {
 	progress  func(Event)
 	log       *slog.Logger
 	sigSuffix []string
+	idle      time.Duration
 }
 
 // Option configures a Mirrorer.
@@ -90,14 +91,27 @@ func WithJournal(path string, ttl time.Duration) Option {
 	}
 }
 
+// WithTimeout bounds every registry request: one that makes no progress for d (no
+// response headers, no body bytes either way) is cancelled and retried. Default 1 minute;
+// it is an idle timeout, so a large blob that keeps moving is never cut.
+func WithTimeout(d time.Duration) Option {
+	return func(m *Mirrorer) {
+		if d > 0 {
+			m.idle = d
+		}
+	}
+}
+
 // WithProgress receives progress events; it must be safe for concurrent use.
 func WithProgress(f func(Event)) Option { return func(m *Mirrorer) { m.progress = f } }
 
 // WithLogger sets the logger for debug details (default: silent).
 func WithLogger(l *slog.Logger) Option { return func(m *Mirrorer) { m.log = l } }
 
-// WithSignatureSuffixes sets the cosign tag suffixes carried with each image
-// (default ".sig" and ".att": tags sha256-<hex>.sig and sha256-<hex>.att).
+// WithSignatureSuffixes sets the cosign tag suffixes carried with each image (default
+// ".sig", ".att" and "": tags sha256-<hex>.sig, sha256-<hex>.att and the OCI referrers
+// fallback tag sha256-<hex>, under which registries without the referrers API, such as
+// distribution 2.8, keep cosign v3's sigstore bundles).
 func WithSignatureSuffixes(s ...string) Option { return func(m *Mirrorer) { m.sigSuffix = s } }
 
 // New returns a Mirrorer.
@@ -108,7 +122,8 @@ func New(opts ...Option) *Mirrorer {
 		backoff:   DefaultBackoff(),
 		journalTT: 6 * 24 * time.Hour,
 		log:       slog.New(slog.DiscardHandler),
-		sigSuffix: []string{".sig", ".att"},
+		sigSuffix: []string{".sig", ".att", ""},
+		idle:      time.Minute,
 	}
 	for _, o := range opts {
 		o(m)
@@ -199,6 +214,9 @@ type Totals struct {
 	BytesRead    int64   `json:"bytes_read"`
 	Retries      int64   `json:"retries"`
 	Seconds      float64 `json:"seconds"`
+	// JournalStale counts blobs the warm journal listed that the cache no longer held
+	// (wiped or expired) and that were warmed again.
+	JournalStale int64 `json:"journal_stale,omitempty"`
 }
 
 // run is the state of one Run.
@@ -219,6 +237,68 @@ type run struct {
 	confirms map[string]*atomic.Bool
 	// pending are blobs warmed but not yet confirmed as kept by their cache.
 	pending []warmedBlob
+	// journalStale counts journal entries the cache no longer backed.
+	journalStale atomic.Int64
+	// stores learns, per cache host, how fast it stores blobs, and whether holding a
+	// response open lets it store at all.
+	stores map[string]*storeStats
+}
+
+// storeStats is what a run learned about one cache's background stores.
+type storeStats struct {
+	bytesPerSec float64 // smoothed
+	whole       bool    // holding never worked here: read blobs whole
+}
+
+// expectStore is how long the cache at host should take to store size bytes.
+func (r *run) expectStore(host string, size int64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rate := 200e6 // a first guess for loopback and LAN caches; learned below
+	if st := r.stores[host]; st != nil && st.bytesPerSec > 0 {
+		rate = st.bytesPerSec
+	}
+	return time.Duration(float64(size) / rate * float64(time.Second))
+}
+
+func (r *run) noteStore(host string, size int64, took time.Duration) {
+	if size < 1<<20 || took <= 0 {
+		return // small blobs time the poll, not the store
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.storeStat(host)
+	rate := float64(size) / took.Seconds()
+	if st.bytesPerSec == 0 {
+		st.bytesPerSec = rate
+	} else {
+		st.bytesPerSec = 0.7*st.bytesPerSec + 0.3*rate
+	}
+}
+
+// giveUpHolding switches a cache that never confirmed a held blob to whole reads.
+func (r *run) giveUpHolding(host string) {
+	if r.confirming(host).Load() {
+		return // it confirmed before: this blob was slow, not the method wrong
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.storeStat(host).whole = true
+}
+
+func (r *run) readsWhole(host string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.storeStat(host).whole
+}
+
+func (r *run) storeStat(host string) *storeStats {
+	st, ok := r.stores[host]
+	if !ok {
+		st = &storeStats{}
+		r.stores[host] = st
+	}
+	return st
 }
 
 func (r *run) confirming(host string) *atomic.Bool {
@@ -246,8 +326,8 @@ type blobEntry struct {
 // in every case but a setup failure.
 func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, error) {
 	start := time.Now()
-	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}}
-	r.base = &countingTransport{inner: m.base, c: &r.c}
+	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}}
+	r.base = &countingTransport{inner: m.base, c: &r.c, idle: m.idle}
 	if m.journal != "" {
 		j, err := loadJournal(m.journal, m.journalTT, time.Now())
 		if err != nil {
@@ -285,7 +365,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
 			if p.Endpoint.Mode == ModeAuto && m.dryRun {
 				// The probe opens an upload session: a mutation a dry run must not make.
-				er.Note = "auto: not probed in a dry run; planned with reads only"
+				er.Note = "auto: not probed in a dry run (the probe opens an upload, and a read through a pull-through cache fills it)"
 			} else if p.Endpoint.Mode == ModeAuto {
 				if mode, ok := modes[p.Endpoint.Host]; ok {
 					er.Mode = mode
@@ -402,6 +482,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	t.BlobsSkipped, t.BlobsMounted = r.blobsSkipped.Load(), r.blobsMounted.Load()
 	t.Requests, t.BytesRead, t.Retries = r.c.requests.Load(), r.c.bytesIn.Load(), r.c.retries.Load()
 	t.Seconds = time.Since(start).Seconds()
+	t.JournalStale = r.journalStale.Load()
 	if ctx.Err() != nil {
 		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
 	}

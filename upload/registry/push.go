@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
@@ -227,7 +228,7 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	mounted := false
 	err := retry(ctx, r.m.backoff, &r.c, func() error {
 		loc, ok, err := dst.startUpload(ctx, dstRepo, digest, from)
-		if err != nil && from != "" && statusOf(err) >= 400 && statusOf(err) < 500 {
+		if err != nil && from != "" && mountRefused(err) {
 			// A token scoped to this repository may not cover reading the other one:
 			// upload instead of mounting.
 			from = ""
@@ -265,4 +266,12 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
+}
+
+// mountRefused says a cross-repository mount was refused for good (401, 403, 404, 400...),
+// so an upload is the way on. Throttling (429) and timeouts (408) are not refusals: they
+// are retried as a mount, after the wait the registry asked for.
+func mountRefused(err error) bool {
+	s := statusOf(err)
+	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout
 }

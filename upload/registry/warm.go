@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,25 +31,10 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		at = p.Digest
 	}
 	if r.m.dryRun {
-		// A GET through a cache fills it; a HEAD does not.
-		d, found, err := mc.headManifest(ctx, repo, at)
-		if err != nil {
-			return err
-		}
-		if !found && ep.Mode == ModeAuto {
-			// Unprobed (see Run): a plain registry simply does not have it yet.
-			ir.note("not at %s yet: a real run probes the endpoint, then pushes or warms", ep.Host)
-			ir.Status = StatusPlanned
-			return nil
-		}
-		if !found {
-			return fmt.Errorf("%s not found through %s", p.Ref, ep.Host)
-		}
-		if p.Digest == "" {
-			ir.Digest, ir.DigestSource = d, "upstream"
-		} else if d != p.Digest {
-			ir.note("upstream tag now points at %s, not the lock's %s", d, p.Digest)
-		}
+		// A pull-through cache cannot be asked anything without filling it: distribution
+		// answers a manifest HEAD by fetching and storing the manifest, so even a HEAD
+		// writes. The plan says so instead of probing.
+		ir.note("%s is (or may be) a pull-through cache, which cannot be probed without populating it: not probed in a dry run", ep.Host)
 		ir.Status = StatusPlanned
 		return nil
 	}
@@ -110,10 +96,8 @@ func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref stri
 			return m, found, err
 		}
 		r.c.retries.Add(1)
-		select {
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		case <-time.After(wait):
+		if err := r.m.backoff.wait(ctx, wait); err != nil {
+			return nil, false, err
 		}
 		wait = min(wait*2, r.m.backoff.Max)
 	}
@@ -144,19 +128,16 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 	return g.Wait()
 }
 
-// warmBlob reads one blob through the cache to its end and checks its digest. A blob
-// the journal says was warmed recently is skipped. Reads of one digest are serialised
-// per cache: distribution streams a blob that is already in flight without storing it
-// for the second repository.
+// warmBlob makes the cache store one blob for repo. A blob the journal lists is only
+// asked for (one ranged GET: the journal is a hint, the cache may have been wiped or may
+// have expired it); anything else is filled. Work on one digest is serialised per cache:
+// distribution tracks its background stores by digest alone, and a read while another
+// repository's store is running is streamed without being stored for this repository.
 func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport) error {
 	digest := b.Digest.String()
 	ir.tally.blobs.Add(1)
 	host := mc.reg.RegistryStr()
 	jkey := host + "/" + repo + "@" + digest
-	if r.journal.fresh(jkey) {
-		r.blobsSkipped.Add(1)
-		return nil
-	}
 	e := r.blob(host + "|" + digest)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -171,42 +152,146 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
+	if r.journal.fresh(jkey) {
+		if ok, err := r.stored(ctx, mc, repo, digest); err == nil && ok {
+			e.repos[repo] = true
+			r.blobsSkipped.Add(1)
+			return nil
+		}
+		r.journalStale.Add(1)
+	}
 	if e.last != "" {
-		// Another repository read this blob through the cache a moment ago. distribution
-		// tracks its background stores by digest alone: a read while that store is still
-		// running is streamed without being stored for this repository. Let it finish.
+		// Another repository read this blob through the cache and did not see it stored:
+		// let that store finish before this read, or this one is not stored.
 		r.waitKept(ctx, mc, e.last, digest)
 	}
-	if err := r.readBlob(ctx, mc, repo, digest, b.Size); err != nil {
+	kept, err := r.fillBlob(ctx, mc, repo, digest, b.Size)
+	if err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
-	e.last = repo
-	r.mu.Lock()
-	r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
-	r.mu.Unlock()
 	e.repos[repo] = true
+	if kept {
+		r.journal.add(jkey)
+	} else {
+		e.last = repo
+		r.mu.Lock()
+		r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
+		r.mu.Unlock()
+	}
 	ir.tally.moved.Add(1)
 	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
 }
 
-// waitKept polls, briefly, until the cache serves digest from its storage for repo.
+// stored is one ranged GET asking whether the cache serves digest from its own storage
+// for repo; a 429 is asked again after the wait the cache named.
+func (r *run) stored(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
+	var ok bool
+	err := retry(ctx, r.m.backoff, &r.c, func() error {
+		var err error
+		ok, err = mc.servedLocally(ctx, repo, digest)
+		return err
+	})
+	return ok, err
+}
+
+// fillBlob has the cache store a blob it does not hold. distribution's proxy answers a
+// GET of such a blob by streaming it from the upstream twice: once to the client, once
+// into its storage in a background fetch that lives only as long as the client's
+// request. Reading the stream to its end races that store (and, when the read wins,
+// cancels it) and moves every byte twice. So the response is held open, unread, while
+// the cache stores the blob, and is dropped once a ranged GET shows it stored: the
+// client stream stalls on a full socket buffer, and the upstream sends the blob about
+// once. A cache that does not show the blob stored in good time (no Range support, or
+// one that stores only what its client reads) gets the whole stream read, and the blob
+// is confirmed later. kept says the cache confirmed it.
+func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) (kept bool, err error) {
+	host := mc.reg.RegistryStr()
+	err = retry(ctx, r.m.backoff, &r.c, func() error {
+		kept = false
+		rc, _, err := mc.openBlob(ctx, repo, digest)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if !r.readsWhole(host) {
+			ok, err := r.holdUntilStored(ctx, mc, repo, digest, size, rc)
+			if err != nil || ok {
+				kept = ok
+				return err
+			}
+		}
+		// Size only: the cache checks the digest when it commits its own copy, and
+		// confirmWarmed checks that it did.
+		_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, size, false))
+		return err
+	})
+	return kept, err
+}
+
+// holdUntilStored polls while held is open and unread. It returns true once the cache
+// serves the blob from storage, false when it gave up waiting (the caller reads held
+// whole instead), and an error when held ended early (a cut upstream: the store is gone
+// with it, so the whole fill is retried).
+func (r *run) holdUntilStored(ctx context.Context, mc *regClient, repo, digest string, size int64, held io.Reader) (bool, error) {
+	host := mc.reg.RegistryStr()
+	expect := r.expectStore(host, size)
+	wait := max(expect, 5*time.Millisecond)
+	deadline := time.Now().Add(5*time.Second + 4*expect)
+	start := time.Now()
+	one := make([]byte, 1)
+	for {
+		if err := r.m.backoff.wait(ctx, wait); err != nil {
+			return false, err
+		}
+		ok, err := mc.servedLocally(ctx, repo, digest)
+		if err == nil && ok {
+			r.confirming(host).Store(true)
+			r.noteStore(host, size, time.Since(start))
+			return true, nil
+		}
+		next := max(wait/2, 5*time.Millisecond)
+		if ra, isRA := serverWait(err); isRA {
+			next = ra
+		}
+		if time.Now().Add(next).After(deadline) {
+			r.giveUpHolding(host)
+			return false, nil
+		}
+		// One byte keeps the idle timer of the held request going and shows whether the
+		// stream (and the store bound to it) is still alive.
+		if _, rerr := held.Read(one); rerr != nil {
+			if ok, err := mc.servedLocally(ctx, repo, digest); err == nil && ok {
+				return true, nil
+			}
+			return false, fmt.Errorf("stream ended while the cache stored the blob: %w", errShortBlob)
+		}
+		wait = next
+	}
+}
+
+// waitKept polls, briefly, until the cache serves digest from its storage for repo. A
+// 429 is asked again when the cache said.
 func (r *run) waitKept(ctx context.Context, mc *regClient, repo, digest string) {
 	wait := 50 * time.Millisecond
 	for i := 0; i < 6; i++ {
-		select {
-		case <-ctx.Done():
+		if r.m.backoff.wait(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
-		if ok, err := mc.servedLocally(ctx, repo, digest); err != nil || ok {
+		ok, err := mc.servedLocally(ctx, repo, digest)
+		if ra, isRA := serverWait(err); isRA {
+			wait = ra
+			continue
+		}
+		if err != nil || ok {
 			return
 		}
 		wait *= 2
 	}
 }
 
+// readBlob reads a blob through the cache to its end.
 func (r *run) readBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) error {
 	return retry(ctx, r.m.backoff, &r.c, func() error {
 		rc, _, err := mc.openBlob(ctx, repo, digest)
@@ -244,6 +329,7 @@ func (r *run) confirmWarmed(ctx context.Context) {
 	wait := 50 * time.Millisecond
 	rounds := r.m.backoff.Steps + 2
 	interrupted := false
+	var asked atomic.Int64 // the longest Retry-After of a round, in nanoseconds
 	if ctx.Err() != nil && len(todo) > 0 {
 		// Interrupted: one quick look, so the journal keeps what was done and a rerun
 		// does not read it again.
@@ -255,12 +341,12 @@ func (r *run) confirmWarmed(ctx context.Context) {
 	}
 	for round := 0; len(todo) > 0 && round < rounds; round++ {
 		if round > 0 || interrupted {
-			select {
-			case <-ctx.Done():
+			// A cache that answered 429 gets at least the wait it asked for.
+			if r.m.backoff.wait(ctx, max(wait, time.Duration(asked.Load()))) != nil {
 				return
-			case <-time.After(wait):
 			}
 			wait = min(wait*2, r.m.backoff.Max, 2*time.Second)
+			asked.Store(0)
 		}
 		var wg sync.WaitGroup
 		for i := range todo {
@@ -278,6 +364,10 @@ func (r *run) confirmWarmed(ctx context.Context) {
 					}
 				}
 				ok, err := wb.mc.servedLocally(ctx, wb.repo, wb.digest)
+				if ra, isRA := serverWait(err); isRA {
+					for cur := asked.Load(); int64(ra) > cur && !asked.CompareAndSwap(cur, int64(ra)); cur = asked.Load() {
+					}
+				}
 				if err == nil && ok {
 					wb.kept = true
 					r.confirming(wb.mc.reg.RegistryStr()).Store(true)
