@@ -239,15 +239,15 @@ type run struct {
 	pending []warmedBlob
 	// journalStale counts journal entries the cache no longer backed.
 	journalStale atomic.Int64
-	// stores learns, per cache host, how fast it stores blobs, and whether holding a
-	// response open lets it store at all.
+	// stores learns, per cache host, how fast it stores blobs, and whether dropping a
+	// response and asking lets it store at all.
 	stores map[string]*storeStats
 }
 
 // storeStats is what a run learned about one cache's background stores.
 type storeStats struct {
 	bytesPerSec float64 // smoothed
-	whole       bool    // holding never worked here: read blobs whole
+	whole       bool    // polling never confirmed a blob here: read blobs whole
 }
 
 // expectStore is how long the cache at host should take to store size bytes.
@@ -276,8 +276,8 @@ func (r *run) noteStore(host string, size int64, took time.Duration) {
 	}
 }
 
-// giveUpHolding switches a cache that never confirmed a held blob to whole reads.
-func (r *run) giveUpHolding(host string) {
+// giveUpAsking switches a cache that never confirmed a blob to whole reads.
+func (r *run) giveUpAsking(host string) {
 	if r.confirming(host).Load() {
 		return // it confirmed before: this blob was slow, not the method wrong
 	}

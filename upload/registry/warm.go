@@ -197,50 +197,48 @@ func (r *run) stored(ctx context.Context, mc *regClient, repo, digest string) (b
 }
 
 // fillBlob has the cache store a blob it does not hold. distribution's proxy answers a
-// GET of such a blob by streaming it from the upstream twice: once to the client, once
-// into its storage in a background fetch that lives only as long as the client's
-// request. Reading the stream to its end races that store (and, when the read wins,
-// cancels it) and moves every byte twice. So the response is held open, unread, while
-// the cache stores the blob, and is dropped once a ranged GET shows it stored: the
-// client stream stalls on a full socket buffer, and the upstream sends the blob about
-// once. A cache that does not show the blob stored in good time (no Range support, or
-// one that stores only what its client reads) gets the whole stream read, and the blob
-// is confirmed later. kept says the cache confirmed it.
+// GET of such a blob with two fetches from its upstream: one streamed to the client and
+// one, in the background, into its storage, which goes on when the client hangs up.
+// Reading the stream to its end therefore moves every byte twice and costs the client a
+// full read, for nothing the store needs. So the response is dropped as soon as its
+// headers arrive, and ranged GETs then ask, spaced out, until the cache serves the blob
+// from storage. A cache that does not show it stored in good time (no Range support, or
+// one that stores only what its client reads) gets a whole read instead, and the blob is
+// confirmed at the end of the run. kept says the cache confirmed it.
 func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) (kept bool, err error) {
 	host := mc.reg.RegistryStr()
-	err = retry(ctx, r.m.backoff, &r.c, func() error {
-		kept = false
-		rc, _, err := mc.openBlob(ctx, repo, digest)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		if !r.readsWhole(host) {
-			ok, err := r.holdUntilStored(ctx, mc, repo, digest, size, rc)
-			if err != nil || ok {
-				kept = ok
+	if !r.readsWhole(host) {
+		err = retry(ctx, r.m.backoff, &r.c, func() error {
+			rc, _, err := mc.openBlob(ctx, repo, digest)
+			if err != nil {
 				return err
 			}
+			rc.Close()
+			kept, err = r.waitStored(ctx, mc, repo, digest, size)
+			return err
+		})
+		if err != nil || kept {
+			return kept, err
 		}
-		// Size only: the cache checks the digest when it commits its own copy, and
-		// confirmWarmed checks that it did.
-		_, err = io.Copy(io.Discard, newVerifyingReader(rc, digest, size, false))
-		return err
-	})
-	return kept, err
+	}
+	return false, r.readBlob(ctx, mc, repo, digest, size)
 }
 
-// holdUntilStored polls while held is open and unread. It returns true once the cache
-// serves the blob from storage, false when it gave up waiting (the caller reads held
-// whole instead), and an error when held ended early (a cut upstream: the store is gone
-// with it, so the whole fill is retried).
-func (r *run) holdUntilStored(ctx context.Context, mc *regClient, repo, digest string, size int64, held io.Reader) (bool, error) {
+// waitStored polls until the cache serves digest from storage for repo. Polls are spaced
+// by the store time the run has seen on this cache, then in proportion to the time
+// waited so far, so a slow store costs a few polls, not hundreds; a 429 is asked again
+// when the cache said. Each poll of a blob still being stored costs the cache a fetch
+// it drops at once. It returns false when the cache never confirmed in good time.
+func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string, size int64) (bool, error) {
 	host := mc.reg.RegistryStr()
 	expect := r.expectStore(host, size)
-	wait := max(expect, 5*time.Millisecond)
-	deadline := time.Now().Add(5*time.Second + 4*expect)
+	patience := 5*time.Second + 4*expect
+	if r.confirming(host).Load() {
+		// This cache confirms: a slow blob is slow, not a cache that never will.
+		patience = time.Minute + time.Duration(size/(1<<20))*time.Second
+	}
 	start := time.Now()
-	one := make([]byte, 1)
+	wait := max(expect, 10*time.Millisecond)
 	for {
 		if err := r.m.backoff.wait(ctx, wait); err != nil {
 			return false, err
@@ -251,23 +249,18 @@ func (r *run) holdUntilStored(ctx context.Context, mc *regClient, repo, digest s
 			r.noteStore(host, size, time.Since(start))
 			return true, nil
 		}
-		next := max(wait/2, 5*time.Millisecond)
-		if ra, isRA := serverWait(err); isRA {
-			next = ra
+		if err != nil && !retryable(err) {
+			return false, err
 		}
-		if time.Now().Add(next).After(deadline) {
-			r.giveUpHolding(host)
+		waited := time.Since(start)
+		wait = min(max(waited/3, 10*time.Millisecond), 500*time.Millisecond)
+		if ra, isRA := serverWait(err); isRA {
+			wait = ra
+		}
+		if waited+wait > patience {
+			r.giveUpAsking(host)
 			return false, nil
 		}
-		// One byte keeps the idle timer of the held request going and shows whether the
-		// stream (and the store bound to it) is still alive.
-		if _, rerr := held.Read(one); rerr != nil {
-			if ok, err := mc.servedLocally(ctx, repo, digest); err == nil && ok {
-				return true, nil
-			}
-			return false, fmt.Errorf("stream ended while the cache stored the blob: %w", errShortBlob)
-		}
-		wait = next
 	}
 }
 
