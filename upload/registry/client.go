@@ -475,9 +475,10 @@ func (rc *regClient) getManifestOnce(ctx context.Context, repo, ref string) (*ma
 	return &manifest{Digest: d, MediaType: mt, Body: body}, nil
 }
 
-// putManifest writes m under ref (its digest, or a tag).
-func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manifest) error {
-	err := retry(ctx, rc.backoff, rc.c, func() error {
+// putManifest writes m under ref (its digest, or a tag). stored is the digest the
+// registry says it stored (Docker-Content-Digest), "" when it did not say.
+func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manifest) (stored string, err error) {
+	err = retry(ctx, rc.backoff, rc.c, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, rc.url(repo, "/manifests/"+ref), strings.NewReader(string(m.Body)))
 		if err != nil {
 			return err
@@ -488,12 +489,13 @@ func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manif
 			return err
 		}
 		resp.Body.Close()
+		stored = resp.Header.Get("Docker-Content-Digest")
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("writing manifest %s/%s:%s: %w", rc.reg.RegistryStr(), repo, ref, err)
+		return "", fmt.Errorf("writing manifest %s/%s:%s: %w", rc.reg.RegistryStr(), repo, ref, err)
 	}
-	return nil
+	return stored, nil
 }
 
 // blobExists is one HEAD; found is false on 404.

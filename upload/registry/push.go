@@ -41,25 +41,29 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		digest, ir.Digest, ir.DigestSource = d, d, "upstream"
 		ir.note("digest not in the lock; resolved upstream")
 	}
-	wrote, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, digest, ref.Tag, ir)
+	// The signature lookups upstream overlap the image's own copy.
+	var sigs []sigRef
+	var sigErr error
+	looked := make(chan struct{})
+	go func() {
+		defer close(looked)
+		sigs, sigErr = r.signatureTags(ctx, src, ref.Repository, digest)
+	}()
+	wrote, confirmed, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, digest, ref.Tag, ir)
+	<-looked
 	if err != nil {
 		return err
 	}
-	for _, suffix := range r.m.sigSuffix {
-		tag := sigTag(digest, suffix)
-		d, found, err := src.headManifest(ctx, ref.Repository, tag)
+	if sigErr != nil {
+		return sigErr
+	}
+	for _, s := range sigs {
+		w, c, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, s.digest, s.tag, ir)
 		if err != nil {
-			return fmt.Errorf("looking for %s: %w", tag, err)
+			return fmt.Errorf("copying %s: %w", s.tag, err)
 		}
-		if !found {
-			continue
-		}
-		w, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, d, tag, ir)
-		if err != nil {
-			return fmt.Errorf("copying %s: %w", tag, err)
-		}
-		wrote = wrote || w
-		ir.Signatures = append(ir.Signatures, tag)
+		wrote, confirmed = wrote || w, confirmed && c
+		ir.Signatures = append(ir.Signatures, s.tag)
 	}
 	switch {
 	case r.m.dryRun && wrote:
@@ -68,64 +72,102 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusCopied
 	default:
 		ir.Status = StatusPresent
-		ir.current = true
 	}
+	// Every tag was seen at, or written with, the expected digest by the mirror itself:
+	// verification has nothing left to ask.
+	ir.current = confirmed && !r.m.dryRun
 	return nil
 }
 
+// sigRef is a signature tag found upstream and its digest.
+type sigRef struct{ tag, digest string }
+
+// signatureTags looks up every signature suffix upstream at once; most images lack
+// most of them, and one round trip each in a row is the latency of a whole image.
+func (r *run) signatureTags(ctx context.Context, src *regClient, repo, digest string) ([]sigRef, error) {
+	found := make([]sigRef, len(r.m.sigSuffix))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, suffix := range r.m.sigSuffix {
+		g.Go(func() error {
+			tag := sigTag(digest, suffix)
+			d, ok, err := src.headManifest(gctx, repo, tag)
+			if err != nil {
+				return fmt.Errorf("looking for %s: %w", tag, err)
+			}
+			if ok {
+				found[i] = sigRef{tag: tag, digest: d}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []sigRef
+	for _, s := range found {
+		if s.tag != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // pushTagged makes tag (or, without a tag, the digest) resolve to digest at the mirror.
-// wrote is false when the mirror already had it.
-func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (wrote bool, err error) {
+// wrote is false when the mirror already had it; confirmed is true when the mirror
+// itself answered with digest for the tag (its HEAD, or the Docker-Content-Digest of
+// the PUT), so nothing needs to look again.
+func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (wrote, confirmed bool, err error) {
 	at := tag
 	if at == "" {
 		at = digest
 	}
 	have, found, err := dst.headManifest(ctx, dstRepo, at)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if found && have == digest {
-		return false, nil
+		return false, true, nil
 	}
 	if found && tag != "" {
 		ir.note("mirror tag %s pointed at %s; moving it to %s", tag, have, digest)
 	}
-	m, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	m, stored, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if tag != "" && !r.m.dryRun {
-		if err := dst.putManifest(ctx, dstRepo, tag, m); err != nil {
-			return false, err
+		if stored, err = dst.putManifest(ctx, dstRepo, tag, m); err != nil {
+			return false, false, err
 		}
 	}
-	return true, nil
+	return true, stored == digest, nil
 }
 
 // pushManifest copies the manifest digest and everything it references, children first,
 // so the registry never holds a manifest whose content is missing.
-func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (*manifest, error) {
+// stored is the digest the mirror confirmed for it ("" in a dry run).
+func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (m *manifest, stored string, err error) {
 	m, found, err := src.getManifest(ctx, srcRepo, digest)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !found {
-		return nil, fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
+		return nil, "", fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
 	}
 	ir.tally.manifests.Add(1)
-	if _, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
-		return nil, err
+	if d, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
+		return nil, "", err
 	} else if ok {
-		return m, nil
+		return m, d, nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	children, blobs, err := references(m)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, c := range children {
 		g.Go(func() error {
-			_, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
+			_, _, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
 			return err
 		})
 	}
@@ -133,14 +175,14 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 		g.Go(func() error { return r.pushBlob(gctx, src, dst, srcRepo, dstRepo, b, ir) })
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !r.m.dryRun {
-		if err := dst.putManifest(ctx, dstRepo, digest, m); err != nil {
-			return nil, err
+		if stored, err = dst.putManifest(ctx, dstRepo, digest, m); err != nil {
+			return nil, "", err
 		}
 	}
-	return m, nil
+	return m, stored, nil
 }
 
 // references splits what a manifest points at into child manifests and blobs.
