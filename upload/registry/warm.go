@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// warmImage pre-seeds a pull-through cache by reading through it what a node would:
+// warmImage pre-seeds a pull-through cache by asking through it for what a node would:
 // the manifest by tag (so the cache records the tag), every child manifest by digest,
-// and every blob to its end (the cache stores a blob only when it was read whole).
-// The image's signature tags go the same way. Nothing is pushed.
+// and every blob until the cache has stored it (see fillBlob). The image's signature
+// tags go the same way, at the same time. Nothing is pushed.
 func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *ImageReport) error {
 	ref, err := ParseRef(p.Ref)
 	if err != nil {
@@ -60,23 +60,37 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.tally.manifests.Add(1)
 	tagCurrent := m.Digest == ir.Digest
-	if err := r.warmTree(ctx, mc, repo, m, ir); err != nil {
+	// The image's tree and its signature tags go through the cache together: each
+	// lookup of a tag the image lacks is a round trip to the upstream, and in a row they
+	// were the tail of every image.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.warmTree(gctx, mc, repo, m, ir) })
+	found2 := make([]bool, len(r.m.sigSuffix))
+	for i, suffix := range r.m.sigSuffix {
+		tag := sigTag(ir.Digest, suffix)
+		g.Go(func() error {
+			sm, found, err := r.getThroughCache(gctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
+			if err != nil {
+				return fmt.Errorf("looking for %s: %w", tag, err)
+			}
+			if !found {
+				return nil
+			}
+			ir.tally.manifests.Add(1)
+			if err := r.warmTree(gctx, mc, repo, sm, ir); err != nil {
+				return fmt.Errorf("warming %s: %w", tag, err)
+			}
+			found2[i] = true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	for _, suffix := range r.m.sigSuffix {
-		tag := sigTag(ir.Digest, suffix)
-		sm, found, err := r.getThroughCache(ctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
-		if err != nil {
-			return fmt.Errorf("looking for %s: %w", tag, err)
+	for i, suffix := range r.m.sigSuffix {
+		if found2[i] {
+			ir.Signatures = append(ir.Signatures, sigTag(ir.Digest, suffix))
 		}
-		if !found {
-			continue
-		}
-		ir.tally.manifests.Add(1)
-		if err := r.warmTree(ctx, mc, repo, sm, ir); err != nil {
-			return fmt.Errorf("warming %s: %w", tag, err)
-		}
-		ir.Signatures = append(ir.Signatures, tag)
 	}
 	ir.Status = StatusWarmed
 	// The cache just served the tag at the expected digest and every signature tag:
