@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/pipeline/verify/verifytest"
@@ -96,4 +98,72 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestMirrorPushesReferrersAPIOnly: an upstream with the OCI referrers API keeps a
+// bundle only there (no fallback tag); push copies it and, since distribution has no
+// referrers API, lists it under the mirror's fallback tag, where `imgpipe verify
+// --mirror` finds and verifies it (issue 12 item 10).
+func TestMirrorPushesReferrersAPIOnly(t *testing.T) {
+	t.Parallel()
+	upHost := verifytest.RegistryWithReferrers(t)
+	plain := registrytest.StartT(t, registrytest.Config{})
+	ref := upHost + "/siderolabs/app:v2"
+	d := verifytest.PushRandom(t, ref)
+	sv, pub := verifytest.NewKey(t)
+	verifytest.SignBundleWithKey(t, sv, d, verifytest.BundleOpts{})
+	fallback := strings.Replace(d.DigestStr(), ":", "-", 1)
+	if got := headStatus(t, upHost, "siderolabs/app", fallback); got != http.StatusNotFound {
+		t.Fatalf("upstream fallback tag %s: HEAD = %d; want 404 (the bundle only in the referrers API)", fallback, got)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "app.pub")
+	if err := os.WriteFile(key, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	if err := site.WriteLock(lock, &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6", CoreImages: []site.Image{{Role: "app", Ref: ref, Digest: d.DigestStr()}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "imgpipe.yaml")
+	body := fmt.Sprintf("version: 1\nprofiles:\n  - name: worker\nregistries:\n  mirrors:\n    %q:\n      endpoint: http://%s\n      mode: push\nverify:\n  policies:\n    - match: %q\n      key: %s\n",
+		upHost, plain.Host, upHost+"/**", key)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runImgpipe(t, nil, "mirror", "--lock", lock, "--config", cfg, "--journal", "off", "-o", "json")
+	if code != 0 {
+		t.Fatalf("imgpipe mirror = exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runImgpipe(t, nil, "verify", "--config", cfg, "--lock", lock, "--mirror", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("imgpipe verify --mirror = exit %d; want %d\n%s\n%s", code, exitOK, stdout, stderr)
+	}
+	var vr verify.Report
+	if err := json.Unmarshal([]byte(stdout), &vr); err != nil {
+		t.Fatalf("decoding verify report: %v\n%s", err, stdout)
+	}
+	for _, r := range vr.Results {
+		if r.Image == ref && (r.Verdict != verify.Verified || !strings.HasPrefix(r.Source, plain.Host+"/")) {
+			t.Errorf("imgpipe verify --mirror: %s = %s from %q (%s); want verified at %s", r.Image, r.Verdict, r.Source, r.Reason, plain.Host)
+		}
+	}
+	// A rerun finds the referrers tag complete and writes nothing.
+	stdout, _, code = runImgpipe(t, nil, "mirror", "--lock", lock, "--config", cfg, "--journal", "off", "-o", "json")
+	var rep registry.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 || rep.Totals.Present != 1 {
+		t.Errorf("imgpipe mirror rerun = exit %d, totals %+v (%v); want 1 present", code, rep.Totals, err)
+	}
+}
+
+func headStatus(t *testing.T, host, repo, ref string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+repo+"/manifests/"+ref, nil)
+	req.Header.Set("Accept", registrytest.OCIIndex)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -679,4 +680,36 @@ func (rc *regClient) servedLocally(ctx context.Context, repo, digest string) (bo
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusPartialContent, nil
+}
+
+// referrers lists the manifests that name digest as their subject, through the OCI 1.1
+// referrers API. supported is false when the registry has no such API (404), as
+// distribution 2.8 does; clients then use the sha256-<hex> fallback tag.
+func (rc *regClient) referrers(ctx context.Context, repo, digest string) (idx *v1.IndexManifest, supported bool, err error) {
+	err = retry(ctx, rc.backoff, rc.c, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rc.url(repo, "/referrers/"+digest), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", string(types.OCIImageIndex))
+		resp, err := rc.do(ctx, repo, false, req, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, string(types.OCIImageIndex)) {
+			// Something answered 200 that is not the referrers API (a catch-all route).
+			return nil
+		}
+		idx, err = v1.ParseIndexManifest(io.LimitReader(resp.Body, maxManifestSize))
+		supported = err == nil
+		return err
+	})
+	if s := statusOf(err); s == http.StatusNotFound || s == http.StatusMethodNotAllowed || s == http.StatusBadRequest {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("listing referrers of %s in %s/%s: %w", digest, rc.reg.RegistryStr(), repo, err)
+	}
+	return idx, supported, nil
 }

@@ -3,11 +3,14 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -64,6 +67,17 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		}
 		wrote, confirmed = wrote || w, confirmed && c
 		ir.Signatures = append(ir.Signatures, s.tag)
+	}
+	if r.carriesReferrers() && !slices.ContainsFunc(sigs, func(s sigRef) bool { return s.tag == sigTag(digest, "") }) {
+		tag, w, err := r.pushReferrers(ctx, src, dst, ref.Repository, dstRepo, digest, ir)
+		if err != nil {
+			return err
+		}
+		if tag != "" {
+			ir.Signatures = append(ir.Signatures, tag)
+			confirmed = confirmed && !w
+		}
+		wrote = wrote || w
 	}
 	switch {
 	case r.m.dryRun && wrote:
@@ -316,4 +330,60 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 func mountRefused(err error) bool {
 	s := statusOf(err)
 	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout
+}
+
+// carriesReferrers says whether the run carries OCI referrers (the "" suffix, the
+// referrers fallback tag, is among the signature suffixes).
+func (r *run) carriesReferrers() bool { return slices.Contains(r.m.sigSuffix, "") }
+
+// pushReferrers carries the referrers (cosign v3 bundles, attestations) that the
+// upstream lists only through the OCI referrers API, without a fallback tag: each is
+// copied by digest, and a mirror without the referrers API (distribution 2.8) gets them
+// under the fallback tag sha256-<hex>, merged with what that tag already lists, which
+// is where cosign looks on such a registry. tag is the fallback tag when one was
+// written or found current; wrote says something was (or, dry, would be) written.
+func (r *run) pushReferrers(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (tag string, wrote bool, err error) {
+	idx, ok, err := src.referrers(ctx, srcRepo, digest)
+	if err != nil || !ok || len(idx.Manifests) == 0 {
+		return "", false, err
+	}
+	for _, d := range idx.Manifests {
+		if _, _, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, d.Digest.String(), ir); err != nil {
+			return "", false, fmt.Errorf("copying referrer %s: %w", d.Digest, err)
+		}
+	}
+	if _, api, err := dst.referrers(ctx, dstRepo, digest); err != nil || api {
+		return "", !api, err // a mirror with the API indexes the subjects itself
+	}
+	tag = sigTag(digest, "")
+	merged := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	cur, found, err := dst.getManifest(ctx, dstRepo, tag)
+	if err != nil {
+		return "", false, err
+	}
+	if found {
+		if old, err := v1.ParseIndexManifest(bytes.NewReader(cur.Body)); err == nil {
+			merged.Manifests = old.Manifests
+		}
+	}
+	n := len(merged.Manifests)
+	for _, d := range idx.Manifests {
+		if !slices.ContainsFunc(merged.Manifests, func(x v1.Descriptor) bool { return x.Digest == d.Digest }) {
+			merged.Manifests = append(merged.Manifests, d)
+		}
+	}
+	if len(merged.Manifests) == n {
+		return tag, false, nil
+	}
+	if r.m.dryRun {
+		return tag, true, nil
+	}
+	body, err := json.Marshal(merged)
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := dst.putManifest(ctx, dstRepo, tag, &manifest{MediaType: types.OCIImageIndex, Body: body}); err != nil {
+		return "", false, fmt.Errorf("writing referrers tag %s: %w", tag, err)
+	}
+	return tag, true, nil
 }
