@@ -238,11 +238,11 @@ func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, 
 	return false, r.readBlob(ctx, mc, repo, digest, size)
 }
 
-// waitStored polls until the cache serves digest from storage for repo. Polls are spaced
-// by the store time the run has seen on this cache, then in proportion to the time
-// waited so far, so a slow store costs a few polls, not hundreds; a 429 is asked again
-// when the cache said. Each poll of a blob still being stored costs the cache a fetch
-// it drops at once. It returns false when the cache never confirmed in good time.
+// waitStored polls until the cache serves digest from storage for repo. The first poll
+// comes when the store rate seen on this cache says the blob should be in, then the
+// time waited doubles (capped at 1s), so a slow store costs a few polls, not hundreds;
+// a 429 is asked again when the cache said. It returns false when the cache never
+// confirmed in good time.
 func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string, size int64) (bool, error) {
 	host := mc.reg.RegistryStr()
 	expect := r.expectStore(host, size)
@@ -266,8 +266,10 @@ func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string
 		if err != nil && !retryable(err) {
 			return false, err
 		}
+		// Double the time waited: each poll of a blob still being stored costs the cache
+		// an upstream fetch it drops at once, so polls stay few (log2 of the overrun).
 		waited := time.Since(start)
-		wait = min(max(waited/3, 10*time.Millisecond), 500*time.Millisecond)
+		wait = min(max(waited, 10*time.Millisecond), time.Second)
 		if ra, isRA := serverWait(err); isRA {
 			wait = ra
 		}
