@@ -193,3 +193,38 @@ func TestEveryCallHasATimeout(t *testing.T) {
 		t.Errorf("image = %s (%s); want failed with %q", got.Status, got.Error, ErrStalled)
 	}
 }
+
+// TestWarmPollsHonourRetryAfter: the ranged GETs that ask a cache whether it stored a
+// blob get 429 with Retry-After; the next ask waits that long (issue 12 item 11).
+func TestWarmPollsHonourRetryAfter(t *testing.T) {
+	t.Parallel()
+	up := registrytest.StartT(t, registrytest.Config{})
+	im, err := (&registrytest.Seeder{Host: up.Host}).Seed(context.Background(), registrytest.Spec{Repo: "siderolabs/pause", Tag: "3.10", Layers: []int64{64 << 10}, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
+	var throttled atomic.Int32
+	h, err := registrytest.FaultProxy(cache.URL(), &registrytest.Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" && throttled.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "6")
+			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS"}]}`, http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	ps := placeOne(t, "pause", up.Host, im, front.Listener.Addr().String(), "warm")
+	b, rec := recordingBackoff()
+	rep, err := New(WithBackoff(b)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if throttled.Load() < 2 || !rec.has(6*time.Second, 0) || rep.Totals.Warmed != 1 {
+		t.Errorf("ranged GETs %d (two throttled), waits %v, warmed %d; want a 6s wait (Retry-After) and the image warmed", throttled.Load(), rec.waits, rep.Totals.Warmed)
+	}
+}

@@ -271,7 +271,10 @@ func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string
 		waited := time.Since(start)
 		wait = min(max(waited, 10*time.Millisecond), time.Second)
 		if ra, isRA := serverWait(err); isRA {
+			// Throttled: ask again when the cache said; that wait is the cache's, not
+			// a sign that it will never confirm.
 			wait = ra
+			patience += ra
 		}
 		if waited+wait > patience {
 			r.giveUpAsking(host)
