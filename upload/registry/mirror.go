@@ -327,21 +327,47 @@ type blobEntry struct {
 // in every case but a setup failure.
 func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, error) {
 	start := time.Now()
-	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}}
+	r := m.newRun()
+	rep := &Report{DryRun: m.dryRun, Images: make([]ImageReport, len(placements))}
+	epIndex := r.planEndpoints(ctx, placements, rep)
+	r.mirrorAll(ctx, placements, rep, epIndex)
+	r.confirmWarmed(ctx)
+	if !m.dryRun {
+		r.verifyAll(ctx, placements, rep)
+	}
+	if err := r.journal.save(); err != nil {
+		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
+	}
+	failed := r.sum(rep, start)
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("%w: %d of %d images failed: %w", ErrIncomplete, len(failed), rep.Totals.Images, errors.Join(failed...))
+	}
+	return rep, nil
+}
+
+// newRun sets up the state of one Run, with its journal (an unreadable one is empty).
+func (m *Mirrorer) newRun() *run {
+	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{},
+		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}}
 	r.base = &countingTransport{inner: m.base, c: &r.c, idle: m.idle}
+	r.journal = newJournal("", m.journalTT, time.Now())
 	if m.journal != "" {
 		j, err := loadJournal(m.journal, m.journalTT, time.Now())
 		if err != nil {
 			m.log.Warn("ignoring unreadable warm journal", "path", m.journal, "err", err)
 		}
 		r.journal = j
-	} else {
-		r.journal = newJournal("", m.journalTT, time.Now())
 	}
+	return r
+}
 
-	rep := &Report{DryRun: m.dryRun, Images: make([]ImageReport, len(placements))}
-
-	// Resolve each endpoint's mode once; auto probes with the first image's repository.
+// planEndpoints fills each image's report from its placement and resolves each
+// endpoint's mode once (auto probes with the first image's repository, except in a dry
+// run). It returns the index in rep.Endpoints of each upstream|host.
+func (r *run) planEndpoints(ctx context.Context, placements []Placement, rep *Report) map[string]int {
 	modes := map[string]Mode{}
 	epIndex := map[string]int{}
 	for i, p := range placements {
@@ -363,30 +389,41 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 		if !ok {
 			k = len(rep.Endpoints)
 			epIndex[key] = k
-			er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
-			if p.Endpoint.Mode == ModeAuto && m.dryRun {
-				// The probe opens an upload session: a mutation a dry run must not make.
-				er.Note = "auto: not probed in a dry run (the probe opens an upload, and a read through a pull-through cache fills it)"
-			} else if p.Endpoint.Mode == ModeAuto {
-				if mode, ok := modes[p.Endpoint.Host]; ok {
-					er.Mode = mode
-				} else {
-					ref, _ := ParseRef(p.Ref)
-					mode, err := r.probe(ctx, p.Endpoint, ref.at(p.Endpoint).Repository)
-					if err != nil {
-						er.Error = err.Error()
-					} else {
-						modes[p.Endpoint.Host] = mode
-						er.Mode = mode
-					}
-				}
-			}
-			rep.Endpoints = append(rep.Endpoints, er)
+			rep.Endpoints = append(rep.Endpoints, r.endpointReport(ctx, p, modes))
 		}
 		rep.Endpoints[k].Images++
 	}
+	return epIndex
+}
 
-	// Images fail independently: one image's error must not cancel the others.
+// endpointReport is the report of p's endpoint, its auto mode probed once per host.
+func (r *run) endpointReport(ctx context.Context, p Placement, modes map[string]Mode) EndpointReport {
+	er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
+	switch {
+	case p.Endpoint.Mode != ModeAuto:
+	case r.m.dryRun:
+		// The probe opens an upload session: a mutation a dry run must not make.
+		er.Note = "auto: not probed in a dry run (the probe opens an upload, and a read through a pull-through cache fills it)"
+	default:
+		if mode, ok := modes[p.Endpoint.Host]; ok {
+			er.Mode = mode
+			return er
+		}
+		ref, _ := ParseRef(p.Ref)
+		mode, err := r.probe(ctx, p.Endpoint, ref.at(p.Endpoint).Repository)
+		if err != nil {
+			er.Error = err.Error()
+			return er
+		}
+		modes[p.Endpoint.Host] = mode
+		er.Mode = mode
+	}
+	return er
+}
+
+// mirrorAll pushes or warms every placed image, a bounded number per endpoint at a
+// time. Images fail independently: one image's error must not cancel the others.
+func (r *run) mirrorAll(ctx context.Context, placements []Placement, rep *Report, epIndex map[string]int) {
 	var wg sync.WaitGroup
 	for i, p := range placements {
 		ir := &rep.Images[i]
@@ -413,7 +450,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			}
 			defer func() { <-sem }()
 			var err error
-			if ep.Mode == ModeWarm || ep.Mode == ModeAuto && m.dryRun {
+			if ep.Mode == ModeWarm || ep.Mode == ModeAuto && r.m.dryRun {
 				err = r.warmImage(ctx, p, ep, ir)
 			} else {
 				err = r.pushImage(ctx, p, ep, ir)
@@ -425,33 +462,32 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 		}()
 	}
 	wg.Wait()
-	r.confirmWarmed(ctx)
+}
 
-	if !m.dryRun {
-		var vwg sync.WaitGroup
-		for i, p := range placements {
-			ir := &rep.Images[i]
-			if p.Unmirrored || ir.Status == StatusFailed {
-				continue
-			}
-			vwg.Add(1)
-			go func() {
-				defer vwg.Done()
-				sem := r.sem("img|" + p.Endpoint.Host)
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if err := r.verify(ctx, p, ir); err != nil {
-					ir.Status, ir.Error = StatusFailed, err.Error()
-				}
-			}()
+// verifyAll checks every image that did not fail at its mirror.
+func (r *run) verifyAll(ctx context.Context, placements []Placement, rep *Report) {
+	var wg sync.WaitGroup
+	for i, p := range placements {
+		ir := &rep.Images[i]
+		if p.Unmirrored || ir.Status == StatusFailed {
+			continue
 		}
-		vwg.Wait()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem := r.sem("img|" + p.Endpoint.Host)
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := r.verify(ctx, p, ir); err != nil {
+				ir.Status, ir.Error = StatusFailed, err.Error()
+			}
+		}()
 	}
+	wg.Wait()
+}
 
-	if err := r.journal.save(); err != nil {
-		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
-	}
-
+// sum fills the per-image counts and the totals, and returns the failed images.
+func (r *run) sum(rep *Report, start time.Time) []error {
 	var failed []error
 	t := &rep.Totals
 	for i := range rep.Images {
@@ -484,13 +520,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	t.Requests, t.BytesRead, t.Retries = r.c.requests.Load(), r.c.bytesIn.Load(), r.c.retries.Load()
 	t.Seconds = time.Since(start).Seconds()
 	t.JournalStale = r.journalStale.Load()
-	if ctx.Err() != nil {
-		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
-	}
-	if len(failed) > 0 {
-		return rep, fmt.Errorf("%w: %d of %d images failed: %w", ErrIncomplete, len(failed), t.Images, errors.Join(failed...))
-	}
-	return rep, nil
+	return failed
 }
 
 func (r *run) emit(e Event) {

@@ -60,12 +60,23 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.tally.manifests.Add(1)
 	tagCurrent := m.Digest == ir.Digest
-	// The image's tree and its signature tags go through the cache together: each
-	// lookup of a tag the image lacks is a round trip to the upstream, and in a row they
-	// were the tail of every image.
+	if err := r.warmWithSignatures(ctx, mc, repo, m, ir); err != nil {
+		return err
+	}
+	ir.Status = StatusWarmed
+	// The cache just served the tag at the expected digest and every signature tag:
+	// that is what verification would ask again.
+	ir.current = tagCurrent
+	return nil
+}
+
+// warmWithSignatures warms the image's tree and its signature tags together: each
+// lookup of a tag the image lacks is a round trip to the upstream, and one after another
+// they were the tail of every image. The tags found are recorded in suffix order.
+func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.warmTree(gctx, mc, repo, m, ir) })
-	found2 := make([]bool, len(r.m.sigSuffix))
+	carried := make([]bool, len(r.m.sigSuffix))
 	for i, suffix := range r.m.sigSuffix {
 		tag := sigTag(ir.Digest, suffix)
 		g.Go(func() error {
@@ -80,7 +91,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 			if err := r.warmTree(gctx, mc, repo, sm, ir); err != nil {
 				return fmt.Errorf("warming %s: %w", tag, err)
 			}
-			found2[i] = true
+			carried[i] = true
 			return nil
 		})
 	}
@@ -88,14 +99,10 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		return err
 	}
 	for i, suffix := range r.m.sigSuffix {
-		if found2[i] {
+		if carried[i] {
 			ir.Signatures = append(ir.Signatures, sigTag(ir.Digest, suffix))
 		}
 	}
-	ir.Status = StatusWarmed
-	// The cache just served the tag at the expected digest and every signature tag:
-	// that is what verification would ask again.
-	ir.current = tagCurrent
 	return nil
 }
 
