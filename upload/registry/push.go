@@ -60,25 +60,11 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	if sigErr != nil {
 		return sigErr
 	}
-	for _, s := range sigs {
-		w, c, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, s.digest, s.tag, ir)
-		if err != nil {
-			return fmt.Errorf("copying %s: %w", s.tag, err)
-		}
-		wrote, confirmed = wrote || w, confirmed && c
-		ir.Signatures = append(ir.Signatures, s.tag)
+	w, c, err := r.pushSignatures(ctx, src, dst, ref.Repository, dstRepo, digest, sigs, ir)
+	if err != nil {
+		return err
 	}
-	if r.carriesReferrers() && !slices.ContainsFunc(sigs, func(s sigRef) bool { return s.tag == sigTag(digest, "") }) {
-		tag, w, err := r.pushReferrers(ctx, src, dst, ref.Repository, dstRepo, digest, ir)
-		if err != nil {
-			return err
-		}
-		if tag != "" {
-			ir.Signatures = append(ir.Signatures, tag)
-			confirmed = confirmed && !w
-		}
-		wrote = wrote || w
-	}
+	wrote, confirmed = wrote || w, confirmed && c
 	switch {
 	case r.m.dryRun && wrote:
 		ir.Status = StatusPlanned
@@ -91,6 +77,32 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	// verification has nothing left to ask.
 	ir.current = confirmed && !r.m.dryRun
 	return nil
+}
+
+// pushSignatures copies the signature tags found upstream and, unless the referrers
+// fallback tag was among them, the referrers the upstream lists through its API.
+func (r *run) pushSignatures(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, sigs []sigRef, ir *ImageReport) (wrote, confirmed bool, err error) {
+	confirmed = true
+	for _, s := range sigs {
+		w, c, err := r.pushTagged(ctx, src, dst, srcRepo, dstRepo, s.digest, s.tag, ir)
+		if err != nil {
+			return false, false, fmt.Errorf("copying %s: %w", s.tag, err)
+		}
+		wrote, confirmed = wrote || w, confirmed && c
+		ir.Signatures = append(ir.Signatures, s.tag)
+	}
+	if !r.carriesReferrers() || slices.ContainsFunc(sigs, func(s sigRef) bool { return s.tag == sigTag(digest, "") }) {
+		return wrote, confirmed, nil
+	}
+	tag, w, err := r.pushReferrers(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	if err != nil {
+		return false, false, err
+	}
+	if tag != "" {
+		ir.Signatures = append(ir.Signatures, tag)
+		confirmed = confirmed && !w // the merged tag was written: verification looks
+	}
+	return wrote || w, confirmed, nil
 }
 
 // sigRef is a signature tag found upstream and its digest.
