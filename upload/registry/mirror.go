@@ -441,7 +441,7 @@ func (r *run) mirrorAll(ctx context.Context, placements []Placement, rep *Report
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem := r.sem("img|" + ep.Host)
+			sem := r.imageSem(ep)
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -529,15 +529,30 @@ func (r *run) emit(e Event) {
 	}
 }
 
-func (r *run) sem(key string) chan struct{} {
+func (r *run) sem(key string) chan struct{} { return r.semN(key, r.m.jobs) }
+
+func (r *run) semN(key string, n int) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.sems[key]
 	if !ok {
-		s = make(chan struct{}, r.m.jobs)
+		s = make(chan struct{}, n)
 		r.sems[key] = s
 	}
 	return s
+}
+
+// imageSem bounds the images in flight at an endpoint. Pushing, jobs images at a time
+// keep the blob pool busy. Warming, an image mostly waits: on its blobs' stores, and on
+// a blob it shares with other repositories, which the cache can only store for one
+// repository at a time (see warmBlob). Holding jobs images in that queue starved the
+// blob pool of other images' work, so warm lets many more images in; the blob pool
+// (jobs per cache) is what bounds the load on the cache.
+func (r *run) imageSem(ep Endpoint) chan struct{} {
+	if ep.Mode == ModeWarm {
+		return r.semN("warmimg|"+ep.Host, 16*r.m.jobs)
+	}
+	return r.sem("img|" + ep.Host)
 }
 
 func (r *run) blob(key string) *blobEntry {

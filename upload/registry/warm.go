@@ -247,7 +247,7 @@ func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, 
 
 // waitStored polls until the cache serves digest from storage for repo. The first poll
 // comes when the store rate seen on this cache says the blob should be in, then the
-// time waited doubles (capped at 1s), so a slow store costs a few polls, not hundreds;
+// time waited grows by half (capped at 1s), so a slow store costs a few polls, not hundreds;
 // a 429 is asked again when the cache said. It returns false when the cache never
 // confirmed in good time.
 func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string, size int64) (bool, error) {
@@ -259,6 +259,7 @@ func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string
 		patience = time.Minute + time.Duration(size/(1<<20))*time.Second
 	}
 	start := time.Now()
+	var missed time.Duration // when a poll last found the blob not yet stored
 	wait := max(expect, 10*time.Millisecond)
 	for {
 		if err := r.m.backoff.wait(ctx, wait); err != nil {
@@ -267,16 +268,20 @@ func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string
 		ok, err := mc.servedLocally(ctx, repo, digest)
 		if err == nil && ok {
 			r.confirming(host).Store(true)
-			r.noteStore(host, size, time.Since(start))
+			// The store ended between the last miss and now: learn the midpoint, not the
+			// overrun, or the estimate (and the next first poll) drifts later and later.
+			r.noteStore(host, size, (missed+time.Since(start))/2)
 			return true, nil
 		}
+		missed = time.Since(start)
 		if err != nil && !retryable(err) {
 			return false, err
 		}
-		// Double the time waited: each poll of a blob still being stored costs the cache
-		// an upstream fetch it drops at once, so polls stay few (log2 of the overrun).
+		// Grow the time waited by half: each poll of a blob still being stored costs the
+		// cache an upstream fetch it drops at once, so polls stay few (log1.5 of the
+		// overrun), and the overrun past the store stays under half of it.
 		waited := time.Since(start)
-		wait = min(max(waited, 10*time.Millisecond), time.Second)
+		wait = min(max(waited/2, 10*time.Millisecond), time.Second)
 		if ra, isRA := serverWait(err); isRA {
 			// Throttled: ask again when the cache said; that wait is the cache's, not
 			// a sign that it will never confirm.
