@@ -197,7 +197,7 @@ func TestEnrichFromTalosAPI(t *testing.T) {
 
 type fakeMatcher map[[2]string]string
 
-func (f fakeMatcher) Match(talos, schematic string) (string, string) {
+func (f fakeMatcher) Match(talos, schematic, _ string) (string, string) {
 	if p, ok := f[[2]string{talos, schematic}]; ok {
 		return p, ""
 	}

@@ -65,7 +65,7 @@ func BenchmarkRender1000Nodes4Hops(b *testing.B) {
 		if err := WriteScript(io.Discard, p); err != nil {
 			b.Fatal(err)
 		}
-		if err := WriteTuppr(io.Discard, p, ""); err != nil {
+		if err := WriteTuppr(io.Discard, p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -85,8 +86,8 @@ type Options struct {
 	// GPU overrides GPU detection per profile (site config `gpu:`); profiles not listed
 	// are GPU profiles when they carry an NVIDIA extension.
 	GPU map[string]bool
-	// HealthTimeout is the health gate's wait (default "10m").
-	HealthTimeout string
+	// HealthTimeout is the health gate's wait (default 10m); whole seconds, at least 1s.
+	HealthTimeout time.Duration
 	// Imgpipe is how the plan's lock, pre-seed and pre-warm steps invoke imgpipe
 	// (default "imgpipe"); the CLI adds the --config and --matrix it planned with, so
 	// those steps resolve exactly what the plan did.
@@ -106,6 +107,32 @@ type Plan struct {
 	Hops    []Hop    `json:"hops"`
 	Nodes   int      `json:"nodes"`
 	Notes   []string `json:"notes,omitempty"`
+	// HealthTimeout is how long each health gate waits ("10m", "1h30m").
+	HealthTimeout string `json:"health_timeout"`
+}
+
+// DefaultHealthTimeout is the health gates' wait when Options leave it unset.
+const DefaultHealthTimeout = 10 * time.Minute
+
+// CheckHealthTimeout accepts whole seconds from 1s to 24h: talosctl, kubectl and
+// tuppr's duration pattern (^([0-9]+[smh])+$) all read that form.
+func CheckHealthTimeout(d time.Duration) error {
+	if d < time.Second || d > 24*time.Hour || d%time.Second != 0 {
+		return fail.Usage(fmt.Errorf("--health-timeout %s: give whole seconds between 1s and 24h, like 10m or 1h30m", d))
+	}
+	return nil
+}
+
+// FormatDuration writes d the short way: 10m, 1h30m, 45s.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // State is a set of versions: From lists every distinct running version, To the target.
@@ -190,7 +217,22 @@ type Step struct {
 	Schematic     string `json:"schematic,omitempty"`
 	SchematicFrom string `json:"schematic_from,omitempty"`
 	Note          string `json:"note,omitempty"`
+	// Talos is the release an upgrade step installs; Kubernetes the version an
+	// upgrade-k8s step goes to. The script renders its commands from these typed
+	// fields, not from Command.
+	Talos      string `json:"talos,omitempty"`
+	Kubernetes string `json:"kubernetes,omitempty"`
+	// Preserve is set on upgrades from Talos < v1.8 (--preserve keeps EPHEMERAL).
+	Preserve bool `json:"preserve,omitempty"`
+	// GPU marks the drain, upgrade and uncordon steps of a drained GPU node: the
+	// script checks its NVIDIA modules are loaded before uncordoning it.
+	GPU bool `json:"gpu,omitempty"`
+	// Reimage marks an upgrade to the release the node runs already, for a new schematic.
+	Reimage bool `json:"reimage,omitempty"`
 }
+
+// q shell-quotes one value of a command.
+func q(s string) string { return ShellQuote(s) }
 
 // node is the planner's running view of one inventory node.
 type node struct {
@@ -218,6 +260,7 @@ type planner struct {
 	upgrade map[[2]string]error
 	k8sOK   map[[2]string]error
 	patch   map[uint64]string
+	catchUp map[string]string // Kubernetes version -> why a catch-up step to it was planned
 }
 
 // NewPlan plans the upgrade of every inventory node to opts.To. It refuses (errors
@@ -237,8 +280,11 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if opts.Parallel < 1 {
 		return nil, fail.Usage(fmt.Errorf("--parallel %d: give a batch size of 1 or more", opts.Parallel))
 	}
-	if opts.HealthTimeout == "" {
-		opts.HealthTimeout = "10m"
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = DefaultHealthTimeout
+	}
+	if err := CheckHealthTimeout(opts.HealthTimeout); err != nil {
+		return nil, err
 	}
 	if opts.Imgpipe == "" {
 		opts.Imgpipe = "imgpipe"
@@ -253,7 +299,7 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 		return nil, err
 	}
 	p := &planner{m: m, inv: inv, resolve: resolve, opts: opts,
-		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}}
+		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}, catchUp: map[string]string{}}
 	return p.plan()
 }
 
@@ -265,7 +311,8 @@ func (p *planner) plan() (*Plan, error) {
 	if err := p.loadNodes(); err != nil {
 		return nil, err
 	}
-	plan := &Plan{Schema: Schema, Cluster: p.inv.Cluster, Path: p.opts.Path, Nodes: len(p.nodes), Hops: []Hop{}}
+	plan := &Plan{Schema: Schema, Cluster: p.inv.Cluster, Path: p.opts.Path, Nodes: len(p.nodes), Hops: []Hop{},
+		HealthTimeout: FormatDuration(p.opts.HealthTimeout)}
 	plan.From = p.state()
 
 	var ahead []string
@@ -729,10 +776,11 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		if ck.Minor() < minMinor {
 			next = p.newestPatch(ck.Minor()+1, rel)
 		}
-		if err := p.k8sStep(next); err != nil {
+		steps, err := p.skewSteps(next, func(n *node) string { return n.Talos })
+		if err != nil {
 			return nil, fmt.Errorf("%w: %s needs Kubernetes %s or newer first: %v", ErrKubernetesStep, label, rng.MinMinor, err)
 		}
-		pre = append(pre, next)
+		pre = append(pre, steps...)
 	}
 	for _, n := range part {
 		if err := p.k8sSupported(rel.Version, n.k8s); err != nil {
@@ -858,10 +906,11 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 			if kt.Minor() > ck.Minor()+1 {
 				next = p.newestPatch(ck.Minor()+1, rel)
 			}
-			if err := p.k8sStepAt(next, talosOf); err != nil {
+			steps, err := p.skewSteps(next, talosOf)
+			if err != nil {
 				return nil, fmt.Errorf("%w: reaching Kubernetes %s after %s: %v", ErrKubernetesStep, kt, label, err)
 			}
-			post = append(post, next)
+			post = append(post, steps...)
 		}
 	}
 
@@ -899,6 +948,54 @@ func (p *planner) advance(nodes []*node, rel *compat.Release, lock *site.Lock) {
 			n.profileID = prof.Schematic.ID
 		}
 	}
+}
+
+// skewSteps moves the cluster to Kubernetes k. When the control plane's next minor
+// would leave a kubelet further behind the API server than the version skew policy
+// allows (3 minors from 1.28, 2 before), a catch-up step to the control plane's
+// current version comes first: upgrade-k8s brings every kubelet to it.
+func (p *planner) skewSteps(k *semver.Version, talosOf func(*node) string) ([]*semver.Version, error) {
+	var out []*semver.Version
+	ck := p.clusterK()
+	if k.Minor() > ck.Minor() {
+		skew := uint64(2)
+		if k.Minor() >= 28 {
+			skew = 3
+		}
+		var lag []*node
+		for _, n := range p.nodes {
+			if n.k8s.Minor()+skew < k.Minor() {
+				lag = append(lag, n)
+			}
+		}
+		if len(lag) > 0 {
+			why := fmt.Sprintf("kubelet skew catch-up: %s lag more than %d minors behind Kubernetes %s; upgrade-k8s --to %s (the control plane's version) brings every kubelet within the skew policy first",
+				nodeVersions(lag, 5), skew, k, ck)
+			if err := p.k8sStepAt(ck, talosOf); err != nil {
+				return nil, fmt.Errorf("catching kubelets up to %s: %w", ck, err)
+			}
+			p.catchUp[ck.String()] = why
+			p.notef("%s", why)
+			out = append(out, ck)
+		}
+	}
+	if err := p.k8sStepAt(k, talosOf); err != nil {
+		return nil, err
+	}
+	return append(out, k), nil
+}
+
+// nodeVersions names nodes with their kubelet, the first max and a count.
+func nodeVersions(nodes []*node, max int) string {
+	var parts []string
+	for i, n := range nodes {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(nodes)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", n.Name, n.k8s))
+	}
+	return "kubelets of " + strings.Join(parts, ", ")
 }
 
 // k8sStep moves the whole cluster to Kubernetes k (upgrade-k8s updates every kubelet),
@@ -957,7 +1054,7 @@ func (p *planner) isGPU(prof *site.Profile) bool {
 func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*node, pre, post []*semver.Version) {
 	cp := p.cp
 	health := Step{Node: cp.Name, Address: cp.Address, Action: ActionHealth,
-		Command: fmt.Sprintf("talosctl health --nodes %s --wait-timeout %s", cp.Address, p.opts.HealthTimeout)}
+		Command: fmt.Sprintf("talosctl health --nodes %s --wait-timeout %s", q(cp.Address), q(FormatDuration(p.opts.HealthTimeout)))}
 	add := func(s Step) { hop.Steps = append(hop.Steps, s) }
 
 	// Pin each image set the hop needs in a lockfile (`imgpipe resolve --lock`), then
@@ -969,12 +1066,12 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 		if k != hop.Kubernetes || talos != rel.Version {
 			file = fmt.Sprintf("upgrade-%s-k8s-%s.lock.json", talos, k)
 		}
-		cmd := fmt.Sprintf("%s resolve --talos %s --kubernetes %s", im, talos, k)
+		cmd := fmt.Sprintf("%s resolve --talos %s --kubernetes %s", im, q(talos), q(k))
 		if len(hopProfiles) > 0 {
-			cmd += " --profile " + strings.Join(hopProfiles, ",")
+			cmd += " --profile " + q(strings.Join(hopProfiles, ","))
 		}
-		add(Step{Action: ActionLock, Command: cmd + " --lock " + file, Note: why})
-		add(Step{Action: ActionPreseed, Command: fmt.Sprintf("%s mirror --lock %s", im, file),
+		add(Step{Action: ActionLock, Command: cmd + " --lock " + q(file), Note: why})
+		add(Step{Action: ActionPreseed, Command: fmt.Sprintf("%s mirror --lock %s", im, q(file)),
 			Note: fmt.Sprintf("images of Talos %s with Kubernetes %s into the site mirrors", talos, k)})
 		return file
 	}
@@ -1001,12 +1098,12 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 		}
 		seen[prof.Installer] = true
 		add(Step{Profile: n.Profile, Action: ActionPrewarm, Image: prof.Installer,
-			Command: fmt.Sprintf("%s schematic prewarm --lock %s --profile %s", im, file, n.Profile),
+			Command: fmt.Sprintf("%s schematic prewarm --lock %s --profile %s", im, q(file), q(n.Profile)),
 			Note:    "the factory builds an installer on its first pull; build it before the first node needs it"})
 	}
 	k8s := func(k *semver.Version) {
-		add(Step{Node: cp.Name, Address: cp.Address, Action: ActionUpgradeK8s,
-			Command: fmt.Sprintf("talosctl upgrade-k8s --nodes %s --to %s", cp.Address, k)})
+		add(Step{Node: cp.Name, Address: cp.Address, Action: ActionUpgradeK8s, Kubernetes: k.String(),
+			Command: fmt.Sprintf("talosctl upgrade-k8s --nodes %s --to %s", q(cp.Address), q(k.String())), Note: p.catchUp[k.String()]})
 		add(health)
 	}
 	for _, k := range pre {
@@ -1020,18 +1117,20 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 	batch := 0
 	upgrade := func(n *node) {
 		prof, _ := lock.Profile(n.Profile)
-		cmd := fmt.Sprintf("talosctl upgrade --nodes %s --image %s", n.Address, prof.Installer)
+		cmd := fmt.Sprintf("talosctl upgrade --nodes %s --image %s", q(n.Address), q(prof.Installer))
 		var notes []string
-		if n.talos.LessThan(v18) {
+		preserve := n.talos.LessThan(v18)
+		if preserve {
 			// Before v1.8 an upgrade wipes EPHEMERAL unless told not to: that loses
 			// local volumes and the images just pre-warmed.
 			cmd += " --preserve"
 			notes = append(notes, "--preserve: before Talos v1.8 an upgrade wipes EPHEMERAL otherwise")
 		}
 		from := ""
+		reimage := false
 		switch {
 		case n.talos.Equal(rel.Semver()):
-			from = n.schematic
+			from, reimage = n.schematic, true
 			notes = append(notes, fmt.Sprintf("re-image: runs %s already but schematic %s, not the profile's %s", rel.Version, short(n.schematic), short(prof.Schematic.ID)))
 		case n.schematic != "" && n.schematic != prof.Schematic.ID:
 			from = n.schematic
@@ -1039,16 +1138,17 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 		}
 		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUpgrade,
 			Image: prof.Installer, Command: cmd, Batch: batch, Schematic: prof.Schematic.ID, SchematicFrom: from,
+			Talos: rel.Version, Preserve: preserve, GPU: n.gpu && !single, Reimage: reimage,
 			Note: strings.Join(notes, "; ")})
 	}
 	drain := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionDrain, Batch: batch,
-			Command: fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --timeout %s", n.Name, p.opts.HealthTimeout),
+		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionDrain, Batch: batch, GPU: true,
+			Command: fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --timeout %s", q(n.Name), q(FormatDuration(p.opts.HealthTimeout))),
 			Note:    "GPU node: move GPU workloads off before the driver extensions change"})
 	}
 	uncordon := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUncordon, Batch: batch,
-			Command: "kubectl uncordon " + n.Name})
+		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUncordon, Batch: batch, GPU: true,
+			Command: "kubectl uncordon " + q(n.Name)})
 	}
 	group := func(nodes []*node, size int) {
 		for len(nodes) > 0 {

@@ -502,3 +502,24 @@ func TestNewPlanRefusesOmittedOptional(t *testing.T) {
 		t.Errorf("NewPlan error names cp-1, whose profile keeps the extension:\n%v", err)
 	}
 }
+
+// TestKubeletSkewCatchUp: a kubelet 3 minors behind the control plane is brought up to
+// the control plane's version before the control plane's next minor, and the plan says so.
+func TestKubeletSkewCatchUp(t *testing.T) {
+	t.Parallel()
+	p, err := planFor(t, "skew.yaml", "", Options{To: "v1.9.x", Kubernetes: "1.32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, h := range p.Hops {
+		steps = append(steps, h.KubernetesSteps...)
+	}
+	if want := []string{"1.31.4", "1.32.4"}; !slices.Equal(steps, want) {
+		t.Errorf("NewPlan(skew) Kubernetes steps = %v; want %v (catch-up first)", steps, want)
+	}
+	note := strings.Join(p.Notes, "\n")
+	if !strings.Contains(note, "kubelet skew catch-up") || !strings.Contains(note, "worker-1 (1.28.0)") || strings.Contains(note, "worker-2") {
+		t.Errorf("NewPlan(skew) notes = %q; want the catch-up named with worker-1 only", note)
+	}
+}

@@ -100,7 +100,7 @@ and version-aligned upgrade plans.`,
 		a.newMachineConfigCmd(),
 		a.newBuildCmd(),
 		a.newVerifyCmd(),
-		a.newUpgradePlanCmd(),
+		a.newUpgradePlanCmd(), a.newInventoryCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
 	)

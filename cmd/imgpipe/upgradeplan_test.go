@@ -109,7 +109,7 @@ func TestUpgradePlanExitCodes(t *testing.T) {
 		{"kubernetes too new for the hop", []string{"--inventory", upgradeTestdata + "/k8s-new.yaml", "--config", cfg, "--to", "v1.9.x"}, exitPolicy, "hop 1 (Talos v1.8.4)"},
 		{"GPU driver has no build in a hop", []string{"--inventory", upgradeTestdata + "/gpu-550.yaml", "--config", cfg, "--to", "v1.10.x"}, exitPolicy, "hop 2 (Talos v1.10.9)"},
 		{"extension dropped", []string{"--inventory", upgradeTestdata + "/drop.yaml", "--config", cfg, "--to", "v1.10.x"}, exitPolicy, "siderolabs/iscsi-tools"},
-		{"no inventory", []string{"--to", "v1.10.x"}, exitUsage, "--inventory is required"},
+		{"no inventory", []string{"--to", "v1.10.x"}, exitUsage, "--inventory or --kubeconfig is required"},
 		{"missing inventory file", []string{"--inventory", filepath.Join(dir, "none.yaml"), "--to", "v1.10.x"}, exitUsage, "reading inventory"},
 		{"bad inventory", []string{"--inventory", bad, "--to", "v1.10.x"}, exitUsage, "bad.yaml:3: nodes[0].role"},
 		{"unknown output", []string{"--inventory", upgradeTestdata + "/single.yaml", "--to", "v1.9.x", "-o", "xml"}, exitUsage, "unknown output format"},
