@@ -13,7 +13,7 @@ import (
 type SchematicMatcher struct {
 	resolve  Resolver
 	profiles []string
-	roles    map[string]string // profile -> controlplane | worker ("" = either)
+	roles    map[string]string              // profile -> controlplane | worker ("" = either)
 	byTalos  map[string]map[string][]string // talos -> schematic -> profiles
 	failed   map[string]string              // talos -> why resolution failed
 }

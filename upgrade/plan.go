@@ -323,7 +323,7 @@ func (p *planner) plan() (*Plan, error) {
 	}
 	if len(ahead) > 0 {
 		return nil, fail.Policy(fmt.Errorf("%w: target Talos %s is older than what nodes run (%s): pick a newer --to",
-			ErrDowngrade, target.Version, strings.Join(ahead, ", ")))
+			ErrDowngrade, target.Version, firstN(ahead, 10)))
 	}
 
 	kt, err := p.targetKubernetes(target)
@@ -398,7 +398,7 @@ func (p *planner) loadNodes() error {
 		}
 	}
 	if len(errs) > 0 {
-		return fail.Usage(errors.Join(errs...))
+		return fail.Usage(boundedList(errs, 10))
 	}
 	if p.cp == nil {
 		return fail.Usage(fmt.Errorf("%s: no controlplane node: Kubernetes upgrades and health gates run against one", p.opts.InventoryFile))
@@ -411,7 +411,10 @@ func (p *planner) loadNodes() error {
 			errs = append(errs, p.nodeErr(n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
 		}
 	}
-	return fail.Usage(errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil
+	}
+	return fail.Usage(boundedList(errs, 10))
 }
 
 // unknownProfiles refuses the nodes whose profile could not be matched, by name, the
@@ -627,7 +630,7 @@ func (p *planner) checkNodePaths(hops []*compat.Release) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fail.Policy(fmt.Errorf("%w: %w", ErrNoPath, errors.Join(errs...)))
+		return fail.Policy(fmt.Errorf("%w:\n%w", ErrNoPath, boundedList(errs, 10)))
 	}
 	return nil
 }
@@ -758,7 +761,7 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 			hint = "; --path minimal may skip this release"
 		}
 		return nil, fmt.Errorf("%w: %s supports Kubernetes %s to %s, and Kubernetes cannot be downgraded (%s)%s",
-			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, strings.Join(tooNew, ", "), hint)
+			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, firstN(tooNew, 10), hint)
 	}
 	var pre []*semver.Version
 	for {
@@ -883,7 +886,7 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	}
 	if len(drops) > 0 {
 		p.advance(part, rel, lock)
-		return nil, fmt.Errorf("%w:\n%w", ErrExtensionDropped, joinIndented(drops))
+		return nil, fmt.Errorf("%w:\n%w", ErrExtensionDropped, boundedList(drops, 10))
 	}
 	sortRollout(part)
 
@@ -1061,11 +1064,16 @@ func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*
 	// mirror it and pre-warm the installers from it, before any node moves.
 	im := p.opts.Imgpipe
 	hopProfiles := profilesOf(part)
+	pinned := map[string]bool{}
 	pin := func(talos, k, why string) string {
 		file := fmt.Sprintf("upgrade-%s.lock.json", talos)
 		if k != hop.Kubernetes || talos != rel.Version {
 			file = fmt.Sprintf("upgrade-%s-k8s-%s.lock.json", talos, k)
 		}
+		if pinned[file] {
+			return file
+		}
+		pinned[file] = true
 		cmd := fmt.Sprintf("%s resolve --talos %s --kubernetes %s", im, q(talos), q(k))
 		if len(hopProfiles) > 0 {
 			cmd += " --profile " + q(strings.Join(hopProfiles, ","))

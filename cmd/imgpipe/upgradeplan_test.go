@@ -39,6 +39,8 @@ func TestUpgradePlanGolden(t *testing.T) {
 		{"cli-cluster-v1.10.tuppr.yaml", []string{"-o", "tuppr"}},
 		{"cli-cluster-v1.10-minimal.txt", []string{"--path", "minimal"}},
 		{"cli-k8s-old-v1.13.txt", []string{"--inventory", upgradeTestdata + "/k8s-old.yaml", "--to", "v1.13.x"}},
+		// Golden scripts: kubelet skew catch-up (1.28 kubelet, control plane 1.31 -> 1.32).
+		{"cli-skew-v1.9-k8s-1.32.sh", []string{"--inventory", upgradeTestdata + "/skew.yaml", "--to", "v1.9.x", "--kubernetes", "1.32", "-o", "script"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
