@@ -237,6 +237,7 @@ func q(s string) string { return ShellQuote(s) }
 // node is the planner's running view of one inventory node.
 type node struct {
 	*Node
+	idx       int // in the inventory
 	talos     *semver.Version
 	k8s       *semver.Version
 	gpu       bool
@@ -377,21 +378,21 @@ func (p *planner) loadNodes() error {
 		in := &p.inv.Nodes[i]
 		tv, err := semver.StrictNewVersion(strings.TrimPrefix(in.Talos, "v"))
 		if err != nil {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("Talos version %q: %v", in.Talos, err)))
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("Talos version %q: %v", in.Talos, err)))
 			continue
 		}
 		kv, err := semver.StrictNewVersion(strings.TrimPrefix(in.Kubernetes, "v"))
 		if err != nil {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("Kubernetes version %q: %v", in.Kubernetes, err)))
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("Kubernetes version %q: %v", in.Kubernetes, err)))
 			continue
 		}
 		if p.opts.KnownProfiles != nil && !slices.Contains(p.opts.KnownProfiles, in.Profile) {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("profile %q is not in the site config (profiles: %s): fix the node's profile or pass --config",
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("profile %q is not in the site config (profiles: %s): fix the node's profile or pass --config",
 				in.Profile, strings.Join(p.opts.KnownProfiles, ", "))))
 			continue
 		}
 		own := *in // the plan advances versions as hops pass; the caller's inventory stays as given
-		n := &node{Node: &own, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
+		n := &node{Node: &own, idx: i, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
 		p.nodes = append(p.nodes, n)
 		if in.Role == RoleControlPlane && (p.cp == nil || in.Name < p.cp.Name) {
 			p.cp = n
@@ -408,7 +409,7 @@ func (p *planner) loadNodes() error {
 	ck := p.clusterK()
 	for _, n := range p.nodes {
 		if n.k8s.GreaterThan(ck) {
-			errs = append(errs, p.nodeErr(n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
+			errs = append(errs, p.nodeErr(n.idx, n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
 		}
 	}
 	if len(errs) == 0 {
@@ -434,9 +435,9 @@ func unknownProfiles(inv *Inventory) error {
 		ErrUnknownProfile, len(errs), "imgpipe.dev/profile", boundedList(errs, 10)))
 }
 
-func (p *planner) nodeErr(n *Node, msg string) error {
-	if n.Line > 0 {
-		return fmt.Errorf("%s:%d: node %s: %s", p.opts.InventoryFile, n.Line, n.Name, msg)
+func (p *planner) nodeErr(i int, n *Node, msg string) error {
+	if line := p.inv.lineOf(i); line > 0 {
+		return fmt.Errorf("%s:%d: node %s: %s", p.opts.InventoryFile, line, n.Name, msg)
 	}
 	return fmt.Errorf("%s: node %s: %s", p.opts.InventoryFile, n.Name, msg)
 }
@@ -939,16 +940,25 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 // advance records that nodes now run rel, with their profile as resolved for it (when
 // lock is not nil).
 func (p *planner) advance(nodes []*node, rel *compat.Release, lock *site.Lock) {
+	type after struct {
+		prior    map[string]extRef // shared by the profile's nodes: read only
+		from, id string
+	}
+	byProfile := map[string]*after{}
 	for _, n := range nodes {
 		n.talos, n.Talos = rel.Semver(), rel.Version
 		if lock == nil {
 			continue
 		}
-		if prof, ok := lock.Profile(n.Profile); ok {
-			n.prior = extSet(prof)
-			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, rel.Version)
-			n.schematic = prof.Schematic.ID
-			n.profileID = prof.Schematic.ID
+		a, ok := byProfile[n.Profile]
+		if !ok {
+			if prof, found := lock.Profile(n.Profile); found {
+				a = &after{prior: extSet(prof), from: fmt.Sprintf("profile %s at %s", n.Profile, rel.Version), id: prof.Schematic.ID}
+			}
+			byProfile[n.Profile] = a
+		}
+		if a != nil {
+			n.prior, n.priorFrom, n.schematic, n.profileID = a.prior, a.from, a.id, a.id
 		}
 	}
 }

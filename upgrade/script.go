@@ -265,9 +265,19 @@ func writeBatch(pr func(string, ...any), run []Step) {
 var imageRefRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
 
 // checkScriptValues checks the type of every value the script pastes: a plan is
-// JSON anyone can edit, and a script is code.
+// JSON anyone can edit, and a script is code. Values repeat (a profile's installer,
+// a hop's version), so each distinct one is checked once.
 func checkScriptValues(p *Plan) error {
 	var errs []error
+	ok := map[[2]string]bool{}
+	check := func(kind, v string, valid func(string) bool) bool {
+		k := [2]string{kind, v}
+		if r, seen := ok[k]; seen {
+			return r
+		}
+		ok[k] = valid(v)
+		return ok[k]
+	}
 	bad := func(h Hop, s Step, field, v, want string) {
 		errs = append(errs, fmt.Errorf("hop %d step %s %s: %s %q is not %s", h.Index, s.Action, s.Node, field, v, want))
 	}
@@ -276,21 +286,21 @@ func checkScriptValues(p *Plan) error {
 	}
 	for _, h := range p.Hops {
 		for _, s := range h.Steps {
-			if s.Node != "" && !nodeNameRE.MatchString(s.Node) {
+			if s.Node != "" && !validNodeName(s.Node) {
 				bad(h, s, "node", s.Node, "a Kubernetes node name")
 			}
-			if s.Address != "" && !validAddress(s.Address) {
+			if s.Address != "" && !check("address", s.Address, validAddress) {
 				bad(h, s, "address", s.Address, "an IP address or host name")
 			}
 			switch s.Action {
 			case ActionUpgrade:
-				if _, err := semver.StrictNewVersion(strings.TrimPrefix(s.Talos, "v")); err != nil || !strings.HasPrefix(s.Talos, "v") {
+				if !check("talos", s.Talos, validTalosVersion) {
 					bad(h, s, "talos", s.Talos, "a Talos version like v1.9.5")
 				}
-				if !imageRefRE.MatchString(s.Image) {
+				if !check("image", s.Image, imageRefRE.MatchString) {
 					bad(h, s, "image", s.Image, "an image reference")
 				}
-				if s.Schematic != "" && !schematicRE.MatchString(s.Schematic) {
+				if s.Schematic != "" && !check("schematic", s.Schematic, schematicRE.MatchString) {
 					bad(h, s, "schematic", s.Schematic, "a schematic ID")
 				}
 			case ActionUpgradeK8s:
@@ -304,6 +314,29 @@ func checkScriptValues(p *Plan) error {
 		return fail.Usage(fmt.Errorf("rendering the script:\n%w", boundedList(errs, 10)))
 	}
 	return nil
+}
+
+func validTalosVersion(s string) bool {
+	_, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
+	return err == nil && strings.HasPrefix(s, "v")
+}
+
+// validNodeName is nodeNameRE as a byte loop (a DNS-1123 subdomain), for speed.
+func validNodeName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 var durationRE = regexp.MustCompile(`^([0-9]+[smh])+$`)

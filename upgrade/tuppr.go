@@ -55,7 +55,7 @@ type tupprStage struct {
 	hop      Hop
 	version  string // Talos (v-prefixed) or Kubernetes (without v) version
 	group    string
-	steps    []Step // the group's upgrade steps
+	steps    []*Step // the group's upgrade steps (into the plan)
 	parallel int
 	note     string
 }
@@ -113,7 +113,8 @@ func tupprGroups(h Hop) ([]tupprStage, []string) {
 	groups := []tupprStage{{group: "controlplane"}, {group: "gpu"}, {group: "workers"}}
 	batch := map[int]int{}
 	var reimage []string
-	for _, s := range h.Steps {
+	for i := range h.Steps {
+		s := &h.Steps[i]
 		if s.Action != ActionUpgrade {
 			continue
 		}
@@ -243,19 +244,29 @@ func writeStage(bw *bufio.Writer, p *Plan, st tupprStage, n, total int) error {
 	// The installer of every node, as the script installs it: tuppr reads these
 	// annotations when it builds each node's upgrade image.
 	pr("# Each node carries the installer this hop installs (tuppr builds <factory-url>/<schematic>:<version>).\n")
+	annotations := map[string]string{} // installer -> its annotation lines, built once
 	for _, s := range st.steps {
-		base, id, err := splitInstaller(s.Image, s.Talos)
-		if err != nil {
-			return fmt.Errorf("hop %d node %s: %w", st.hop.Index, s.Node, err)
+		ann, ok := annotations[s.Image]
+		if !ok {
+			base, id, err := splitInstaller(s.Image, s.Talos)
+			if err != nil {
+				return fmt.Errorf("hop %d node %s: %w", st.hop.Index, s.Node, err)
+			}
+			ann = "  annotations:\n    " + tupprFactoryURL + ": " + yq(base) + "\n    " + tupprSchematic + ": " + yq(id) + "\n---\n"
+			annotations[s.Image] = ann
 		}
-		pr("apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n  annotations:\n    %s: %s\n    %s: %s\n---\n",
-			yq(s.Node), tupprFactoryURL, yq(base), tupprSchematic, yq(id))
+		bw.WriteString("apiVersion: v1\nkind: Node\nmetadata:\n  name: ")
+		bw.WriteString(yq(s.Node))
+		bw.WriteByte('\n')
+		bw.WriteString(ann)
 	}
 	pr("apiVersion: %s\nkind: TalosUpgrade\nmetadata:\n  name: %s\n  labels:\n    %s: imgpipe\n", tupprAPIVersion, yq(st.resource), tupprManagedBy)
 	pr("spec:\n  talos:\n    version: %s\n  parallelism: %d\n", yq(st.version), st.parallel)
 	pr("  nodeSelector:\n    matchExpressions:\n      - key: kubernetes.io/hostname\n        operator: In\n        values:\n")
 	for _, s := range st.steps {
-		pr("          - %s\n", yq(s.Node))
+		bw.WriteString("          - ")
+		bw.WriteString(yq(s.Node))
+		bw.WriteByte('\n')
 	}
 	writeHealth(pr, p.HealthTimeout)
 	return nil

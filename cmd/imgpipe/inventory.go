@@ -109,6 +109,9 @@ func readCluster(ctx context.Context, src cluster.Source, resolve upgrade.Resolv
 }
 
 func renderInventory(w io.Writer, format string, inv *upgrade.Inventory) error {
+	if format == formatYAML {
+		return writeYAML(w, inv)
+	}
 	return render(w, format, inv, func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tROLE\tADDRESS\tTALOS\tKUBERNETES\tPROFILE\tSCHEMATIC\tGPU")

@@ -180,6 +180,8 @@ func (a *app) runUpgradePlan(ctx context.Context, f upgradePlanFlags) error {
 			return a.writeTupprDir(plan, f.outDir)
 		}
 		return upgrade.WriteTuppr(a.stdout, plan)
+	case formatYAML:
+		return writeYAML(a.stdout, plan) // render's yaml.Node round trip is slow at 10,000 nodes
 	}
 	return render(a.stdout, f.output, plan, func(w io.Writer) error { return upgradePlanTable(w, plan) })
 }
