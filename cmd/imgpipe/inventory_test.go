@@ -235,4 +235,13 @@ func TestUpgradePlanTupprOutDir(t *testing.T) {
 		}
 		t.Errorf("--out-dir holds %v; want 15 stages in order and README.md", names)
 	}
+	// A second run into the same, now full, directory is refused and changes nothing.
+	_, stderr, code = runUpgradePlan(t, "-i", upgradeTestdata+"/cluster.yaml", "--config", upgradeTestdata+"/site.yaml",
+		"--to", "v1.10.x", "-o", "tuppr", "--out-dir", dir)
+	if code != exitUsage || !strings.Contains(stderr, "not empty") {
+		t.Errorf("upgrade-plan --out-dir <full dir> = exit %d, %q; want exit 2, not empty", code, stderr)
+	}
+	if again, _ := os.ReadDir(dir); len(again) != 16 {
+		t.Errorf("--out-dir holds %d files after the refused run; want the 16 of the first", len(again))
+	}
 }

@@ -201,19 +201,37 @@ func (a *app) upgradeInventory(ctx context.Context, f upgradePlanFlags, resolve 
 	return inv, f.inventory, err
 }
 
-// writeTupprDir writes the tuppr stages as files, all or nothing.
+// writeTupprDir writes the tuppr stages as files, all or nothing: into a temporary
+// sibling directory renamed to dir at the end. dir must not exist or be empty, so no
+// stage of an earlier plan is left among the new ones.
 func (a *app) writeTupprDir(plan *upgrade.Plan, dir string) error {
 	files, err := upgrade.TupprFiles(plan)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return usageErrorf("--out-dir %s is not empty: give a new directory (stages of another plan must not mix with these)", dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("creating --out-dir: %w", err)
 	}
+	tmp, err := os.MkdirTemp(parent, ".imgpipe-tuppr-*")
+	if err != nil {
+		return fmt.Errorf("creating --out-dir: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
 	for _, f := range files {
-		if err := site.WriteFileAtomic(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, f.Name), f.Data, 0o644); err != nil {
 			return fmt.Errorf("writing tuppr stage: %w", err)
 		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("writing tuppr stages: %w", err)
+	}
+	_ = os.Remove(dir) // empty or absent
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("writing tuppr stages to %s: %w", dir, err)
 	}
 	fmt.Fprintf(a.stderr, "wrote %d file(s) to %s: apply them one at a time, in order (see README.md there)\n", len(files), dir)
 	return nil
