@@ -25,18 +25,23 @@ import (
 
 func main() {
 	bin := flag.String("imgpipe", "imgpipe", "imgpipe binary")
+	baseline := flag.String("baseline", "", "another imgpipe binary to interleave with (A,B,A,B...): ratio B/A per cell")
 	sizes := flag.String("sizes", "1000,10000,100000", "cluster sizes (nodes)")
 	runs := flag.Int("runs", 5, "runs per cell")
 	formats := flag.String("formats", "table,json,yaml,script,tuppr", "output formats")
 	site := flag.String("config", "upgrade/testdata/site.yaml", "site config")
 	flag.Parse()
-	if err := run(*bin, *site, *sizes, *formats, *runs); err != nil {
+	bins := []string{*bin}
+	if *baseline != "" {
+		bins = append(bins, *baseline)
+	}
+	if err := run(bins, *site, *sizes, *formats, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, site, sizeList, formatList string, runs int) error {
+func run(bins []string, site, sizeList, formatList string, runs int) error {
 	dir, err := os.MkdirTemp("", "upgradebench")
 	if err != nil {
 		return err
@@ -61,27 +66,37 @@ func run(bin, site, sizeList, formatList string, runs int) error {
 	for r := 0; r < runs; r++ {
 		for _, n := range sizes {
 			for _, f := range formats {
-				d, c, size, err := once(bin, site, inventoryPath(dir, n), f)
-				if err != nil {
-					return fmt.Errorf("%d nodes, -o %s: %w", n, f, err)
+				for bi, bin := range bins {
+					d, c, size, err := once(bin, site, inventoryPath(dir, n), f)
+					if err != nil {
+						return fmt.Errorf("%s, %d nodes, -o %s: %w", bin, n, f, err)
+					}
+					key := fmt.Sprintf("%d/%s/%d", n, f, bi)
+					times[key] = append(times[key], d)
+					cpu[key] = append(cpu[key], c)
+					bytesOut[key] = size
 				}
-				key := fmt.Sprintf("%d/%s", n, f)
-				times[key] = append(times[key], d)
-				cpu[key] = append(cpu[key], c)
-				bytesOut[key] = size
 			}
 		}
 	}
 	fmt.Printf("load after:  %s", loadavg())
-	fmt.Printf("%-8s %-7s %10s %10s %10s %10s %12s  (whole process, %d runs each)\n", "nodes", "format", "wall min", "wall med", "cpu min", "cpu med", "output bytes", runs)
+	fmt.Printf("%-8s %-7s %-4s %10s %10s %10s %10s %12s  (whole process, %d runs each; bin 0 = -imgpipe, 1 = -baseline)\n",
+		"nodes", "format", "bin", "wall min", "wall med", "cpu min", "cpu med", "output bytes", runs)
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	for _, n := range sizes {
 		for _, f := range formats {
-			key := fmt.Sprintf("%d/%s", n, f)
-			ts, cs := times[key], cpu[key]
-			slices.Sort(ts)
-			slices.Sort(cs)
-			ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-			fmt.Printf("%-8d %-7s %10s %10s %10s %10s %12d\n", n, f, ms(ts[0]), ms(ts[len(ts)/2]), ms(cs[0]), ms(cs[len(cs)/2]), bytesOut[key])
+			var med [2]time.Duration
+			for bi := range bins {
+				key := fmt.Sprintf("%d/%s/%d", n, f, bi)
+				ts, cs := times[key], cpu[key]
+				slices.Sort(ts)
+				slices.Sort(cs)
+				med[bi] = cs[len(cs)/2]
+				fmt.Printf("%-8d %-7s %-4d %10s %10s %10s %10s %12d\n", n, f, bi, ms(ts[0]), ms(ts[len(ts)/2]), ms(cs[0]), ms(cs[len(cs)/2]), bytesOut[key])
+			}
+			if len(bins) == 2 {
+				fmt.Printf("%-8d %-7s cpu median ratio baseline/new = %.2f\n", n, f, float64(med[1])/float64(med[0]))
+			}
 		}
 	}
 	return nil
