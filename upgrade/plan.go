@@ -746,50 +746,9 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		}
 	}
 
-	// Kubernetes steps the hop needs first: every upgraded node's kubelet must be in
-	// the hop's supported range. Kubernetes is never downgraded.
-	rng := compat.SupportedKubernetes(rel.Version)
-	minMinor, maxMinor := minorOf(rng.MinMinor), minorOf(rng.MaxMinor)
-	var tooNew []string
-	for _, n := range part {
-		if n.k8s.Minor() > maxMinor {
-			tooNew = append(tooNew, fmt.Sprintf("%s runs %s", n.Name, n.k8s))
-		}
-	}
-	if len(tooNew) > 0 {
-		hint := ""
-		if p.opts.Path == PathConservative {
-			hint = "; --path minimal may skip this release"
-		}
-		return nil, fmt.Errorf("%w: %s supports Kubernetes %s to %s, and Kubernetes cannot be downgraded (%s)%s",
-			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, firstN(tooNew, 10), hint)
-	}
-	var pre []*semver.Version
-	for {
-		lag := false
-		for _, n := range part {
-			if n.k8s.Minor() < minMinor {
-				lag = true
-			}
-		}
-		if !lag {
-			break
-		}
-		ck := p.clusterK()
-		next := ck
-		if ck.Minor() < minMinor {
-			next = p.newestPatch(ck.Minor()+1, rel)
-		}
-		steps, err := p.skewSteps(next, func(n *node) string { return n.Talos })
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s needs Kubernetes %s or newer first: %v", ErrKubernetesStep, label, rng.MinMinor, err)
-		}
-		pre = append(pre, steps...)
-	}
-	for _, n := range part {
-		if err := p.k8sSupported(rel.Version, n.k8s); err != nil {
-			return nil, fmt.Errorf("%s: node %s: %w", label, n.Name, err)
-		}
+	pre, err := p.k8sBefore(label, rel, part)
+	if err != nil {
+		return nil, err
 	}
 	hop.Kubernetes = p.clusterK().String()
 
@@ -894,27 +853,8 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	// Trailing Kubernetes steps, to the target, after this hop's node upgrades.
 	var post []*semver.Version
 	if final {
-		upgraded := map[*node]bool{}
-		for _, n := range part {
-			upgraded[n] = true
-		}
-		talosOf := func(n *node) string {
-			if upgraded[n] {
-				return rel.Version
-			}
-			return n.Talos
-		}
-		for !p.aligned(kt) {
-			ck := p.clusterK()
-			next := kt
-			if kt.Minor() > ck.Minor()+1 {
-				next = p.newestPatch(ck.Minor()+1, rel)
-			}
-			steps, err := p.skewSteps(next, talosOf)
-			if err != nil {
-				return nil, fmt.Errorf("%w: reaching Kubernetes %s after %s: %v", ErrKubernetesStep, kt, label, err)
-			}
-			post = append(post, steps...)
+		if post, err = p.k8sAfter(label, rel, part, kt); err != nil {
+			return nil, err
 		}
 	}
 
@@ -935,6 +875,84 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	// Keep only the profiles of nodes this hop touches.
 	hop.Profiles = slices.DeleteFunc(hop.Profiles, func(hp HopProfile) bool { return len(hp.Nodes) == 0 })
 	return hop, nil
+}
+
+// k8sBefore returns the Kubernetes steps a hop needs first: every upgraded node's
+// kubelet must be in the hop's supported range. Kubernetes is never downgraded.
+func (p *planner) k8sBefore(label string, rel *compat.Release, part []*node) ([]*semver.Version, error) {
+	rng := compat.SupportedKubernetes(rel.Version)
+	minMinor, maxMinor := minorOf(rng.MinMinor), minorOf(rng.MaxMinor)
+	var tooNew []string
+	for _, n := range part {
+		if n.k8s.Minor() > maxMinor {
+			tooNew = append(tooNew, fmt.Sprintf("%s runs %s", n.Name, n.k8s))
+		}
+	}
+	if len(tooNew) > 0 {
+		hint := ""
+		if p.opts.Path == PathConservative {
+			hint = "; --path minimal may skip this release"
+		}
+		return nil, fmt.Errorf("%w: %s supports Kubernetes %s to %s, and Kubernetes cannot be downgraded (%s)%s",
+			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, firstN(tooNew, 10), hint)
+	}
+	var pre []*semver.Version
+	for {
+		lag := false
+		for _, n := range part {
+			if n.k8s.Minor() < minMinor {
+				lag = true
+			}
+		}
+		if !lag {
+			break
+		}
+		ck := p.clusterK()
+		next := ck
+		if ck.Minor() < minMinor {
+			next = p.newestPatch(ck.Minor()+1, rel)
+		}
+		steps, err := p.skewSteps(next, func(n *node) string { return n.Talos })
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s needs Kubernetes %s or newer first: %v", ErrKubernetesStep, label, rng.MinMinor, err)
+		}
+		pre = append(pre, steps...)
+	}
+	for _, n := range part {
+		if err := p.k8sSupported(rel.Version, n.k8s); err != nil {
+			return nil, fmt.Errorf("%s: node %s: %w", label, n.Name, err)
+		}
+	}
+	return pre, nil
+}
+
+// k8sAfter returns the Kubernetes steps from the cluster's version to kt, one minor at
+// a time, after the last hop's nodes run rel.
+func (p *planner) k8sAfter(label string, rel *compat.Release, part []*node, kt *semver.Version) ([]*semver.Version, error) {
+	var post []*semver.Version
+	upgraded := map[*node]bool{}
+	for _, n := range part {
+		upgraded[n] = true
+	}
+	talosOf := func(n *node) string {
+		if upgraded[n] {
+			return rel.Version
+		}
+		return n.Talos
+	}
+	for !p.aligned(kt) {
+		ck := p.clusterK()
+		next := kt
+		if kt.Minor() > ck.Minor()+1 {
+			next = p.newestPatch(ck.Minor()+1, rel)
+		}
+		steps, err := p.skewSteps(next, talosOf)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reaching Kubernetes %s after %s: %v", ErrKubernetesStep, kt, label, err)
+		}
+		post = append(post, steps...)
+	}
+	return post, nil
 }
 
 // advance records that nodes now run rel, with their profile as resolved for it (when
