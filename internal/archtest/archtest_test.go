@@ -45,6 +45,8 @@ var rules = []rule{
 	{pkg: "upgrade", forbidden: stages},
 	// cluster is an I/O package beside factory and upload/*: it may use upgrade, never the CLI or pipeline.
 	{pkg: "cluster", forbidden: []string{"pipeline", "pipeline/*", "factory", "factory/*", "upload", "upload/*", "cmd", "cmd/*"}},
+	// ghasim emulates GitHub Actions for tests; it stays free of the project so any test can use it.
+	{pkg: "internal/ghasim", forbidden: append([]string{"compat", "extensions", "site", "site/*"}, stages...)},
 }
 
 func match(patterns []string, path string) bool {
