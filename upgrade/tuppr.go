@@ -203,9 +203,14 @@ func TupprFiles(p *Plan) ([]TupprFile, error) {
 			return nil, err
 		}
 		files = append(files, TupprFile{Name: st.file, Data: buf.Bytes()})
-		kind := strings.ToLower(st.kind)
-		fmt.Fprintf(&readme, "%d. %s\n\n       kubectl apply -f %s\n       kubectl wait %s/%s --for=jsonpath='{.status.phase}'=Completed --timeout=-1s\n\n",
-			i+1, stageTitle(st), st.file, kind, st.resource)
+		// A stage updates the resource the previous stage of its group completed:
+		// wait until tuppr has seen the new spec (it resets the phase then), or the
+		// old Completed phase would pass the wait at once.
+		obj := strings.ToLower(st.kind) + "/" + st.resource
+		fmt.Fprintf(&readme, "%d. %s\n\n       kubectl apply -f %s\n       gen=$(kubectl get %s -o jsonpath='{.metadata.generation}')\n"+
+			"       kubectl wait %s --for=jsonpath='{.status.observedGeneration}'=\"$gen\" --timeout=10m\n"+
+			"       kubectl wait %s --for=jsonpath='{.status.phase}'=Completed --timeout=-1s\n\n",
+			i+1, stageTitle(st), st.file, obj, obj, obj)
 	}
 	if len(stages) == 0 {
 		readme.WriteString("Nothing to do: every node runs the target.\n")
