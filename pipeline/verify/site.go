@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/site"
 )
@@ -44,6 +42,10 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	images, err := ImagesFromLock(lock)
+	if err != nil {
+		return nil, err
+	}
 	policies, err := PoliciesFromConfig(cfg.Verify, o.ReadFile)
 	if err != nil {
 		return nil, err
@@ -74,7 +76,7 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 			return nil, fail.Usage(err)
 		}
 		p.Keys = []Key{k}
-	case !lockUses(lock, &p):
+	case !lockUses(images, &p):
 		// Nothing to check under the factory: don't contact it.
 	case o.DryRun:
 		p.Note = "factory key would be fetched from " + strings.TrimSuffix(factoryURL, "/") + "/oci/cosign/signing-key.pub"
@@ -93,9 +95,9 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 }
 
 // lockUses reports whether any image of the lock falls under the policy.
-func lockUses(lock *site.Lock, p *Policy) bool {
-	for _, img := range ImagesFromLock(lock) {
-		if ref, err := name.ParseReference(img.Ref); err == nil && p.Matches(ref) {
+func lockUses(images []Image, p *Policy) bool {
+	for _, img := range images {
+		if ref, err := canonicalReference(img.Ref); err == nil && p.Matches(ref) {
 			return true
 		}
 	}
@@ -116,7 +118,10 @@ func CheckLock(ctx context.Context, lock *site.Lock, cfg *site.Config, so SiteOp
 	if err != nil {
 		return nil, err
 	}
-	images := ImagesFromLock(lock)
+	images, err := ImagesFromLock(lock)
+	if err != nil {
+		return nil, err
+	}
 	if so.DryRun {
 		rep := v.Plan(images)
 		return rep, rep.Err()
