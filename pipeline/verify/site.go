@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/site"
 )
@@ -131,4 +133,47 @@ func CheckLock(ctx context.Context, lock *site.Lock, cfg *site.Config, so SiteOp
 		return nil, err
 	}
 	return rep, rep.Err()
+}
+
+// VerifiedDigests maps each image a report verified (verified or unsigned-allowed, with
+// the digest checked) to that digest, keyed by site.ImageRef.Key. It is the verify →
+// mirror hand-off: later stages act on these digests, never on a tag resolved again.
+func VerifiedDigests(rep *Report) map[string]string {
+	out := map[string]string{}
+	for _, r := range rep.Results {
+		if r.Digest == "" || (r.Verdict != Verified && r.Verdict != UnsignedAllowed) {
+			continue
+		}
+		if ref, err := site.ParseImageRef(r.Image); err == nil {
+			out[ref.Key()] = r.Digest
+		}
+	}
+	return out
+}
+
+// Moved lists the images of an earlier report whose digest was resolved from a tag
+// (not pinned by the lock) and whose tag now names another digest where the image is
+// read (the mirror, with WithMirror). A resumed build re-verifies when the list is not
+// empty, so a tag moved from a verified A to an unverified B is never taken as done.
+// An image that cannot be checked counts as moved: the answer must be positive.
+func (v *Verifier) Moved(ctx context.Context, prev *Report) []string {
+	var moved []string
+	for _, r := range prev.Results {
+		if r.Pinned || r.Digest == "" {
+			continue
+		}
+		ref, err := canonicalReference(r.Image)
+		if err == nil && v.mirror != nil {
+			ref, err = v.mirror(ref)
+		}
+		if err != nil {
+			moved = append(moved, r.Image)
+			continue
+		}
+		desc, err := remote.Head(ref, remote.WithContext(ctx), remote.Reuse(v.puller))
+		if err != nil || desc.Digest.String() != r.Digest {
+			moved = append(moved, r.Image)
+		}
+	}
+	return moved
 }
