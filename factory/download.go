@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // ErrDigestMismatch is returned when downloaded bytes do not match the digests the
@@ -67,9 +69,24 @@ func urlKey(u string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// BlobPath is where a file with the given "sha256:<hex>" digest lives.
-func (c Cache) BlobPath(sha256Digest string) string {
-	return filepath.Join(c.Dir, "blobs", "sha256", strings.TrimPrefix(sha256Digest, "sha256:"))
+// ErrBadDigest means a digest from a lock or the cache's own records is not
+// "sha256:<64 hex>"; it is never turned into a path.
+var ErrBadDigest = errors.New("not a sha256 digest")
+
+// BlobPath is where a file with the given "sha256:<hex>" digest lives. Digests come
+// from the lock and from refs/ (data, not trusted): anything but sha256 and 64
+// lower-case hex digits is refused, so no digest can name a file outside blobs/
+// (and Fetch, which removes a corrupt blob, can never remove anything else).
+func (c Cache) BlobPath(sha256Digest string) (string, error) {
+	if err := site.CheckDigest(sha256Digest); err != nil {
+		return "", fmt.Errorf("cache blob for %w: %w", err, ErrBadDigest)
+	}
+	dir := filepath.Join(c.Dir, "blobs", "sha256")
+	p := filepath.Join(dir, strings.TrimPrefix(sha256Digest, "sha256:"))
+	if filepath.Dir(p) != dir {
+		return "", fmt.Errorf("cache blob for %q: %w", sha256Digest, ErrBadDigest)
+	}
+	return p, nil
 }
 
 func (c Cache) refPath(u string) string     { return filepath.Join(c.Dir, "refs", urlKey(u)+".json") }
@@ -131,7 +148,10 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		}
 	}
 	if known != nil && known.SHA256 != "" {
-		blob := cache.BlobPath(known.SHA256)
+		blob, err := cache.BlobPath(known.SHA256)
+		if err != nil {
+			return res, fmt.Errorf("fetching %s: %w", redactURL(rawURL), err)
+		}
 		got, err := c.hashFile(ctx, blob, rawURL, opt.Progress)
 		switch {
 		case err == nil && sameDigests(got, *known):
@@ -163,7 +183,10 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		return res, fmt.Errorf("fetching %s: %w: expected %s (%d bytes), got %s (%d bytes); if the factory rebuilt it on purpose, re-resolve the lock",
 			redactURL(rawURL), ErrDigestMismatch, opt.Expect.SHA256, opt.Expect.Size, got.SHA256, got.Size)
 	}
-	blob := cache.BlobPath(got.SHA256)
+	blob, err := cache.BlobPath(got.SHA256)
+	if err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return res, fmt.Errorf("creating cache dir: %w", err)
 	}
