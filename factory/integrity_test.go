@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/factory"
@@ -35,5 +36,46 @@ func TestItem4BlobPathConfined(t *testing.T) {
 	}
 	if n := len(fx.f.RequestsFor(factorytest.RouteImage)); n != 0 {
 		t.Errorf("Fetch with a bad digest made %d requests; want 0", n)
+	}
+}
+
+// TestItem6ResumeAcrossRunsWithoutValidators is issue 12 item 6: the public factory
+// sends neither ETag nor Last-Modified, so a partial download used to be resumed only
+// within one run. A factory image URL names an immutable file (schematic ID, release,
+// file name), so the next run resumes it when the partial file's recorded size and hash
+// still match; a partial that changed on disk starts over.
+func TestItem6ResumeAcrossRunsWithoutValidators(t *testing.T) {
+	t.Parallel()
+	for _, tamper := range []bool{false, true} {
+		fx := newFetchFixture(t, factorytest.Options{NoValidators: true})
+		fx.f.Inject(factorytest.RouteImage, factorytest.Fault{Cut: true, After: 100_000, Times: fastRetries.Attempts})
+		if _, err := fx.c.Fetch(t.Context(), fx.cache, fx.url, factory.FetchOptions{}); err == nil {
+			t.Fatal("Fetch() under persistent cuts succeeded; want an error")
+		}
+		parts, _ := filepath.Glob(filepath.Join(fx.cache.Dir, "partial", "*.json"))
+		if len(parts) != 1 {
+			t.Fatalf("partial records = %v; want one beside the partial file", parts)
+		}
+		if tamper {
+			part := strings.TrimSuffix(parts[0], ".json")
+			if err := os.WriteFile(part, []byte("not what was downloaded"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if plan, action, err := fx.c.Plan(t.Context(), fx.cache, fx.url, factory.FetchOptions{}); err != nil ||
+			(action == factory.ActionResume) == tamper {
+			t.Errorf("Plan(tampered=%v) = %s (%+v), %v; want resume only for an untouched partial", tamper, action, plan, err)
+		}
+		res, err := fx.c.Fetch(t.Context(), fx.cache, fx.url, factory.FetchOptions{})
+		if err != nil {
+			t.Fatalf("next run's Fetch() = %v", err)
+		}
+		fx.checkStored(t, res, fx.want)
+		switch {
+		case tamper && (res.ResumedAt != 0 || res.Transferred != imageSize):
+			t.Errorf("Fetch() over a changed partial resumed at %d, transferred %d; want a fresh %d", res.ResumedAt, res.Transferred, imageSize)
+		case !tamper && (res.ResumedAt == 0 || res.Transferred != imageSize-res.ResumedAt):
+			t.Errorf("next run resumed at %d, transferred %d; want a resume transferring only the rest", res.ResumedAt, res.Transferred)
+		}
 	}
 }

@@ -234,8 +234,8 @@ func (c *Client) Plan(ctx context.Context, cache Cache, rawURL string, opt Fetch
 		}
 	}
 	if action == ActionDownload {
-		if meta, err := readJSON[partialMeta](cache.partialPath(rawURL) + ".json"); err == nil && meta.URL == rawURL && meta.validator() != "" {
-			if st, err := os.Stat(cache.partialPath(rawURL)); err == nil && st.Size() > 0 {
+		if meta, err := readJSON[partialMeta](cache.partialPath(rawURL) + ".json"); err == nil && meta.URL == rawURL && meta.resumable() {
+			if st, err := os.Stat(cache.partialPath(rawURL)); err == nil && st.Size() > 0 && (meta.validator() != "" || st.Size() == meta.Size) {
 				action, res.ResumedAt = ActionResume, st.Size()
 			}
 		}
