@@ -113,6 +113,9 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 		if st.Lock, err = site.ParseLock(f.lock, data); err != nil {
 			return err
 		}
+		if err := st.Lock.CheckMatrix(m); err != nil {
+			return fmt.Errorf("%s: %w", f.lock, err)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reading lock: %w", err)
 	}
