@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "imgpipe: %v\n", err)
+	fmt.Fprintf(stderr, "imgpipe: %s\n", a.redact(err.Error()))
 	return exitCode(ctx, err)
 }
 
@@ -82,7 +82,7 @@ and version-aligned upgrade plans.`,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if a.verbose {
-				a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: a.redactAttr}))
 			}
 		},
 	}
