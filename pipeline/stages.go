@@ -40,7 +40,10 @@ type Deps struct {
 	Mirror     *registry.Mirrorer
 	MirrorMode registry.Mode
 
-	Proxmox       *proxmox.Client
+	Proxmox *proxmox.Client
+	// NewProxmox, when Proxmox is nil, builds the client the first time the upload
+	// stage runs: secrets (the API token) are loaded only by a stage that needs them.
+	NewProxmox    func() (*proxmox.Client, error)
 	ProxmoxConfig site.ProxmoxConfig
 	Upload        proxmox.RunOptions
 }
@@ -251,6 +254,13 @@ type UploadSummary struct {
 }
 
 func (d Deps) upload(ctx context.Context, st *State) (any, error) {
+	if d.Proxmox == nil && d.NewProxmox != nil {
+		c, err := d.NewProxmox()
+		if err != nil {
+			return nil, err
+		}
+		d.Proxmox = c
+	}
 	if d.Proxmox == nil {
 		st.Emit("no Proxmox target configured: nothing to upload")
 		return Skipped{"no Proxmox target (proxmox.url)"}, nil

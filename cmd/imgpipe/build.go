@@ -16,6 +16,7 @@ import (
 	"github.com/imgpipe/imgpipe/pipeline"
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/proxmox"
 	"github.com/imgpipe/imgpipe/upload/registry"
 )
 
@@ -179,12 +180,20 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 		if cmd.Flags().Changed("insecure") {
 			pc.Insecure = f.insecure
 		}
-		c, closeIdle, err := a.proxmoxClient(pc)
-		if err != nil {
-			return err
+		// The token is read when the upload stage runs, not before: `--stages resolve`
+		// (or a build that resumes past upload) needs no Proxmox secret.
+		var closeIdle func()
+		defer func() {
+			if closeIdle != nil {
+				closeIdle()
+			}
+		}()
+		deps.NewProxmox = func() (*proxmox.Client, error) {
+			c, closer, err := a.proxmoxClient(pc)
+			closeIdle = closer
+			return c, err
 		}
-		defer closeIdle()
-		deps.Proxmox, deps.ProxmoxConfig = c, pc
+		deps.ProxmoxConfig = pc
 		deps.Upload.Keep = f.keep
 	}
 
