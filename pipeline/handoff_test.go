@@ -51,15 +51,18 @@ func (s *handoffSite) config(mirrorHost string) *site.Config {
 	}
 }
 
-func (s *handoffSite) run(t *testing.T, report string, cfg *site.Config) (*Report, error) {
+func (s *handoffSite) run(t *testing.T, report string, cfg *site.Config, stages ...string) (*Report, error) {
 	t.Helper()
 	deps := Deps{Mirror: registry.New(registry.WithBackoff(registry.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Steps: 1})), MirrorMode: registry.ModePush}
 	r, err := New(Stages(deps), WithReport(report))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(stages) == 0 {
+		stages = []string{StageVerify, StageMirror}
+	}
 	lock := *s.lock
-	return r.Run(context.Background(), []string{StageVerify, StageMirror}, &State{Lock: &lock, Config: cfg})
+	return r.Run(context.Background(), stages, &State{Lock: &lock, Config: cfg})
 }
 
 // TestItem1ResumeReverifiesMovedTag is issue 12 item 1: verify checks signed digest A,
@@ -141,5 +144,33 @@ func TestPinVerified(t *testing.T) {
 	ps[0].Digest = b
 	if err := registry.PinVerified(ps, verified); !errors.Is(err, registry.ErrDigestConflict) {
 		t.Errorf("PinVerified(lock pins another digest) = %v; want ErrDigestConflict", err)
+	}
+}
+
+// TestItem1MirrorAloneUsesTheEarlierVerification: `--stages mirror` after a build that
+// verified takes the verified digests from the report (re-checked), and refuses when a
+// verified tag has moved since, instead of mirroring what nobody verified.
+func TestItem1MirrorAloneUsesTheEarlierVerification(t *testing.T) {
+	t.Parallel()
+	for _, move := range []bool{false, true} {
+		s := newHandoffSite(t)
+		report := filepath.Join(t.TempDir(), "build.json")
+		mirror := verifytest.Registry(t)
+		if _, err := s.run(t, report, s.config(mirror), StageVerify); err != nil {
+			t.Fatalf("verify = %v", err)
+		}
+		want := s.signed.DigestStr()
+		if move {
+			want = verifytest.PushRandom(t, s.ref).DigestStr()
+		}
+		rep, err := s.run(t, report, s.config(mirror), StageMirror)
+		at, _ := name.ParseReference(mirror + "/siderolabs/qemu-guest-agent@" + want)
+		_, headErr := remote.Head(at)
+		switch {
+		case move && (!errors.Is(err, ErrUnverified) || !errors.Is(err, fail.ErrPolicy) || headErr == nil):
+			t.Errorf("mirror alone after the tag moved = %v (stages %+v), moved digest at the mirror: %v; want ErrUnverified and nothing mirrored", err, rep.Stages, headErr == nil)
+		case !move && (err != nil || headErr != nil):
+			t.Errorf("mirror alone after verify = %v, verified digest at the mirror: %v; want it mirrored", err, headErr)
+		}
 	}
 }

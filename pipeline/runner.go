@@ -66,6 +66,11 @@ type State struct {
 	// verified (site.ImageRef.Key -> digest). nil when verify was not part of the build;
 	// mirror then mirrors what the lock pins (or resolves what it does not).
 	Verified map[string]string
+	// Stale names stages left out of this build whose earlier result for the same lock
+	// no longer holds (a verified tag moved): stages that depend on them refuse to run.
+	Stale []string
+
+	restored []string // unselected stages whose earlier result was looked at
 }
 
 // StageFunc runs one stage. It returns a JSON-marshalable summary for the report
@@ -222,6 +227,7 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 				}
 			}
 		}
+		r.restoreUnselected(ctx, name, selected, st, prev)
 		start := r.now()
 		rec.Started = &start
 		kind := "start"
@@ -275,6 +281,33 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 		runErr = werr
 	}
 	return rep, runErr
+}
+
+// restoreUnselected gives a stage about to run what earlier stages left out of this
+// build recorded for the same lock (e.g. `--stages mirror` after a build that verified):
+// their ResumeFuncs restore it if it still holds; otherwise the stage is named in
+// st.Stale, so a stage that depends on it refuses rather than act on unchecked data.
+func (r *Runner) restoreUnselected(ctx context.Context, name string, selected []string, st *State, prev *Report) {
+	if prev == nil || st.DryRun {
+		return
+	}
+	digest, _ := lockDigest(st.Lock)
+	if digest != prev.LockDigest {
+		return
+	}
+	for _, earlier := range Order[:slices.Index(Order, name)] {
+		if slices.Contains(selected, earlier) || slices.Contains(st.restored, earlier) {
+			continue
+		}
+		old := prev.stage(earlier)
+		if _, ok := r.resumes[earlier]; !ok || old == nil || (old.Status != StatusDone && old.Status != StatusSkipped) {
+			continue
+		}
+		st.restored = append(st.restored, earlier)
+		if !r.stillHolds(ctx, earlier, st, old) {
+			st.Stale = append(st.Stale, earlier)
+		}
+	}
 }
 
 // stillHolds asks the stage's ResumeFunc, if any, whether its earlier result holds.

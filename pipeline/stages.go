@@ -11,6 +11,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/factory"
+	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
@@ -47,6 +48,9 @@ type Deps struct {
 	ProxmoxConfig site.ProxmoxConfig
 	Upload        proxmox.RunOptions
 }
+
+// ErrUnverified means a stage would act on images whose verification no longer holds.
+var ErrUnverified = errors.New("refusing to mirror unverified images")
 
 // Skipped is the summary of a stage the site has not configured.
 type Skipped struct {
@@ -220,6 +224,9 @@ func (d Deps) fetch(ctx context.Context, st *State) (any, error) {
 func (d Deps) mirror(ctx context.Context, st *State) (any, error) {
 	if d.Mirror == nil {
 		return Skipped{"no registry mirrorer"}, nil
+	}
+	if slices.Contains(st.Stale, StageVerify) {
+		return nil, fail.Policy(fmt.Errorf("%w: images verified by an earlier run no longer resolve to the verified digests; run the verify stage again (--stages verify,mirror)", ErrUnverified))
 	}
 	placements, err := registry.PlanLock(st.Lock, st.Config, d.MirrorMode)
 	if errors.Is(err, registry.ErrNothingToMirror) {
