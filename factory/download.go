@@ -102,11 +102,21 @@ func urlKey(u string) string {
 // "sha256:<64 hex>"; it is never turned into a path.
 var ErrBadDigest = errors.New("not a sha256 digest")
 
-// BlobPath is where a file with the given "sha256:<hex>" digest lives. Digests come
-// from the lock and from refs/ (data, not trusted): anything but sha256 and 64
-// lower-case hex digits is refused, so no digest can name a file outside blobs/
-// (and Fetch, which removes a corrupt blob, can never remove anything else).
-func (c Cache) BlobPath(sha256Digest string) (string, error) {
+// BlobPath is where a file with the given "sha256:<hex>" digest lives, or "" when
+// the digest is not one (see blob).
+func (c Cache) BlobPath(sha256Digest string) string {
+	p, err := c.blob(sha256Digest)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// blob is BlobPath with the reason. Digests come from the lock and from refs/ (data,
+// not trusted): anything but sha256 and 64 lower-case hex digits is refused, so no
+// digest can name a file outside blobs/ (and Fetch, which removes a corrupt blob, can
+// never remove anything else).
+func (c Cache) blob(sha256Digest string) (string, error) {
 	if err := site.CheckDigest(sha256Digest); err != nil {
 		return "", fmt.Errorf("cache blob for %w: %w", err, ErrBadDigest)
 	}
@@ -177,7 +187,7 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		}
 	}
 	if known != nil && known.SHA256 != "" {
-		blob, err := cache.BlobPath(known.SHA256)
+		blob, err := cache.blob(known.SHA256)
 		if err != nil {
 			return res, fmt.Errorf("fetching %s: %w", redactURL(rawURL), err)
 		}
@@ -212,7 +222,7 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		return res, fmt.Errorf("fetching %s: %w: expected %s (%d bytes), got %s (%d bytes); if the factory rebuilt it on purpose, re-resolve the lock",
 			redactURL(rawURL), ErrDigestMismatch, opt.Expect.SHA256, opt.Expect.Size, got.SHA256, got.Size)
 	}
-	blob, err := cache.BlobPath(got.SHA256)
+	blob, err := cache.blob(got.SHA256)
 	if err != nil {
 		return res, err
 	}

@@ -218,7 +218,7 @@ func (c *Client) Plan(ctx context.Context, cache Cache, rawURL string, opt Fetch
 	}
 	action := ActionDownload
 	if known != nil && known.SHA256 != "" {
-		blob, err := cache.BlobPath(known.SHA256)
+		blob, err := cache.blob(known.SHA256)
 		if err != nil {
 			return res, "", err
 		}

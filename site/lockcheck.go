@@ -19,7 +19,8 @@ import (
 var ErrLockInvalid = errors.New("lock is invalid")
 
 var (
-	schematicIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// hex64RE is a schematic ID, or a sha256 written as bare hex.
+	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	sha512RE      = regexp.MustCompile(`^sha512:[0-9a-f]{128}$`)
 	// fileNameRE is a factory artifact file name: one path segment, no dot-only names.
 	fileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -80,7 +81,7 @@ func (l *Lock) validateProfile(field string, p *Profile, pins *ImagePins) []erro
 		errs = append(errs, fmt.Errorf("%s.%s: %s", field, sub, fmt.Sprintf(format, args...)))
 	}
 	id := p.Schematic.ID
-	if !schematicIDRE.MatchString(id) {
+	if !hex64RE.MatchString(id) {
 		bad("schematic.id", "%q is not 64 lower-case hex digits", id)
 	} else if got, err := schematicID(p.Schematic.YAML); err != nil {
 		bad("schematic.yaml", "%v", err)
@@ -131,6 +132,22 @@ func (l *Lock) validateProfile(field string, p *Profile, pins *ImagePins) []erro
 		}
 	}
 	return errs
+}
+
+// normalize writes an artifact checksum given as bare hex (hand-written locks) in the
+// "sha256:<hex>" form every reader expects; anything else is left for Validate.
+func (l *Lock) normalize() {
+	for i := range l.Profiles {
+		for j := range l.Profiles[i].Artifacts {
+			a := &l.Profiles[i].Artifacts[j]
+			if hex64RE.MatchString(a.SHA256) {
+				a.SHA256 = "sha256:" + a.SHA256
+			}
+			if len(a.SHA512) == 128 && sha512RE.MatchString("sha512:"+a.SHA512) {
+				a.SHA512 = "sha512:" + a.SHA512
+			}
+		}
+	}
 }
 
 // checkImageURL checks a factory download URL: http(s), no credentials, and a path
