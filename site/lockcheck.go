@@ -20,8 +20,8 @@ var ErrLockInvalid = errors.New("lock is invalid")
 
 var (
 	// hex64RE is a schematic ID, or a sha256 written as bare hex.
-	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	sha512RE      = regexp.MustCompile(`^sha512:[0-9a-f]{128}$`)
+	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	sha512RE = regexp.MustCompile(`^sha512:[0-9a-f]{128}$`)
 	// fileNameRE is a factory artifact file name: one path segment, no dot-only names.
 	fileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
