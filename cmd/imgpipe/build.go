@@ -232,11 +232,11 @@ func (a *app) buildEvents() pipeline.EventFunc {
 		case "done":
 			fmt.Fprintf(a.stderr, "[%6s] %s: done in %s\n", el, e.Stage, e.Message)
 		case "skip":
-			fmt.Fprintf(a.stderr, "[%6s] %s: skipped (%s)\n", el, e.Stage, e.Message)
+			fmt.Fprintf(a.stderr, "[%6s] %s: skipped (%s)\n", el, e.Stage, a.redact(e.Message))
 		case "fail":
 			fmt.Fprintf(a.stderr, "[%6s] %s: FAILED\n", el, e.Stage)
 		default:
-			fmt.Fprintf(a.stderr, "[%6s] %s: %s\n", el, e.Stage, e.Message)
+			fmt.Fprintf(a.stderr, "[%6s] %s: %s\n", el, e.Stage, a.redact(e.Message))
 		}
 	}
 }
