@@ -117,6 +117,9 @@ func (c Cache) BlobPath(sha256Digest string) string {
 // digest can name a file outside blobs/ (and Fetch, which removes a corrupt blob, can
 // never remove anything else).
 func (c Cache) blob(sha256Digest string) (string, error) {
+	if hex64RE.MatchString(sha256Digest) {
+		sha256Digest = "sha256:" + sha256Digest // bare hex, as hand-written locks have it
+	}
 	if err := site.CheckDigest(sha256Digest); err != nil {
 		return "", fmt.Errorf("cache blob for %w: %w", err, ErrBadDigest)
 	}
@@ -126,6 +129,30 @@ func (c Cache) blob(sha256Digest string) (string, error) {
 		return "", fmt.Errorf("cache blob for %q: %w", sha256Digest, ErrBadDigest)
 	}
 	return p, nil
+}
+
+var hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Locate fills in the local file of every artifact in the lock that has a sha256
+// and no file, when the cache holds that blob. The lock does not carry local paths
+// (the cache belongs to the runner), so a stage that reads the file calls this first.
+func (c Cache) Locate(l *site.Lock) {
+	if l == nil || c.Dir == "" {
+		return
+	}
+	for i := range l.Profiles {
+		for j := range l.Profiles[i].Artifacts {
+			a := &l.Profiles[i].Artifacts[j]
+			// A hand-written lock may hold bare hex; anything else is not a cache key
+			// (and must not become a path).
+			if a.File != "" || !hex64RE.MatchString(strings.TrimPrefix(a.SHA256, "sha256:")) {
+				continue
+			}
+			if fi, err := os.Stat(c.BlobPath(a.SHA256)); err == nil && fi.Mode().IsRegular() {
+				a.File = c.BlobPath(a.SHA256)
+			}
+		}
+	}
 }
 
 func (c Cache) refPath(u string) string     { return filepath.Join(c.Dir, "refs", urlKey(u)+".json") }

@@ -126,7 +126,10 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 			}
 			u := opt.rebase(lockURL)
 			fo := FetchOptions{}
-			if prev := findArtifact(p, kind); prev != nil && prev.SHA256 != "" && sameArtifact(prev.URL, u) {
+			// The lock records the lock's own URL, never the rebased one: a factory
+			// override (--factory) is this runner's route, not the site's state. A pin
+			// binds the same /image/<schematic>/<version>/<file> from any factory.
+			if prev := findArtifact(p, kind); prev != nil && prev.SHA256 != "" && (sameArtifact(prev.URL, lockURL) || sameArtifact(prev.URL, u)) {
 				fo.Expect = &Digests{Size: prev.Size, SHA256: prev.SHA256, SHA512: prev.SHA512}
 			}
 			if opt.Progress != nil {
@@ -156,7 +159,7 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 			if opt.DryRun {
 				continue
 			}
-			setArtifact(p, site.Artifact{Kind: kind, URL: u, File: ar.File, Size: ar.Size, SHA256: ar.SHA256, SHA512: ar.SHA512})
+			setArtifact(p, site.Artifact{Kind: kind, URL: lockURL, File: ar.File, Size: ar.Size, SHA256: ar.SHA256, SHA512: ar.SHA512})
 			if opt.Recorded != nil {
 				if err := opt.Recorded(); err != nil {
 					return results, err

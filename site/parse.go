@@ -90,6 +90,9 @@ func (c *Config) validate(file string, loc *yamlx.Locator) error {
 			at(fmt.Sprintf("%s: %v", RedactURL(u.value), err), u.path...)
 		}
 	}
+	if _, err := ParseReleaseAge(c.MinimumReleaseAge); err != nil {
+		at(err.Error(), "minimumReleaseAge")
+	}
 	if c.Factory.URL != "" && CheckURLCredentials(c.Factory.URL) == nil {
 		if u, err := url.Parse(c.Factory.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			at(fmt.Sprintf("%q is not an http(s) URL", c.Factory.URL), "factory", "url")

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
 	"github.com/imgpipe/imgpipe/upload/proxmox/pvetest"
@@ -34,14 +36,25 @@ func proxmoxSite(t *testing.T, srv *pvetest.Server, withCA bool) string {
 		return p
 	}
 	sum := func(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(s[:]) }
+	// imgpipe fetch keeps downloads in its cache by digest; the lock names only the digest.
+	cached := func(b []byte) string {
+		p := factory.Cache{Dir: filepath.Join(dir, "cache")}.BlobPath(sum(b))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	base := "https://factory.example/image/" + uploadTestSchematic + "/v1.9.5/"
 	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5", Factory: "https://factory.example", Profiles: []site.Profile{{
 		Name: "worker", Platform: "nocloud", Arch: "amd64", Schematic: vanillaSchematic,
 		Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Ref: "ghcr.io/siderolabs/qemu-guest-agent:9.2.0", Version: "9.2.0"}},
 		ISO:        base + "nocloud-amd64.iso", DiskImage: base + "nocloud-amd64.qcow2",
 		Artifacts: []site.Artifact{
-			{Kind: "iso", URL: base + "nocloud-amd64.iso", File: write("nocloud-amd64.iso", iso), Size: int64(len(iso)), SHA256: sum(iso)},
-			{Kind: "disk", URL: base + "nocloud-amd64.qcow2", File: write("nocloud-amd64.qcow2", disk), Size: int64(len(disk)), SHA256: sum(disk)},
+			{Kind: "iso", URL: base + "nocloud-amd64.iso", File: cached(iso), Size: int64(len(iso)), SHA256: sum(iso)},
+			{Kind: "disk", URL: base + "nocloud-amd64.qcow2", File: cached(disk), Size: int64(len(disk)), SHA256: sum(disk)},
 		},
 	}}}
 	if err := site.WriteLock(filepath.Join(dir, "imgpipe.lock.json"), lock); err != nil {
@@ -60,7 +73,7 @@ func runUpload(t *testing.T, dir string, env map[string]string, args ...string) 
 	t.Helper()
 	var out, errb bytes.Buffer
 	full := append([]string{"--config", filepath.Join(dir, "imgpipe.yaml"), "upload"}, args...)
-	full = append(full, "--lock", filepath.Join(dir, "imgpipe.lock.json"))
+	full = append(full, "--lock", filepath.Join(dir, "imgpipe.lock.json"), "--cache-dir", filepath.Join(dir, "cache"))
 	code := run(context.Background(), full, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
 	return code, out.String(), errb.String()
 }
@@ -87,7 +100,7 @@ func TestUploadCommand(t *testing.T) {
 		if strings.Contains(stderr+out, srv.Secret()) {
 			t.Errorf("run %d: output contains the token secret", i)
 		}
-		if i == 0 && !strings.Contains(stderr, "uploading talos-376567988ad3-v1.9.5-nocloud-amd64.iso to pve1: 100%") {
+		if i == 0 && !strings.Contains(stderr, "uploading talos_default_worker_v1.9.5_376567988ad3_nocloud-amd64.iso to pve1: 100%") {
 			t.Errorf("run %d: stderr %q; want plain progress lines", i, stderr)
 		}
 	}
@@ -130,6 +143,7 @@ func TestUploadCommandErrors(t *testing.T) {
 		{"--proxmox-ca", noCA, good, []string{"iso", "--dry-run", "--proxmox-ca", filepath.Join(withCA, "pve-ca.pem")}, 0, ""},
 		{"--insecure", noCA, good, []string{"iso", "--dry-run", "--insecure"}, 0, "TLS verification of the Proxmox API is off"},
 		{"bad --keep", withCA, good, []string{"iso", "--keep", "-3"}, exitUsage, "--keep"},
+		{"--keep without proxmox.site", withCA, good, []string{"iso", "--keep", "1"}, exitUsage, "set proxmox.site"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runUpload(t, tt.dir, tt.env, tt.args...)
@@ -153,6 +167,40 @@ func TestUploadCommandErrors(t *testing.T) {
 	srv.Inject(pvetest.Fault{Kind: pvetest.FaultTaskFail, Path: "/upload", Message: "no space left on device"})
 	if code, _, stderr := runUpload(t, withCA, good, "iso"); code != exitOperational || !strings.Contains(stderr, "no space left on device") {
 		t.Errorf("imgpipe upload iso (task fails) = %d, %q; want %d with the task message", code, stderr, exitOperational)
+	}
+}
+
+// Item 15 at the CLI: with proxmox.site set, --profile P --keep N prunes only
+// that site's images of P; proxmox.timeout and stallTimeout are read.
+func TestUploadCommandSiteScopedKeep(t *testing.T) {
+	t.Parallel()
+	srv := pvetest.New()
+	defer srv.Close()
+	dir := proxmoxSite(t, srv, true)
+	cfgPath := filepath.Join(dir, "imgpipe.yaml")
+	cfg, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, append(cfg, []byte("  site: lab\n  timeout: 20s\n  stallTimeout: 1m\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine := "local:iso/talos_lab_worker_v1.9.4_" + uploadTestSchematic[:12] + "_nocloud-amd64.iso"
+	theirs := "local:iso/talos_edge_worker_v1.9.4_" + uploadTestSchematic[:12] + "_nocloud-amd64.iso"
+	for _, v := range []string{mine, theirs} {
+		srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: v, Content: "iso", Format: "iso", Size: 1})
+	}
+	code, out, stderr := runUpload(t, dir, map[string]string{proxmox.TokenEnv: srv.Token()}, "iso", "--profile", "worker", "--keep", "1", "-o", "json")
+	if code != 0 {
+		t.Fatalf("imgpipe upload iso --keep 1 = %d; stderr %s", code, stderr)
+	}
+	var rep uploadReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 2 || rep.Results[1].Volume != mine || rep.Results[1].Action != proxmox.ActionRemoved {
+		t.Errorf("report %s (%v); want the upload, then %s removed", out, err, mine)
+	}
+	var left []string
+	for _, v := range srv.Volumes() {
+		left = append(left, v.VolID)
+	}
+	if !slices.Contains(left, theirs) || slices.Contains(left, mine) {
+		t.Errorf("volumes %v; want %s kept and %s removed", left, theirs, mine)
 	}
 }
 
