@@ -94,6 +94,12 @@ type Options struct {
 	Imgpipe string
 	// InventoryFile names the inventory in errors.
 	InventoryFile string
+	// Profiles, when set, limits the plan to the nodes of these site profiles (a canary,
+	// or one pool such as the GPU workers); other nodes, and nodes whose profile is
+	// unknown, are left out. Kubernetes upgrades are cluster-wide, so such a plan keeps
+	// the cluster's Kubernetes: Kubernetes must be empty, and a path that needs a
+	// Kubernetes step is refused with ErrClusterKubernetes.
+	Profiles []string
 }
 
 // Plan is an upgrade plan: the JSON contract of `imgpipe upgrade-plan -o json`.
@@ -109,6 +115,9 @@ type Plan struct {
 	Notes   []string `json:"notes,omitempty"`
 	// HealthTimeout is how long each health gate waits ("10m", "1h30m").
 	HealthTimeout string `json:"health_timeout"`
+	// ProfileFilter is upgrade-plan --profile: only nodes of these profiles are
+	// planned (Nodes counts them) and the plan has no Kubernetes step.
+	ProfileFilter []string `json:"profile_filter,omitempty"`
 }
 
 // DefaultHealthTimeout is the health gates' wait when Options leave it unset.
@@ -258,6 +267,7 @@ type planner struct {
 	nodes   []*node
 	cp      *node // the control-plane node upgrade-k8s and health gates run against
 	notes   []string
+	fixedK  *semver.Version // the cluster's Kubernetes, pinned by Options.Profiles
 	upgrade map[[2]string]error
 	k8sOK   map[[2]string]error
 	patch   map[uint64]string
@@ -296,8 +306,20 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if inv == nil || len(inv.Nodes) == 0 {
 		return nil, fail.Usage(errors.New("the inventory lists no nodes"))
 	}
-	if err := unknownProfiles(inv); err != nil {
-		return nil, err
+	if len(opts.Profiles) > 0 {
+		if opts.Kubernetes != "" {
+			return nil, fail.Usage(errors.New("--kubernetes with --profile: Kubernetes upgrades are cluster-wide; plan them without --profile"))
+		}
+		known := opts.KnownProfiles
+		if known == nil { // no site config to check against: only empty names are refused
+			known = opts.Profiles
+		}
+		if err := CheckProfiles(known, opts.Profiles); err != nil {
+			return nil, err
+		}
+		opts.Profiles = slices.Compact(slices.Sorted(slices.Values(opts.Profiles)))
+	} else if err := unknownProfiles(inv); err != nil {
+		return nil, err // with --profile, nodes of unknown profile are left out instead
 	}
 	p := &planner{m: m, inv: inv, resolve: resolve, opts: opts,
 		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}, catchUp: map[string]string{}}
@@ -313,7 +335,7 @@ func (p *planner) plan() (*Plan, error) {
 		return nil, err
 	}
 	plan := &Plan{Schema: Schema, Cluster: p.inv.Cluster, Path: p.opts.Path, Nodes: len(p.nodes), Hops: []Hop{},
-		HealthTimeout: FormatDuration(p.opts.HealthTimeout)}
+		HealthTimeout: FormatDuration(p.opts.HealthTimeout), ProfileFilter: p.opts.Profiles}
 	plan.From = p.state()
 
 	var ahead []string
@@ -350,7 +372,7 @@ func (p *planner) plan() (*Plan, error) {
 				return nil, err
 			}
 			errs = append(errs, err)
-			if errors.Is(err, ErrKubernetesTooNew) || errors.Is(err, ErrKubernetesStep) {
+			if errors.Is(err, ErrKubernetesTooNew) || errors.Is(err, ErrKubernetesStep) || errors.Is(err, ErrClusterKubernetes) {
 				break // later hops would only repeat the same refusal
 			}
 			continue
@@ -386,7 +408,7 @@ func (p *planner) loadNodes() error {
 			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("Kubernetes version %q: %v", in.Kubernetes, err)))
 			continue
 		}
-		if p.opts.KnownProfiles != nil && !slices.Contains(p.opts.KnownProfiles, in.Profile) {
+		if p.opts.KnownProfiles != nil && p.selected(in) && !slices.Contains(p.opts.KnownProfiles, in.Profile) {
 			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("profile %q is not in the site config (profiles: %s): fix the node's profile or pass --config",
 				in.Profile, strings.Join(p.opts.KnownProfiles, ", "))))
 			continue
@@ -403,6 +425,9 @@ func (p *planner) loadNodes() error {
 	}
 	if p.cp == nil {
 		return fail.Usage(fmt.Errorf("%s: no controlplane node: Kubernetes upgrades and health gates run against one", p.opts.InventoryFile))
+	}
+	if err := p.narrow(); err != nil {
+		return err
 	}
 	// A kubelet newer than the API server is outside Kubernetes' version skew policy;
 	// planning from it would step that node's Kubernetes backwards.
@@ -459,6 +484,9 @@ func (p *planner) state() State {
 
 // clusterK is the control plane's Kubernetes: what upgrade-k8s starts from.
 func (p *planner) clusterK() *semver.Version {
+	if p.fixedK != nil {
+		return p.fixedK
+	}
 	var k *semver.Version
 	for _, n := range p.nodes {
 		if n.Role == RoleControlPlane && (k == nil || n.k8s.GreaterThan(k)) {
@@ -469,6 +497,9 @@ func (p *planner) clusterK() *semver.Version {
 }
 
 func (p *planner) targetKubernetes(target *compat.Release) (*semver.Version, error) {
+	if len(p.opts.Profiles) > 0 {
+		return p.keepKubernetes(target.Version)
+	}
 	ck := p.clusterK()
 	var kt *semver.Version
 	if q := strings.TrimSpace(p.opts.Kubernetes); q != "" {
@@ -852,7 +883,9 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 
 	// Trailing Kubernetes steps, to the target, after this hop's node upgrades.
 	var post []*semver.Version
-	if final {
+	if final && len(p.opts.Profiles) > 0 {
+		p.noteKubeletSkew(kt)
+	} else if final {
 		if post, err = p.k8sAfter(label, rel, part, kt); err != nil {
 			return nil, err
 		}
@@ -906,6 +939,9 @@ func (p *planner) k8sBefore(label string, rel *compat.Release, part []*node) ([]
 		}
 		if !lag {
 			break
+		}
+		if len(p.opts.Profiles) > 0 {
+			return nil, p.lagRefusal(label, rng.MinMinor, part, minMinor)
 		}
 		ck := p.clusterK()
 		next := ck

@@ -28,7 +28,7 @@ type rollout struct {
 // workers in batches, Kubernetes steps to the target; a health gate after each.
 func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*node, pre, post []*semver.Version) {
 	r := &rollout{p: p, hop: hop, rel: rel, lock: lock, profiles: profilesOf(part), pinned: map[string]bool{},
-		single: len(p.nodes) == 1,
+		single: len(p.inv.Nodes) == 1, // the cluster, not the nodes of a --profile plan
 		health: Step{Node: p.cp.Name, Address: p.cp.Address, Action: ActionHealth,
 			Command: fmt.Sprintf("talosctl health --nodes %s --wait-timeout %s", q(p.cp.Address), q(FormatDuration(p.opts.HealthTimeout)))}}
 	file := r.pins(pre, post)

@@ -32,6 +32,8 @@ type upgradePlanFlags struct {
 	output        string
 	outDir        string
 	healthTimeout time.Duration
+	profiles      []string
+	profileSet    bool // --profile given, even empty: an empty list must not mean every node
 }
 
 // output formats only upgrade-plan has.
@@ -54,6 +56,11 @@ hop (extension versions and digests, NVIDIA pairing, schematic, installer) with 
 and the rollout: pre-seed mirrors and pre-warm installers, control-plane nodes one at a
 time, GPU workers drained, workers in batches of --parallel, a health gate after each step.
 
+--profile limits the plan to the nodes of those profiles (a canary, or one pool such as the
+GPU workers): health gates still run against the control plane, and since Kubernetes
+upgrades are cluster-wide the plan keeps the cluster's Kubernetes; a path that needs a
+Kubernetes step is refused (exit 3): plan without --profile first.
+
 A plan that Talos does not allow, or that would drop an extension a node runs now, is
 refused with the reason (exit 3). Works offline: nothing is contacted.
 
@@ -63,9 +70,11 @@ commands, every talosctl upgrade with --image pinned to the factory installer); 
 		Example: `  imgpipe upgrade-plan --inventory cluster.yaml --to v1.10.x
   imgpipe upgrade-plan --inventory cluster.yaml --to v1.13.x --kubernetes 1.35 --path minimal -o json
   imgpipe upgrade-plan --inventory cluster.yaml --to v1.10.x --parallel 3 -o script > upgrade.sh
-  imgpipe upgrade-plan --inventory cluster.yaml --to v1.12.x -o tuppr > upgrade.yaml`,
+  imgpipe upgrade-plan --inventory cluster.yaml --to v1.12.x -o tuppr > upgrade.yaml
+  imgpipe upgrade-plan --inventory cluster.yaml --to v1.10.x --profile gpu   # one pool; no Kubernetes step`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.profileSet = cmd.Flags().Changed("profile")
 			return a.runUpgradePlan(cmd.Context(), f)
 		},
 	}
@@ -81,6 +90,7 @@ commands, every talosctl upgrade with --image pinned to the factory installer); 
 	fl.BoolVar(&f.pre, "pre", false, "let the --to query pick prereleases and unverified releases")
 	fl.DurationVar(&f.healthTimeout, "health-timeout", upgrade.DefaultHealthTimeout, "how long each health gate waits (whole seconds, 1s to 24h)")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json, yaml, script or tuppr")
+	fl.StringSliceVarP(&f.profiles, "profile", "p", nil, "only the nodes of these profiles (repeatable or comma-separated); Kubernetes stays as it runs")
 	fl.StringVar(&f.outDir, "out-dir", "", "with -o tuppr: write one file per stage, named in order, and a README, into this directory")
 	return cmd
 }
@@ -109,6 +119,12 @@ func (f *upgradePlanFlags) check() error {
 	if err := upgrade.CheckHealthTimeout(f.healthTimeout); err != nil {
 		errs = append(errs, err)
 	}
+	if f.profileSet && len(f.profiles) == 0 {
+		errs = append(errs, usageErrorf("--profile needs a profile name (an empty list would plan every node)"))
+	}
+	if len(f.profiles) > 0 && f.kubernetes != "" {
+		errs = append(errs, usageErrorf("--kubernetes and --profile exclude each other: Kubernetes upgrades are cluster-wide; plan them without --profile"))
+	}
 	if f.outDir != "" && f.output != formatTuppr {
 		errs = append(errs, usageErrorf("--out-dir is for -o tuppr (one file per stage)"))
 	}
@@ -125,6 +141,13 @@ func (a *app) runUpgradePlan(ctx context.Context, f upgradePlanFlags) error {
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
+		return err
+	}
+	known := make([]string, len(cfg.Profiles))
+	for i, p := range cfg.Profiles {
+		known[i] = p.Name
+	}
+	if err := upgrade.CheckProfiles(known, f.profiles); err != nil {
 		return err
 	}
 	to := f.to
@@ -160,6 +183,7 @@ func (a *app) runUpgradePlan(ctx context.Context, f upgradePlanFlags) error {
 	opts := upgrade.Options{
 		To: to, Kubernetes: f.kubernetes, Path: f.path, Pre: f.pre, Parallel: f.parallel,
 		HealthTimeout: f.healthTimeout, InventoryFile: source, GPU: map[string]bool{}, Imgpipe: im,
+		Profiles: f.profiles,
 	}
 	for _, p := range cfg.Profiles {
 		opts.KnownProfiles = append(opts.KnownProfiles, p.Name)
@@ -167,7 +191,7 @@ func (a *app) runUpgradePlan(ctx context.Context, f upgradePlanFlags) error {
 			opts.GPU[p.Name] = *p.GPU
 		}
 	}
-	a.log.Debug("planning upgrade", "inventory", source, "nodes", len(inv.Nodes), "to", to, "path", f.path)
+	a.log.Debug("planning upgrade", "inventory", source, "nodes", len(inv.Nodes), "to", to, "path", f.path, "profiles", f.profiles)
 	plan, err := upgrade.NewPlan(m, inv, resolve, opts)
 	if err != nil {
 		return err
