@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,6 +56,33 @@ type partialMeta struct {
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
 	Total        int64  `json:"total"`
+	// Size and SHA256 describe the partial file as an interrupted run left it. For an
+	// immutable URL they stand in for a validator (see doc.go: resuming downloads).
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// resumable reports whether a later run may continue this partial download: the
+// server gave a validator for If-Range, or the URL names an immutable file and the
+// partial's size and hash were recorded when the run stopped.
+func (m *partialMeta) resumable() bool {
+	return m.validator() != "" || m.SHA256 != "" && immutableURL(m.URL)
+}
+
+// matches reports whether d, the digests of the partial file found on disk, are those
+// recorded: without a validator this is what proves the bytes are the ones we fetched.
+func (m *partialMeta) matches(d Digests) bool {
+	return m.validator() != "" || d.Size == m.Size && d.SHA256 == m.SHA256
+}
+
+var immutablePathRE = regexp.MustCompile(`/image/[0-9a-f]{64}/v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// immutableURL reports whether a URL names an Image Factory artifact by schematic ID
+// (a content hash), exact Talos release and file name. The factory builds such a file
+// from those three alone, so its bytes never change and a prefix of them stays a prefix.
+func immutableURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.RawQuery == "" && immutablePathRE.MatchString(u.Path)
 }
 
 // validator is what If-Range can carry: a strong ETag, else Last-Modified.
@@ -70,9 +98,37 @@ func urlKey(u string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// BlobPath is where a file with the given "sha256:<hex>" digest lives.
+// ErrBadDigest means a digest from a lock or the cache's own records is not
+// "sha256:<64 hex>"; it is never turned into a path.
+var ErrBadDigest = errors.New("not a sha256 digest")
+
+// BlobPath is where a file with the given "sha256:<hex>" digest lives, or "" when
+// the digest is not one (see blob).
 func (c Cache) BlobPath(sha256Digest string) string {
-	return filepath.Join(c.Dir, "blobs", "sha256", strings.TrimPrefix(sha256Digest, "sha256:"))
+	p, err := c.blob(sha256Digest)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// blob is BlobPath with the reason. Digests come from the lock and from refs/ (data,
+// not trusted): anything but sha256 and 64 lower-case hex digits is refused, so no
+// digest can name a file outside blobs/ (and Fetch, which removes a corrupt blob, can
+// never remove anything else).
+func (c Cache) blob(sha256Digest string) (string, error) {
+	if hex64RE.MatchString(sha256Digest) {
+		sha256Digest = "sha256:" + sha256Digest // bare hex, as hand-written locks have it
+	}
+	if err := site.CheckDigest(sha256Digest); err != nil {
+		return "", fmt.Errorf("cache blob for %w: %w", err, ErrBadDigest)
+	}
+	dir := filepath.Join(c.Dir, "blobs", "sha256")
+	p := filepath.Join(dir, strings.TrimPrefix(sha256Digest, "sha256:"))
+	if filepath.Dir(p) != dir {
+		return "", fmt.Errorf("cache blob for %q: %w", sha256Digest, ErrBadDigest)
+	}
+	return p, nil
 }
 
 var hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -158,7 +214,10 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		}
 	}
 	if known != nil && known.SHA256 != "" {
-		blob := cache.BlobPath(known.SHA256)
+		blob, err := cache.blob(known.SHA256)
+		if err != nil {
+			return res, fmt.Errorf("fetching %s: %w", redactURL(rawURL), err)
+		}
 		got, err := c.hashFile(ctx, blob, rawURL, opt.Progress)
 		switch {
 		case err == nil && sameDigests(got, *known):
@@ -190,7 +249,10 @@ func (c *Client) Fetch(ctx context.Context, cache Cache, rawURL string, opt Fetc
 		return res, fmt.Errorf("fetching %s: %w: expected %s (%d bytes), got %s (%d bytes); if the factory rebuilt it on purpose, re-resolve the lock",
 			redactURL(rawURL), ErrDigestMismatch, opt.Expect.SHA256, opt.Expect.Size, got.SHA256, got.Size)
 	}
-	blob := cache.BlobPath(got.SHA256)
+	blob, err := cache.blob(got.SHA256)
+	if err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
 		return res, fmt.Errorf("creating cache dir: %w", err)
 	}
@@ -255,10 +317,17 @@ func (c *Client) download(ctx context.Context, cache Cache, rawURL string, opt F
 	defer d.close()
 	meta, _ := readJSON[partialMeta](part + ".json")
 	var offset int64
-	if meta != nil && meta.URL == rawURL && meta.validator() != "" {
+	if meta != nil && meta.URL == rawURL && meta.resumable() {
 		// Re-hash what an earlier run left, so the digests cover the whole file.
 		if err := digestReader(d, ctxReader{ctx, f}, nil, nil); err != nil {
 			return Digests{}, fmt.Errorf("reading partial download: %w", err)
+		}
+		if !meta.matches(d.sum()) {
+			c.log.Info("partial download differs from what was recorded; starting over", "url", redactURL(rawURL))
+			if err := restart(f, d); err != nil {
+				return Digests{}, err
+			}
+			meta = nil
 		}
 		offset = d.size
 		if offset > 0 {
@@ -279,6 +348,7 @@ func (c *Client) download(ctx context.Context, cache Cache, rawURL string, opt F
 			if attempt > 1 {
 				err = fmt.Errorf("after %d attempts: %w", attempt, err)
 			}
+			c.recordPartial(f, d, part, meta)
 			return Digests{}, err
 		}
 		wait := (&Transport{Policy: pol}).backoff(pol, attempt)
@@ -291,6 +361,24 @@ func (c *Client) download(ctx context.Context, cache Cache, rawURL string, opt F
 		return Digests{}, fmt.Errorf("syncing %s: %w", part, err)
 	}
 	return d.sum(), nil
+}
+
+// recordPartial writes the partial file's size and sha256 beside it when this run
+// stops, so a later run may resume an immutable URL without a validator (doc.go).
+// Best effort: without the record the next run simply starts over.
+func (c *Client) recordPartial(f *os.File, d *digester, part string, meta *partialMeta) {
+	if meta == nil || !immutableURL(meta.URL) || d.size == 0 {
+		return
+	}
+	if err := f.Sync(); err != nil {
+		return
+	}
+	sum := d.sum()
+	m := *meta
+	m.Size, m.SHA256 = sum.Size, sum.SHA256
+	if err := writeJSONAtomic(part+".json", &m); err != nil {
+		c.log.Debug("could not record the partial download", "err", err)
+	}
 }
 
 // downloadFrom performs one GET from the digester's current size and appends the body.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,8 +127,9 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 			u := opt.rebase(lockURL)
 			fo := FetchOptions{}
 			// The lock records the lock's own URL, never the rebased one: a factory
-			// override (--factory) is this runner's route, not the site's state.
-			if prev := findArtifact(p, kind); prev != nil && (prev.URL == lockURL || prev.URL == u) && prev.SHA256 != "" {
+			// override (--factory) is this runner's route, not the site's state. A pin
+			// binds the same /image/<schematic>/<version>/<file> from any factory.
+			if prev := findArtifact(p, kind); prev != nil && prev.SHA256 != "" && (sameArtifact(prev.URL, lockURL) || sameArtifact(prev.URL, u)) {
 				fo.Expect = &Digests{Size: prev.Size, SHA256: prev.SHA256, SHA512: prev.SHA512}
 			}
 			if opt.Progress != nil {
@@ -145,6 +147,11 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 				if ctx.Err() != nil {
 					return results, err
 				}
+				if errors.Is(err, ErrDigestMismatch) {
+					// The lock pins other bytes: an integrity failure, like a bad
+					// signature (exit 3), not something a retry fixes.
+					err = fail.Policy(err)
+				}
 				errs = append(errs, fmt.Errorf("profile %s %s: %w", p.Name, kind, err))
 				continue
 			}
@@ -161,6 +168,32 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// sameArtifact reports whether two factory URLs name the same file: the same
+// /image/<schematic>/<version>/<file> path, whichever factory serves it (--factory
+// rebases URLs). A pinned checksum then binds the download wherever it comes from,
+// and another server's other bytes fail instead of replacing the pin.
+func sameArtifact(a, b string) bool {
+	if a == b {
+		return true
+	}
+	pa, oka := imagePath(a)
+	pb, okb := imagePath(b)
+	return oka && okb && pa == pb
+}
+
+// imagePath is the /image/<schematic>/<version>/<file> part of a factory URL.
+func imagePath(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false
+	}
+	i := strings.LastIndex(u.Path, "/image/")
+	if i < 0 {
+		return "", false
+	}
+	return u.Path[i:], true
 }
 
 func actionOf(r FetchResult) string {
@@ -188,7 +221,10 @@ func (c *Client) Plan(ctx context.Context, cache Cache, rawURL string, opt Fetch
 	}
 	action := ActionDownload
 	if known != nil && known.SHA256 != "" {
-		blob := cache.BlobPath(known.SHA256)
+		blob, err := cache.blob(known.SHA256)
+		if err != nil {
+			return res, "", err
+		}
 		got, err := c.hashFile(ctx, blob, rawURL, opt.Progress)
 		switch {
 		case err == nil && sameDigests(got, *known):
@@ -201,8 +237,8 @@ func (c *Client) Plan(ctx context.Context, cache Cache, rawURL string, opt Fetch
 		}
 	}
 	if action == ActionDownload {
-		if meta, err := readJSON[partialMeta](cache.partialPath(rawURL) + ".json"); err == nil && meta.URL == rawURL && meta.validator() != "" {
-			if st, err := os.Stat(cache.partialPath(rawURL)); err == nil && st.Size() > 0 {
+		if meta, err := readJSON[partialMeta](cache.partialPath(rawURL) + ".json"); err == nil && meta.URL == rawURL && meta.resumable() {
+			if st, err := os.Stat(cache.partialPath(rawURL)); err == nil && st.Size() > 0 && (meta.validator() != "" || st.Size() == meta.Size) {
 				action, res.ResumedAt = ActionResume, st.Size()
 			}
 		}

@@ -62,6 +62,15 @@ type State struct {
 	DryRun bool
 	// Emit reports progress of the running stage.
 	Emit func(msg string)
+	// Verified is the verify stage's hand-off: the digest it checked for each image it
+	// verified (site.ImageRef.Key -> digest). nil when verify was not part of the build;
+	// mirror then mirrors what the lock pins (or resolves what it does not).
+	Verified map[string]string
+	// Stale names stages left out of this build whose earlier result for the same lock
+	// no longer holds (a verified tag moved): stages that depend on them refuse to run.
+	Stale []string
+
+	restored []string // unselected stages whose earlier result was looked at
 }
 
 // StageFunc runs one stage. It returns a JSON-marshalable summary for the report
@@ -69,10 +78,19 @@ type State struct {
 // mutation and return what it would do.
 type StageFunc func(ctx context.Context, st *State) (any, error)
 
+// ResumeFunc decides whether what an earlier run of a stage recorded (its summary in
+// the report) still holds, restoring into st what later stages need from it. It runs
+// only when the runner would skip the stage as done for the same lock; false makes the
+// stage run again. Reports and journals are hints: a stage whose result depends on
+// something outside the lock (a tag) re-checks it here.
+type ResumeFunc func(ctx context.Context, st *State, prev json.RawMessage) bool
+
 // Stage is a named stage implementation.
 type Stage struct {
 	Name string
 	Run  StageFunc
+	// Resume, when set, is asked before the stage is skipped (see ResumeFunc).
+	Resume ResumeFunc
 }
 
 // StageRecord is one stage in the build report.
@@ -100,6 +118,7 @@ type Report struct {
 // Runner runs stages.
 type Runner struct {
 	stages     map[string]StageFunc
+	resumes    map[string]ResumeFunc
 	events     EventFunc
 	reportPath string
 	lockPath   string
@@ -126,7 +145,7 @@ func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = n
 // New builds a runner from stage implementations; a stage may appear at most once and
 // must be one of Order.
 func New(stages []Stage, opts ...Option) (*Runner, error) {
-	r := &Runner{stages: map[string]StageFunc{}, events: func(Event) {}, now: time.Now}
+	r := &Runner{stages: map[string]StageFunc{}, resumes: map[string]ResumeFunc{}, events: func(Event) {}, now: time.Now}
 	for _, s := range stages {
 		if !slices.Contains(Order, s.Name) {
 			return nil, fmt.Errorf("unknown stage %q", s.Name)
@@ -135,6 +154,9 @@ func New(stages []Stage, opts ...Option) (*Runner, error) {
 			return nil, fmt.Errorf("stage %q given twice", s.Name)
 		}
 		r.stages[s.Name] = s.Run
+		if s.Resume != nil {
+			r.resumes[s.Name] = s.Resume
+		}
 	}
 	for _, o := range opts {
 		o(r)
@@ -189,7 +211,7 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 		// A stage finished by an earlier run for the same lock is not redone.
 		if name != StageResolve && !st.DryRun && prev != nil {
 			if digest, _ := lockDigest(st.Lock); digest == prev.LockDigest {
-				if old := prev.stage(name); old != nil && (old.Status == StatusDone || old.Status == StatusSkipped) {
+				if old := prev.stage(name); old != nil && (old.Status == StatusDone || old.Status == StatusSkipped) && r.stillHolds(ctx, name, st, old) {
 					rec = *old
 					rec.Status = StatusSkipped
 					r.emit(name, "skip", "already done for this lock")
@@ -205,6 +227,7 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 				}
 			}
 		}
+		r.restoreUnselected(ctx, name, selected, st, prev)
 		start := r.now()
 		rec.Started = &start
 		kind := "start"
@@ -258,6 +281,43 @@ func (r *Runner) Run(ctx context.Context, selected []string, st *State) (*Report
 		runErr = werr
 	}
 	return rep, runErr
+}
+
+// restoreUnselected gives a stage about to run what earlier stages left out of this
+// build recorded for the same lock (e.g. `--stages mirror` after a build that verified):
+// their ResumeFuncs restore it if it still holds; otherwise the stage is named in
+// st.Stale, so a stage that depends on it refuses rather than act on unchecked data.
+func (r *Runner) restoreUnselected(ctx context.Context, name string, selected []string, st *State, prev *Report) {
+	if prev == nil || st.DryRun {
+		return
+	}
+	digest, _ := lockDigest(st.Lock)
+	if digest != prev.LockDigest {
+		return
+	}
+	for _, earlier := range Order[:slices.Index(Order, name)] {
+		if slices.Contains(selected, earlier) || slices.Contains(st.restored, earlier) {
+			continue
+		}
+		old := prev.stage(earlier)
+		if _, ok := r.resumes[earlier]; !ok || old == nil || (old.Status != StatusDone && old.Status != StatusSkipped) {
+			continue
+		}
+		st.restored = append(st.restored, earlier)
+		if !r.stillHolds(ctx, earlier, st, old) {
+			st.Stale = append(st.Stale, earlier)
+		}
+	}
+}
+
+// stillHolds asks the stage's ResumeFunc, if any, whether its earlier result holds.
+func (r *Runner) stillHolds(ctx context.Context, name string, st *State, old *StageRecord) bool {
+	resume, ok := r.resumes[name]
+	if !ok {
+		return true
+	}
+	st.Emit = func(msg string) { r.emit(name, "progress", msg) }
+	return resume(ctx, st, old.Summary)
 }
 
 func (r *Runner) emit(stage, kind, msg string) {

@@ -7,12 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/site"
 )
 
 type calls struct{ names []string }
+
+// vanillaID is the ID of the schematic without customizations ("{}"): locks are
+// validated when read, so the fake stages write consistent ones.
+const vanillaID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 
 func fakeStages(c *calls, failAt string, failErr error) []Stage {
 	var out []Stage
@@ -24,10 +29,12 @@ func fakeStages(c *calls, failAt string, failErr error) []Stage {
 			}
 			switch name {
 			case StageResolve:
-				st.Lock = &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6", Profiles: []site.Profile{{Name: "worker"}}}
+				st.Lock = &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6", Profiles: []site.Profile{{Name: "worker",
+					Schematic: site.Schematic{ID: vanillaID, YAML: "{}"}}}}
 			case StageFetch:
 				if !st.DryRun {
-					st.Lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", SHA256: "abc"}}
+					st.Lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", SHA256: "sha256:" + strings.Repeat("a", 64),
+						URL: "https://factory.example/image/" + vanillaID + "/v1.9.6/nocloud-amd64.iso"}}
 				}
 			}
 			st.Emit("working")
@@ -202,7 +209,8 @@ func TestResumeRestoresArtifacts(t *testing.T) {
 	if got, want := second.names, []string{"resolve", "upload"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("resumed run ran %v; want %v", got, want)
 	}
-	want := []site.Artifact{{Kind: "iso", SHA256: "abc"}}
+	want := []site.Artifact{{Kind: "iso", SHA256: "sha256:" + strings.Repeat("a", 64),
+		URL: "https://factory.example/image/" + vanillaID + "/v1.9.6/nocloud-amd64.iso"}}
 	if !reflect.DeepEqual(atUpload, want) {
 		t.Errorf("upload saw artifacts %+v; want fetch's %+v from the report", atUpload, want)
 	}

@@ -2,13 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/factory"
+	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
@@ -38,10 +41,16 @@ type Deps struct {
 	Mirror     *registry.Mirrorer
 	MirrorMode registry.Mode
 
-	Proxmox       *proxmox.Client
+	Proxmox *proxmox.Client
+	// NewProxmox, when Proxmox is nil, builds the client the first time the upload
+	// stage runs: secrets (the API token) are loaded only by a stage that needs them.
+	NewProxmox    func() (*proxmox.Client, error)
 	ProxmoxConfig site.ProxmoxConfig
 	Upload        proxmox.RunOptions
 }
+
+// ErrUnverified means a stage would act on images whose verification no longer holds.
+var ErrUnverified = errors.New("refusing to mirror unverified images")
 
 // Skipped is the summary of a stage the site has not configured.
 type Skipped struct {
@@ -53,9 +62,9 @@ func Stages(d Deps) []Stage {
 	return []Stage{
 		{Name: StageResolve, Run: d.resolve},
 		{Name: StageSchematic, Run: d.schematic},
-		{Name: StageVerify, Run: d.verify},
+		{Name: StageVerify, Run: d.verify, Resume: d.resumeVerify},
 		{Name: StageFetch, Run: d.fetch},
-		{Name: StageMirror, Run: d.mirror},
+		{Name: StageMirror, Run: d.mirror, Resume: d.resumeMirror},
 		{Name: StageUpload, Run: d.upload},
 	}
 }
@@ -136,8 +145,55 @@ func (d Deps) verify(ctx context.Context, st *State) (any, error) {
 	rep, err := verify.CheckLock(ctx, st.Lock, st.Config, so, d.VerifyOptions...)
 	if rep != nil {
 		st.Emit(fmt.Sprintf("%d images checked", len(rep.Results)))
+		if err == nil && !st.DryRun {
+			st.Verified = verify.VerifiedDigests(rep)
+		}
 	}
 	return rep, err
+}
+
+// resumeVerify accepts an earlier verify only if every digest it resolved from a tag is
+// still what that tag names where images are read; then its digests are the hand-off.
+func (d Deps) resumeVerify(ctx context.Context, st *State, prev json.RawMessage) bool {
+	var rep verify.Report
+	if err := json.Unmarshal(prev, &rep); err != nil || len(rep.Results) == 0 {
+		return false
+	}
+	v, err := verify.New(nil, d.VerifyOptions...)
+	if err != nil {
+		return false
+	}
+	if moved := v.Moved(ctx, &rep); len(moved) > 0 {
+		st.Emit(fmt.Sprintf("re-verifying: %d images no longer resolve to the digest verified before: %s", len(moved), strings.Join(moved, ", ")))
+		return false
+	}
+	st.Verified = verify.VerifiedDigests(&rep)
+	return true
+}
+
+// resumeMirror accepts an earlier mirror only if it mirrored exactly the digests verify
+// checked in this build (after a re-verification they may differ).
+func (d Deps) resumeMirror(_ context.Context, st *State, prev json.RawMessage) bool {
+	if st.Verified == nil {
+		return true
+	}
+	var rep registry.Report
+	if err := json.Unmarshal(prev, &rep); err != nil {
+		return false
+	}
+	mirrored := map[string]string{}
+	for _, ir := range rep.Images {
+		if r, err := site.ParseImageRef(ir.Ref); err == nil {
+			mirrored[r.Key()] = ir.Digest
+		}
+	}
+	for key, digest := range st.Verified {
+		if got, ok := mirrored[key]; ok && got != digest {
+			st.Emit(fmt.Sprintf("mirroring again: %s was mirrored at %s, verified at %s", key, got, digest))
+			return false
+		}
+	}
+	return true
 }
 
 func (d Deps) fetch(ctx context.Context, st *State) (any, error) {
@@ -169,6 +225,9 @@ func (d Deps) mirror(ctx context.Context, st *State) (any, error) {
 	if d.Mirror == nil {
 		return Skipped{"no registry mirrorer"}, nil
 	}
+	if slices.Contains(st.Stale, StageVerify) {
+		return nil, fail.Policy(fmt.Errorf("%w: images verified by an earlier run no longer resolve to the verified digests; run the verify stage again (--stages verify,mirror)", ErrUnverified))
+	}
 	placements, err := registry.PlanLock(st.Lock, st.Config, d.MirrorMode)
 	if errors.Is(err, registry.ErrNothingToMirror) {
 		st.Emit("no registries configured: nothing to mirror")
@@ -176,6 +235,12 @@ func (d Deps) mirror(ctx context.Context, st *State) (any, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if st.Verified != nil {
+		// Mirror what verify checked, by digest; never resolve those tags again.
+		if err := registry.PinVerified(placements, st.Verified); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range placements {
 		if p.Unmirrored {
@@ -196,6 +261,13 @@ type UploadSummary struct {
 }
 
 func (d Deps) upload(ctx context.Context, st *State) (any, error) {
+	if d.Proxmox == nil && d.NewProxmox != nil {
+		c, err := d.NewProxmox()
+		if err != nil {
+			return nil, err
+		}
+		d.Proxmox = c
+	}
 	if d.Proxmox == nil {
 		st.Emit("no Proxmox target configured: nothing to upload")
 		return Skipped{"no Proxmox target (proxmox.url)"}, nil

@@ -177,6 +177,12 @@ func ParseLock(name string, data []byte) (*Lock, error) {
 	if l.Talos == "" {
 		return nil, fail.Usage(fmt.Errorf("%s: field talos is empty", name))
 	}
+	// Every reader gets a validated lock (lockcheck.go): digests, references and IDs
+	// are used to build paths and pick what gets verified and shipped.
+	l.normalize()
+	if err := l.Validate(); err != nil {
+		return nil, fail.Usage(fmt.Errorf("%s: %w", name, err))
+	}
 	return &l, nil
 }
 

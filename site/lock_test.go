@@ -60,7 +60,7 @@ func TestMarshalLockGolden(t *testing.T) {
 func TestParseLockRoundTrip(t *testing.T) {
 	t.Parallel()
 	lock := resolveDefault(t, "v1.9.x")
-	lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", URL: lock.Profiles[0].ISO, File: "/home/runner/.cache/imgpipe/a.iso", Size: 1, SHA256: "x", SHA512: "y"}}
+	lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", URL: lock.Profiles[0].ISO, File: "/home/runner/.cache/imgpipe/a.iso", Size: 1, SHA256: "sha256:" + strings.Repeat("a", 64), SHA512: "sha512:" + strings.Repeat("b", 128)}}
 	data, err := site.MarshalLock(lock)
 	if err != nil {
 		t.Fatal(err)

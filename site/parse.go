@@ -46,6 +46,32 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
+// configURL is a URL-valued setting and its path in imgpipe.yaml.
+type configURL struct {
+	value string
+	path  []any
+}
+
+// urls lists the settings that hold URLs or registry endpoints.
+func (c *Config) urls() []configURL {
+	out := []configURL{
+		{c.Factory.URL, []any{"factory", "url"}},
+		{c.Factory.Registry, []any{"factory", "registry"}},
+		{c.Proxmox.URL, []any{"proxmox", "url"}},
+		{c.Registries.Host, []any{"registries", "host"}},
+		{c.Registries.OverridePath, []any{"registries", "overridePath"}},
+	}
+	hosts := make([]string, 0, len(c.Registries.Mirrors))
+	for h := range c.Registries.Mirrors {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	for _, h := range hosts {
+		out = append(out, configURL{c.Registries.Mirrors[h].Endpoint, []any{"registries", "mirrors", h, "endpoint"}})
+	}
+	return out
+}
+
 func (c *Config) validate(file string, loc *yamlx.Locator) error {
 	var errs []error
 	at := func(msg string, path ...any) { errs = append(errs, yamlx.At(file, loc, msg, path...)) }
@@ -57,10 +83,17 @@ func (c *Config) validate(file string, loc *yamlx.Locator) error {
 	if c.Version != 1 {
 		at(fmt.Sprintf("version %d is not supported: set version: 1", c.Version), "version")
 	}
+	// URLs with credentials are refused before anything else looks at them: they would
+	// end up in the lock, on stdout and in messages. The message never repeats them.
+	for _, u := range c.urls() {
+		if err := CheckURLCredentials(u.value); err != nil {
+			at(fmt.Sprintf("%s: %v", RedactURL(u.value), err), u.path...)
+		}
+	}
 	if _, err := ParseReleaseAge(c.MinimumReleaseAge); err != nil {
 		at(err.Error(), "minimumReleaseAge")
 	}
-	if c.Factory.URL != "" {
+	if c.Factory.URL != "" && CheckURLCredentials(c.Factory.URL) == nil {
 		if u, err := url.Parse(c.Factory.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			at(fmt.Sprintf("%q is not an http(s) URL", c.Factory.URL), "factory", "url")
 		}

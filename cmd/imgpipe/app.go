@@ -50,12 +50,29 @@ func (a *app) loadConfig() (*site.Config, error) {
 	return cfg, nil
 }
 
-// loadLock reads a lockfile written by `imgpipe resolve --lock`.
+// loadLock reads a lockfile written by `imgpipe resolve --lock`: validated on read
+// (site.ParseLock) and its Talos release checked against the matrix.
 func (a *app) loadLock(path string) (*site.Lock, error) {
 	if path == "" {
 		path = defaultLockFile
 	}
-	return site.ReadLock(path)
+	l, err := site.ReadLock(path)
+	if err != nil {
+		return nil, err
+	}
+	return l, a.checkLockMatrix(path, l)
+}
+
+// checkLockMatrix refuses a lock whose Talos release the compatibility matrix lacks.
+func (a *app) checkLockMatrix(path string, l *site.Lock) error {
+	m, _, err := a.loadMatrix()
+	if err != nil {
+		return err
+	}
+	if err := l.CheckMatrix(m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // output formats accepted by -o.

@@ -16,6 +16,7 @@ import (
 	"github.com/imgpipe/imgpipe/pipeline"
 	"github.com/imgpipe/imgpipe/pipeline/verify"
 	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/proxmox"
 	"github.com/imgpipe/imgpipe/upload/registry"
 )
 
@@ -119,6 +120,9 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 		if st.Lock, err = site.ParseLock(f.lock, data); err != nil {
 			return err
 		}
+		if err := st.Lock.CheckMatrix(m); err != nil {
+			return fmt.Errorf("%s: %w", f.lock, err)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reading lock: %w", err)
 	}
@@ -182,12 +186,20 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 		if cmd.Flags().Changed("insecure") {
 			pc.Insecure = f.insecure
 		}
-		c, closeIdle, err := a.proxmoxClient(pc)
-		if err != nil {
-			return err
+		// The token is read when the upload stage runs, not before: `--stages resolve`
+		// (or a build that resumes past upload) needs no Proxmox secret.
+		var closeIdle func()
+		defer func() {
+			if closeIdle != nil {
+				closeIdle()
+			}
+		}()
+		deps.NewProxmox = func() (*proxmox.Client, error) {
+			c, closer, err := a.proxmoxClient(pc)
+			closeIdle = closer
+			return c, err
 		}
-		defer closeIdle()
-		deps.Proxmox, deps.ProxmoxConfig = c, pc
+		deps.ProxmoxConfig = pc
 		deps.Upload.Keep = f.keep
 	}
 
@@ -226,11 +238,11 @@ func (a *app) buildEvents() pipeline.EventFunc {
 		case "done":
 			fmt.Fprintf(a.stderr, "[%6s] %s: done in %s\n", el, e.Stage, e.Message)
 		case "skip":
-			fmt.Fprintf(a.stderr, "[%6s] %s: skipped (%s)\n", el, e.Stage, e.Message)
+			fmt.Fprintf(a.stderr, "[%6s] %s: skipped (%s)\n", el, e.Stage, a.redact(e.Message))
 		case "fail":
 			fmt.Fprintf(a.stderr, "[%6s] %s: FAILED\n", el, e.Stage)
 		default:
-			fmt.Fprintf(a.stderr, "[%6s] %s: %s\n", el, e.Stage, e.Message)
+			fmt.Fprintf(a.stderr, "[%6s] %s: %s\n", el, e.Stage, a.redact(e.Message))
 		}
 	}
 }

@@ -41,3 +41,30 @@ func TestBuildFactoryOverride(t *testing.T) {
 		t.Errorf("build --factory: report does not use the factory everywhere:\n%s", stdout)
 	}
 }
+
+// TestItem18ResolveNeedsNoProxmoxToken is issue 12 item 18: `build --stages resolve`
+// loads no secret it does not use. The Proxmox token (env or proxmox.tokenFile) is read
+// when the upload stage runs, so a missing token file fails only a build that uploads.
+func TestItem18ResolveNeedsNoProxmoxToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "imgpipe.yaml")
+	yaml := "version: 1\nprofiles:\n  - name: worker\nproxmox:\n  url: https://127.0.0.1:1/api2/json\n  tokenFile: " +
+		filepath.Join(dir, "missing-token") + "\n  nodes: [pve1]\n  storage: local\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	args := []string{"build", "--config", cfg, "--lock", lock, "--report", "", "--cache-dir", filepath.Join(dir, "cache"),
+		"--stages", "resolve", "--talos", "v1.9.5", "-o", "json"}
+	if _, stderr, code := runImgpipe(t, nil, args...); code != exitOK {
+		t.Errorf("imgpipe build --stages resolve without a Proxmox token = exit %d; want 0\n%s", code, stderr)
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("build --stages resolve wrote no lock: %v", err)
+	}
+	args[len(args)-5] = "upload"
+	if _, stderr, code := runImgpipe(t, nil, args...); code != exitUsage || !strings.Contains(stderr, "token") {
+		t.Errorf("imgpipe build --stages upload without a Proxmox token = exit %d; want %d about the token\n%s", code, exitUsage, stderr)
+	}
+}

@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "imgpipe: %v\n", err)
+	fmt.Fprintf(stderr, "imgpipe: %s\n", a.redact(err.Error()))
 	return exitCode(ctx, err)
 }
 
@@ -101,7 +101,7 @@ Exit codes (every command):
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if a.verbose {
-				a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: a.redactAttr}))
 			}
 		},
 	}

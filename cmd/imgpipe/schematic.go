@@ -44,6 +44,9 @@ type factoryTarget struct {
 
 // newFactory builds a client for --factory, else lockFactory, else the config's factory.url.
 func (a *app) newFactory(f factoryFlags, lockFactory string) (*factoryTarget, error) {
+	if err := checkFlagURL("--factory", f.url); err != nil {
+		return nil, err
+	}
 	base := f.url
 	if base == "" {
 		base = lockFactory

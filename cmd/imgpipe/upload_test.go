@@ -35,7 +35,7 @@ func proxmoxSite(t *testing.T, srv *pvetest.Server, withCA bool) string {
 		}
 		return p
 	}
-	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	sum := func(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(s[:]) }
 	// imgpipe fetch keeps downloads in its cache by digest; the lock names only the digest.
 	cached := func(b []byte) string {
 		p := factory.Cache{Dir: filepath.Join(dir, "cache")}.BlobPath(sum(b))
@@ -49,8 +49,8 @@ func proxmoxSite(t *testing.T, srv *pvetest.Server, withCA bool) string {
 	}
 	base := "https://factory.example/image/" + uploadTestSchematic + "/v1.9.5/"
 	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5", Factory: "https://factory.example", Profiles: []site.Profile{{
-		Name: "worker", Platform: "nocloud", Arch: "amd64", Schematic: site.Schematic{ID: uploadTestSchematic},
-		Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Version: "9.2.0"}},
+		Name: "worker", Platform: "nocloud", Arch: "amd64", Schematic: vanillaSchematic,
+		Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Ref: "ghcr.io/siderolabs/qemu-guest-agent:9.2.0", Version: "9.2.0"}},
 		ISO:        base + "nocloud-amd64.iso", DiskImage: base + "nocloud-amd64.qcow2",
 		Artifacts: []site.Artifact{
 			{Kind: "iso", URL: base + "nocloud-amd64.iso", File: cached(iso), Size: int64(len(iso)), SHA256: sum(iso)},

@@ -96,7 +96,9 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 		if rerr != nil {
 			return fmt.Errorf("reading lock from stdin: %w", rerr)
 		}
-		lock, err = site.ParseLock("stdin", data)
+		if lock, err = site.ParseLock("stdin", data); err == nil {
+			err = a.checkLockMatrix("stdin", lock)
+		}
 	} else {
 		lock, err = a.loadLock(f.lock)
 	}

@@ -66,13 +66,17 @@ verify:
 // registry.k8s.io core image, all (but the last) in the site registry.
 func (s *verifySite) lock(t *testing.T, name, factory, ext, extDigest, installer, catalog string) string {
 	t.Helper()
+	status := "pinned"
+	if extDigest == "" {
+		status = "unknown"
+	}
 	l := &site.Lock{
 		Schema:  site.LockSchema,
 		Talos:   "v1.9.5",
 		Factory: "http://" + factory,
 		Profiles: []site.Profile{{
-			Name: "worker", Installer: installer,
-			Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Ref: ext, Digest: extDigest, DigestStatus: "pinned"}},
+			Name: "worker", Installer: installer, Schematic: vanillaSchematic,
+			Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Ref: ext, Digest: extDigest, DigestStatus: status}},
 		}},
 		Catalog:    catalog,
 		CoreImages: []site.Image{{Role: "apiserver", Ref: "registry.k8s.io/kube-apiserver:v1.32.3"}},
@@ -116,7 +120,7 @@ func TestVerifyCommand(t *testing.T) {
 	badLock := s.lock(t, "bad.lock.json", s.host, bad, badD.DigestStr(), installer, catalog)
 	unsignedLock := s.lock(t, "unsigned.lock.json", s.host, unsigned, unsignedD.DigestStr(), installer, catalog)
 	dead := verifytest.ClosedAddr(t)
-	deadLock := s.lock(t, "dead.lock.json", dead, dead+"/siderolabs/qemu-guest-agent:9.2.0", "", dead+"/installer/x:v1.9.5", dead+"/siderolabs/extensions:v1.9.5")
+	deadLock := s.lock(t, "dead.lock.json", dead, dead+"/siderolabs/qemu-guest-agent:9.2.0", "", dead+"/installer/"+vanillaSchematic.ID+":v1.9.5", dead+"/siderolabs/extensions:v1.9.5")
 
 	base := func(extra ...string) []string {
 		return append([]string{"verify", "--config", s.config, "--trusted-root", s.trustedRoot}, extra...)
@@ -178,7 +182,7 @@ func TestVerifyCommand(t *testing.T) {
 			args:     base("--lock", deadLock, "--factory-key", factoryKey, "-o", "json"),
 			wantCode: exitOperational,
 			want: map[string]verify.Verdict{
-				dead + "/siderolabs/qemu-guest-agent:9.2.0": verify.Errored, dead + "/installer/x:v1.9.5": verify.Errored,
+				dead + "/siderolabs/qemu-guest-agent:9.2.0": verify.Errored, dead + "/installer/" + vanillaSchematic.ID + ":v1.9.5": verify.Errored,
 			},
 			wantStderr: []string{"could not be completed"},
 		},
@@ -187,9 +191,9 @@ func TestVerifyCommand(t *testing.T) {
 			args:     []string{"verify", "--config", s.config, "--lock", deadLock, "--dry-run", "-o", "json"},
 			wantCode: exitOK,
 			want: map[string]verify.Verdict{
-				dead + "/siderolabs/qemu-guest-agent:9.2.0": verify.Planned,
-				dead + "/installer/x:v1.9.5":                verify.Planned,
-				"registry.k8s.io/kube-apiserver:v1.32.3":    verify.Skipped,
+				dead + "/siderolabs/qemu-guest-agent:9.2.0":            verify.Planned,
+				dead + "/installer/" + vanillaSchematic.ID + ":v1.9.5": verify.Planned,
+				"registry.k8s.io/kube-apiserver:v1.32.3":               verify.Skipped,
 			},
 			wantStdout: []string{`"dry_run": true`, "factory key would be fetched from http://" + dead + "/oci/cosign/signing-key.pub"},
 		},
@@ -292,7 +296,7 @@ registries:
 	writeLock := func(name string, exts ...site.Extension) string {
 		l := &site.Lock{
 			Schema: site.LockSchema, Talos: "v1.9.5", Factory: site.DefaultFactory,
-			Profiles:   []site.Profile{{Name: "worker", Installer: installer, Extensions: exts}},
+			Profiles:   []site.Profile{{Name: "worker", Installer: installer, Schematic: vanillaSchematic, Extensions: exts}},
 			Catalog:    catalog,
 			CoreImages: []site.Image{{Role: "apiserver", Ref: "registry.k8s.io/kube-apiserver:v1.32.3"}},
 		}
@@ -378,7 +382,7 @@ func TestVerifyCommandFactoryCredentials(t *testing.T) {
 	dir := t.TempDir()
 	lockPath := filepath.Join(dir, "lock.json")
 	l := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5", Factory: srv.URL,
-		Profiles: []site.Profile{{Name: "worker", Installer: host + installerPath}}}
+		Profiles: []site.Profile{{Name: "worker", Installer: host + installerPath, Schematic: vanillaSchematic}}}
 	if err := site.WriteLock(lockPath, l); err != nil {
 		t.Fatal(err)
 	}
@@ -417,6 +421,8 @@ func TestVerifyDryRunGolden(t *testing.T) {
 		Schema: site.LockSchema, Talos: "v1.9.6", Factory: site.DefaultFactory,
 		Profiles: []site.Profile{
 			{Name: "worker", Installer: "factory.talos.dev/installer/ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515:v1.9.6",
+				Schematic: site.Schematic{ID: "ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515",
+					YAML: "customization:\n    systemExtensions:\n        officialExtensions:\n            - siderolabs/qemu-guest-agent\n"},
 				Extensions: []site.Extension{
 					{Name: "siderolabs/qemu-guest-agent", Ref: "ghcr.io/siderolabs/qemu-guest-agent:9.2.0",
 						Digest: "sha256:2d9a6e7b1e9c8e1f0f4bb5cfb3f6d7e3a1c2b4d5e6f708192a3b4c5d6e7f8091", DigestStatus: "pinned"},
@@ -487,3 +493,7 @@ func TestVerifyResolveResultOnStdin(t *testing.T) {
 		t.Errorf("imgpipe verify --lock - with a broken lock = exit %d; want %d", code, exitUsage)
 	}
 }
+
+// vanillaSchematic is the schematic without customizations, whose ID the test
+// installers carry: locks are validated when read (site.Lock.Validate).
+var vanillaSchematic = site.Schematic{ID: "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba", YAML: "{}"}

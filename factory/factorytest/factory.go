@@ -94,6 +94,9 @@ type Options struct {
 	ImageSize int64
 	// NoRange ignores Range headers (always 200 with the whole body).
 	NoRange bool
+	// NoValidators sends neither ETag nor Last-Modified on /image, like the public
+	// factory for the artifacts it serves directly (issue 12 item 6).
+	NoValidators bool
 	// RedirectImages answers /image/... with 302 to /cdn/image/..., as the public
 	// factory does with its CDN; the bytes come from the second URL.
 	RedirectImages bool
@@ -551,7 +554,9 @@ func (f *Factory) serveImage(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	content, size := f.Image(id, version, path)
 	tag := sha256.Sum256(fmt.Appendf(nil, "%d/%s/%s/%s", gen, id, version, path))
-	w.Header().Set("ETag", `"`+hex.EncodeToString(tag[:8])+`"`)
+	if !f.opts.NoValidators {
+		w.Header().Set("ETag", `"`+hex.EncodeToString(tag[:8])+`"`)
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if f.opts.NoRange {
 		r.Header.Del("Range")
@@ -563,6 +568,9 @@ func (f *Factory) serveImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	modTime := time.Date(2026, 1, 1, 0, 0, gen, 0, time.UTC)
+	if f.opts.NoValidators {
+		modTime = time.Time{} // ServeContent then sends no Last-Modified
+	}
 	http.ServeContent(w, r, "", modTime, content)
 }
 

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
+
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // FuzzPolicyMatches checks the glob matcher never panics and that a "prefix/**" pattern
@@ -20,6 +22,9 @@ func FuzzPolicyMatches(f *testing.F) {
 		{"docker.io/library/*", "nginx"},
 		{"**", "quay.io/a/b@sha256:" + strings.Repeat("a", 64)},
 		{"a/[", "a/b:c"},
+		{SideroMatch, "GHCR.IO/siderolabs/installer:v1.9.5"},
+		{SideroMatch, "ghcr.io:443/siderolabs/kubelet:v1.32.3"},
+		{"index.docker.io/library/*", "registry-1.docker.io/library/nginx:1"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -35,11 +40,8 @@ func FuzzPolicyMatches(f *testing.F) {
 		got := p.Matches(ref)
 		prefix, ok := strings.CutSuffix(pattern, "**")
 		if ok && got && prefix != "" && !strings.ContainsAny(prefix, "*?[\\\\") {
-			under := false
-			for _, n := range repoNames(ref) {
-				under = under || strings.HasPrefix(n, prefix)
-			}
-			if !under {
+			canon := site.CanonicalRegistry(ref.Context().RegistryStr()) + "/" + ref.Context().RepositoryStr()
+			if !strings.HasPrefix(canon, canonicalPattern(prefix)) {
 				t.Errorf("Policy{Match: %q}.Matches(%q) = true; want false (not under %q)", pattern, refStr, prefix)
 			}
 		}

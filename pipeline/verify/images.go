@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/site"
 )
 
@@ -29,49 +31,50 @@ type Image struct {
 
 // ImagesFromLock lists every image a lock names, once each, in a stable order: extension
 // images and factory installers of every profile, the extensions catalog, then the core
-// images. An image named twice (e.g. an extension shared by two profiles) is merged; if
-// one mention pins a digest and another does not, the pinned digest wins.
-func ImagesFromLock(l *site.Lock) []Image {
+// images. Mentions are merged by canonical reference (site.ImagePins, the rule images
+// and mirror apply too): "GHCR.IO/x:1" and "ghcr.io:443/x:1" are one image, and a
+// pinned digest fills in an unpinned mention. A reference whose @digest disagrees with
+// its digest field, or one tag pinned to two digests, is a usage error naming both
+// fields, never an image checked under one digest and shipped under another.
+func ImagesFromLock(l *site.Lock) ([]Image, error) {
+	pins := &site.ImagePins{}
 	var out []Image
-	index := map[string]int{}
-	add := func(ref, digest, role, profile string) {
-		ref = strings.TrimSpace(ref)
-		if ref == "" {
+	add := func(field, ref, digest, role, profile string) {
+		if strings.TrimSpace(ref) == "" {
 			return
 		}
-		key := ref
-		if i, ok := index[key]; ok {
-			if out[i].Digest == "" {
-				out[i].Digest = digest
-			}
-			if profile != "" && !slices.Contains(out[i].Profiles, profile) {
-				out[i].Profiles = append(out[i].Profiles, profile)
-			}
+		n := len(pins.Images())
+		i := pins.Add(field, ref, digest)
+		if i < 0 {
 			return
 		}
-		img := Image{Ref: ref, Digest: digest, Role: role}
-		if profile != "" {
-			img.Profiles = []string{profile}
+		if i == n {
+			out = append(out, Image{Ref: strings.TrimSpace(ref), Role: role})
 		}
-		index[key] = len(out)
-		out = append(out, img)
+		if profile != "" && !slices.Contains(out[i].Profiles, profile) {
+			out[i].Profiles = append(out[i].Profiles, profile)
+		}
 	}
 	for _, p := range l.Profiles {
-		for _, e := range p.Extensions {
-			add(e.Ref, e.Digest, RoleExtension, p.Name)
+		for j, e := range p.Extensions {
+			add(fmt.Sprintf("profile %s extensions[%d]", p.Name, j), e.Ref, e.Digest, RoleExtension, p.Name)
 		}
-		add(p.Installer, "", RoleFactoryInstaller, p.Name)
+		add(fmt.Sprintf("profile %s installer", p.Name), p.Installer, "", RoleFactoryInstaller, p.Name)
 	}
-	add(l.Catalog, "", RoleCatalog, "")
-	for _, c := range l.CoreImages {
+	add("catalog", l.Catalog, "", RoleCatalog, "")
+	for j, c := range l.CoreImages {
 		role := c.Role
 		if role == "" {
 			role = "core"
 		}
-		add(c.Ref, c.Digest, role, "")
+		add(fmt.Sprintf("core_images[%d]", j), c.Ref, c.Digest, role, "")
 	}
-	for i := range out {
+	if err := pins.Err(); err != nil {
+		return nil, fail.Usage(fmt.Errorf("reading the lock's images: %w", err))
+	}
+	for i, pi := range pins.Images() {
+		out[i].Digest = pi.Ref.Digest
 		sort.Strings(out[i].Profiles)
 	}
-	return out
+	return out, nil
 }

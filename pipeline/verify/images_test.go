@@ -46,11 +46,11 @@ func TestImagesFromLock(t *testing.T) {
 		{Ref: "registry.k8s.io/kube-apiserver:v1.32.3", Role: "apiserver"},
 		{Ref: "gcr.io/etcd-development/etcd:v3.5.18", Role: "core"},
 	}
-	got := ImagesFromLock(lock)
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ImagesFromLock() =\n%+v\nwant\n%+v", got, want)
+	got, err := ImagesFromLock(lock)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("ImagesFromLock() =\n%+v, %v\nwant\n%+v", got, err, want)
 	}
-	if empty := ImagesFromLock(&site.Lock{}); len(empty) != 0 {
+	if empty, err := ImagesFromLock(&site.Lock{}); len(empty) != 0 || err != nil {
 		t.Errorf("ImagesFromLock(empty) = %v; want none", empty)
 	}
 }

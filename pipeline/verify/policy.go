@@ -149,25 +149,28 @@ func (p *Policy) Validate() error {
 
 // Matches reports whether the policy covers the image reference. Patterns are path.Match
 // globs on the repository ("ghcr.io/siderolabs/installer"); a trailing "**" matches any
-// rest. Docker Hub repositories match as docker.io/... as well as index.docker.io/...
+// rest. Both sides are compared in canonical form (site.CanonicalRegistry): the host
+// lower-cased, ":443" dropped, Docker Hub's aliases folded to docker.io, so a reference
+// spelled GHCR.IO/... or ghcr.io:443/... is covered by ghcr.io/** like any other.
 func (p *Policy) Matches(ref name.Reference) bool {
-	for _, repo := range repoNames(ref) {
-		for _, m := range p.Match {
-			if globMatch(m, repo) {
-				return true
-			}
+	repo := ref.Context()
+	canon := site.CanonicalRegistry(repo.RegistryStr()) + "/" + repo.RepositoryStr()
+	for _, m := range p.Match {
+		if globMatch(canonicalPattern(m), canon) {
+			return true
 		}
 	}
 	return false
 }
 
-func repoNames(ref name.Reference) []string {
-	repo := ref.Context()
-	names := []string{repo.Name()}
-	if repo.RegistryStr() == name.DefaultRegistry {
-		names = append(names, "docker.io/"+repo.RepositoryStr())
+// canonicalPattern puts a match pattern's host in canonical form, unless the host part
+// is itself a glob.
+func canonicalPattern(m string) string {
+	host, rest, ok := strings.Cut(m, "/")
+	if !ok || strings.ContainsAny(host, "*?[\\") {
+		return m
 	}
-	return names
+	return site.CanonicalRegistry(host) + "/" + rest
 }
 
 func globMatch(pattern, s string) bool {

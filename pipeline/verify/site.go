@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
 	"github.com/imgpipe/imgpipe/site"
@@ -44,6 +44,10 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	images, err := ImagesFromLock(lock)
+	if err != nil {
+		return nil, err
+	}
 	policies, err := PoliciesFromConfig(cfg.Verify, o.ReadFile)
 	if err != nil {
 		return nil, err
@@ -74,7 +78,7 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 			return nil, fail.Usage(err)
 		}
 		p.Keys = []Key{k}
-	case !lockUses(lock, &p):
+	case !lockUses(images, &p):
 		// Nothing to check under the factory: don't contact it.
 	case o.DryRun:
 		p.Note = "factory key would be fetched from " + strings.TrimSuffix(factoryURL, "/") + "/oci/cosign/signing-key.pub"
@@ -93,9 +97,9 @@ func SitePolicies(ctx context.Context, lock *site.Lock, cfg *site.Config, o Site
 }
 
 // lockUses reports whether any image of the lock falls under the policy.
-func lockUses(lock *site.Lock, p *Policy) bool {
-	for _, img := range ImagesFromLock(lock) {
-		if ref, err := name.ParseReference(img.Ref); err == nil && p.Matches(ref) {
+func lockUses(images []Image, p *Policy) bool {
+	for _, img := range images {
+		if ref, err := canonicalReference(img.Ref); err == nil && p.Matches(ref) {
 			return true
 		}
 	}
@@ -116,7 +120,10 @@ func CheckLock(ctx context.Context, lock *site.Lock, cfg *site.Config, so SiteOp
 	if err != nil {
 		return nil, err
 	}
-	images := ImagesFromLock(lock)
+	images, err := ImagesFromLock(lock)
+	if err != nil {
+		return nil, err
+	}
 	if so.DryRun {
 		rep := v.Plan(images)
 		return rep, rep.Err()
@@ -126,4 +133,47 @@ func CheckLock(ctx context.Context, lock *site.Lock, cfg *site.Config, so SiteOp
 		return nil, err
 	}
 	return rep, rep.Err()
+}
+
+// VerifiedDigests maps each image a report verified (verified or unsigned-allowed, with
+// the digest checked) to that digest, keyed by site.ImageRef.Key. It is the verify →
+// mirror hand-off: later stages act on these digests, never on a tag resolved again.
+func VerifiedDigests(rep *Report) map[string]string {
+	out := map[string]string{}
+	for _, r := range rep.Results {
+		if r.Digest == "" || (r.Verdict != Verified && r.Verdict != UnsignedAllowed) {
+			continue
+		}
+		if ref, err := site.ParseImageRef(r.Image); err == nil {
+			out[ref.Key()] = r.Digest
+		}
+	}
+	return out
+}
+
+// Moved lists the images of an earlier report whose digest was resolved from a tag
+// (not pinned by the lock) and whose tag now names another digest where the image is
+// read (the mirror, with WithMirror). A resumed build re-verifies when the list is not
+// empty, so a tag moved from a verified A to an unverified B is never taken as done.
+// An image that cannot be checked counts as moved: the answer must be positive.
+func (v *Verifier) Moved(ctx context.Context, prev *Report) []string {
+	var moved []string
+	for _, r := range prev.Results {
+		if r.Pinned || r.Digest == "" {
+			continue
+		}
+		ref, err := canonicalReference(r.Image)
+		if err == nil && v.mirror != nil {
+			ref, err = v.mirror(ref)
+		}
+		if err != nil {
+			moved = append(moved, r.Image)
+			continue
+		}
+		desc, err := remote.Head(ref, remote.WithContext(ctx), remote.Reuse(v.puller))
+		if err != nil || desc.Digest.String() != r.Digest {
+			moved = append(moved, r.Image)
+		}
+	}
+	return moved
 }

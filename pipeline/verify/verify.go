@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // Verdict is the outcome for one image.
@@ -323,7 +324,9 @@ func (v *Verifier) Verify(ctx context.Context, images []Image) (*Report, error) 
 // means the image is decided without looking at the registry.
 func (v *Verifier) prepare(img Image) (Result, name.Reference, *Policy) {
 	res := Result{Image: img.Ref, Digest: img.Digest, Pinned: img.Digest != "", Role: img.Role}
-	ref, err := name.ParseReference(img.Ref)
+	// The canonical form is what policies match and registries are asked for, so no
+	// spelling of a host (GHCR.IO, ghcr.io:443, index.docker.io) escapes a policy.
+	ref, err := canonicalReference(img.Ref)
 	if err != nil {
 		res.Verdict, res.Reason = Errored, fmt.Sprintf("parsing reference: %v", err)
 		return res, nil, nil
@@ -354,6 +357,15 @@ func (v *Verifier) prepare(img Image) (Result, name.Reference, *Policy) {
 		res.Verdict, res.Reason = UnsignedAllowed, "policy allows unsigned images and names no signer"
 	}
 	return res, ref, pol
+}
+
+// canonicalReference parses a reference into its canonical form (site.ParseImageRef).
+func canonicalReference(s string) (name.Reference, error) {
+	r, err := site.ParseImageRef(s)
+	if err != nil {
+		return nil, err
+	}
+	return r.Reference()
 }
 
 // expected describes the signers a policy accepts, for the signer column of rows that

@@ -190,14 +190,12 @@ func parseEndpoint(s string, insecure bool) (Endpoint, error) {
 	return Endpoint{Host: u.Host, Prefix: prefix, Insecure: insecure}, nil
 }
 
-// canonicalHost lower-cases an upstream host and folds Docker Hub's aliases.
+// canonicalHost puts an upstream host in site.CanonicalRegistry's form (lower case, no
+// ":443", Docker Hub's aliases folded), the form verify's policies match too.
 func canonicalHost(h string) (string, error) {
-	h = strings.ToLower(strings.TrimSpace(h))
-	switch h {
-	case "":
+	h = site.CanonicalRegistry(h)
+	if h == "" {
 		return "", errors.New("empty upstream host")
-	case "docker.io", "index.docker.io", "registry-1.docker.io":
-		return DockerHub, nil
 	}
 	if strings.ContainsAny(h, "/@ ") {
 		return "", fmt.Errorf("upstream %q is not a host name", h)

@@ -47,55 +47,26 @@ func (im Image) Pinned() string {
 // It does no I/O. A malformed reference or two digests for one tag is a usage error
 // naming the lock or config field.
 func ImageSet(lock *site.Lock, extras []string) ([]Image, error) {
-	var (
-		out   []Image
-		index = map[string]int{}
-		errs  []error
-	)
+	// site.ImagePins is the one merge rule verify uses too: canonical references, a
+	// ref@digest that disagrees with its digest field or one tag pinned to two digests
+	// is an error naming both fields.
+	pins := &site.ImagePins{}
+	var out []Image
 	add := func(field, source, role, ref, digest, profile string) {
 		if strings.TrimSpace(ref) == "" {
 			return
 		}
-		r, err := ParseRef(ref)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		n := len(pins.Images())
+		i := pins.Add(field, ref, digest)
+		if i < 0 {
 			return
 		}
-		if digest != "" && r.Digest != "" && digest != r.Digest {
-			errs = append(errs, fmt.Errorf("%s: reference %s and digest %s disagree", field, ref, digest))
-			return
+		if i == n {
+			out = append(out, Image{Role: role, Source: source})
 		}
-		if digest == "" {
-			digest = r.Digest
+		if profile != "" && !contains(out[i].Profiles, profile) {
+			out[i].Profiles = append(out[i].Profiles, profile)
 		}
-		r.Digest = ""
-		key := r.String()
-		if r.Tag == "" {
-			// Digest-only references are distinct per digest.
-			key += "@" + digest
-		}
-		if i, ok := index[key]; ok {
-			im := &out[i]
-			switch {
-			case im.Digest == "":
-				im.Digest = digest
-			case digest != "" && digest != im.Digest:
-				errs = append(errs, fmt.Errorf("%s: %s has digest %s here but %s elsewhere in the lock", field, key, digest, im.Digest))
-			}
-			if profile != "" && !contains(im.Profiles, profile) {
-				im.Profiles = append(im.Profiles, profile)
-			}
-			return
-		}
-		im := Image{Role: role, Ref: key, Digest: digest, Source: source}
-		if r.Tag == "" {
-			im.Ref = r.String()
-		}
-		if profile != "" {
-			im.Profiles = []string{profile}
-		}
-		index[key] = len(out)
-		out = append(out, im)
 	}
 	for i, c := range lock.CoreImages {
 		role := c.Role
@@ -116,8 +87,13 @@ func ImageSet(lock *site.Lock, extras []string) ([]Image, error) {
 	for i, x := range extras {
 		add(fmt.Sprintf("imgpipe.yaml images[%d]", i), SourceExtra, "extra", x, "", "")
 	}
-	if len(errs) > 0 {
-		return nil, fail.Usage(errors.Join(errs...))
+	if err := pins.Err(); err != nil {
+		return nil, fail.Usage(err)
+	}
+	for i, pi := range pins.Images() {
+		r := pi.Ref
+		out[i].Digest, r.Digest = r.Digest, ""
+		out[i].Ref = r.String()
 	}
 	return out, nil
 }
@@ -234,4 +210,32 @@ func PlanLock(lock *site.Lock, cfg *site.Config, mode Mode) ([]Placement, error)
 		return ps, fail.Usage(fmt.Errorf("%w: set registries.host (or registries.mirrors) in imgpipe.yaml", ErrNothingToMirror))
 	}
 	return ps, nil
+}
+
+// ErrDigestConflict means verify checked another digest than the lock pins for an image.
+var ErrDigestConflict = errors.New("verified digest differs from the lock's")
+
+// PinVerified sets each placement's digest to the one verify checked (verified, keyed
+// by site.ImageRef.Key), so mirror copies or warms exactly what was verified and never
+// resolves those tags again. Images verify did not check (no policy covers them, or
+// imgpipe.yaml's extra images) keep the lock's digest or none. A lock digest that
+// disagrees with the verified one is an error: one of them is stale.
+func PinVerified(ps []Placement, verified map[string]string) error {
+	var errs []error
+	for i := range ps {
+		r, err := site.ParseImageRef(ps[i].Pinned())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d, ok := verified[r.Key()]
+		switch {
+		case !ok:
+		case ps[i].Digest != "" && ps[i].Digest != d:
+			errs = append(errs, fmt.Errorf("%s: lock pins %s, verify checked %s: %w", ps[i].Ref, ps[i].Digest, d, ErrDigestConflict))
+		default:
+			ps[i].Digest = d
+		}
+	}
+	return errors.Join(errs...)
 }
