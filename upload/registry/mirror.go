@@ -365,6 +365,8 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			}()
 		}
 		vwg.Wait()
+		// What check reads instead of pulling through the caches.
+		r.recordWarmed(ctx, placements, rep)
 	}
 
 	if err := r.journal.save(); err != nil {
