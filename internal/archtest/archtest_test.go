@@ -41,6 +41,8 @@ var rules = []rule{
 	{pkg: "compat", pure: true, forbidden: append([]string{"site", "site/*", "extensions", "extensions/*"}, stages...)},
 	{pkg: "extensions", pure: true, forbidden: append([]string{"site", "site/*"}, stages...)},
 	{pkg: "site", forbidden: stages},
+	// ghasim emulates GitHub Actions for tests; it stays free of the project so any test can use it.
+	{pkg: "internal/ghasim", forbidden: append([]string{"compat", "extensions", "site", "site/*"}, stages...)},
 }
 
 func match(patterns []string, path string) bool {
