@@ -103,6 +103,7 @@ and version-aligned upgrade plans.`,
 		a.newUpgradePlanCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
+		a.newCheckCmd(),
 	)
 	return root
 }

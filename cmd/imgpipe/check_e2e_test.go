@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/imgpipe/imgpipe/factory/factorytest"
+	"github.com/imgpipe/imgpipe/pipeline/check"
+	"github.com/imgpipe/imgpipe/site"
+)
+
+// checkRun runs `imgpipe check -o json` with args and decodes the report.
+func checkRun(t *testing.T, env map[string]string, args ...string) (check.Report, int, string) {
+	t.Helper()
+	stdout, stderr, code := runImgpipe(t, env, append([]string{"check", "-o", "json"}, args...)...)
+	var rep check.Report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("imgpipe check %s = exit %d with stdout that is no report: %v\nstdout:\n%s\nstderr:\n%s",
+			strings.Join(args, " "), code, err, stdout, stderr)
+	}
+	return rep, code, stderr
+}
+
+// itemKey names an item the way the acceptance test needs it named.
+func itemKey(it check.Item) string {
+	return fmt.Sprintf("%s/%s %s @%s: %s", it.Check, it.Kind, it.Name, it.Where, it.Status)
+}
+
+// wantClean requires exit 0 and every item of the named check ok (or skipped).
+func wantClean(t *testing.T, what string, rep check.Report, code int, stderr string, section string) {
+	t.Helper()
+	if code != 0 || rep.Result != check.ResultClean || rep.ExitCode != 0 {
+		var bad []string
+		for _, it := range rep.Drifted() {
+			bad = append(bad, itemKey(it)+" ("+it.Detail+")")
+		}
+		t.Fatalf("%s: exit %d, result %s; want 0, clean\nnot ok:\n  %s\nstderr:\n%s", what, code, rep.Result, strings.Join(bad, "\n  "), stderr)
+	}
+	n := 0
+	for _, it := range rep.Items {
+		if it.Check == section && it.Status == check.OK {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("%s: no %s item is ok; the check looked at nothing: %+v", what, section, rep.Items)
+	}
+}
+
+// wantDrift requires exit 3 and exactly the given items drifted (check/kind name: status).
+func wantDrift(t *testing.T, what string, rep check.Report, code int, stderr string, want ...string) {
+	t.Helper()
+	var got []string
+	for _, it := range rep.Drifted() {
+		got = append(got, fmt.Sprintf("%s/%s %s: %s", it.Check, it.Kind, it.Name, it.Status))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if code != 3 || rep.ExitCode != 3 || !slices.Equal(got, want) {
+		t.Fatalf("%s: exit %d, drifted\n  %s\nwant exit 3, drifted\n  %s\nstderr:\n%s", what, code,
+			strings.Join(got, "\n  "), strings.Join(want, "\n  "), stderr)
+	}
+}
+
+// checkSite is a site whose lock was resolved offline and written to dir.
+type checkSite struct {
+	dir, config, lockPath string
+	lock                  *site.Lock
+}
+
+// newCheckSite writes config (with %s for the factory URL) and resolves its lock.
+func newCheckSite(t *testing.T, config string) *checkSite {
+	t.Helper()
+	s := &checkSite{dir: t.TempDir()}
+	s.config = filepath.Join(s.dir, "imgpipe.yaml")
+	if err := os.WriteFile(s.config, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.lockPath = filepath.Join(s.dir, "imgpipe.lock.json")
+	if _, stderr, code := runImgpipe(t, nil, "resolve", "--config", s.config, "--lock", s.lockPath, "-o", "json"); code != 0 {
+		t.Fatalf("resolve = exit %d\n%s", code, stderr)
+	}
+	s.lock = readLockT(t, s.lockPath)
+	return s
+}
+
+const checkProfiles = `profiles:
+  - name: controlplane
+    role: controlplane
+    extensions:
+      - name: qemu-guest-agent
+  - name: worker
+    extensions:
+      - name: qemu-guest-agent
+      - name: nfs-utils
+        optional: true
+`
+
+// TestCheckFactoryEndToEnd: every schematic of the lock resolves on the factory;
+// the factory losing one is drift naming exactly that schematic; pushing it back is clean.
+func TestCheckFactoryEndToEnd(t *testing.T) {
+	t.Parallel()
+	f := factorytest.New(t, factorytest.Options{Catalog: factorytest.ReferenceCatalog()})
+	s := newCheckSite(t, fmt.Sprintf("version: 1\ntalos: v1.12.x\nfactory:\n  url: %s\n", f.URL())+checkProfiles)
+	for _, p := range s.lock.Profiles {
+		if _, err := f.AddSchematic(p.Schematic.YAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--config", s.config, "--lock", s.lockPath}
+
+	rep, code, stderr := checkRun(t, nil, args...)
+	wantClean(t, "all schematics known", rep, code, stderr, check.CheckFactory)
+
+	lost := s.lock.Profiles[1]
+	f.RemoveSchematic(lost.Schematic.ID)
+	rep, code, stderr = checkRun(t, nil, args...)
+	wantDrift(t, "factory lost a schematic", rep, code, stderr, "factory/schematic "+lost.Schematic.ID+": missing")
+	for _, it := range rep.Drifted() {
+		if it.Profile != lost.Name || !strings.Contains(it.Fix, "schematic push") {
+			t.Errorf("drifted item %+v: want profile %s and a schematic push fix", it, lost.Name)
+		}
+	}
+
+	if _, _, code := runImgpipe(t, nil, "schematic", "push", "--config", s.config, "--lock", s.lockPath); code != 0 {
+		t.Fatalf("schematic push = exit %d", code)
+	}
+	rep, code, stderr = checkRun(t, nil, args...)
+	wantClean(t, "schematic pushed again", rep, code, stderr, check.CheckFactory)
+}
