@@ -57,7 +57,7 @@ func wantDrift(t *testing.T, what string, rep check.Report, code int, stderr str
 	t.Helper()
 	var got []string
 	for _, it := range rep.Drifted() {
-		got = append(got, fmt.Sprintf("%s/%s %s: %s", it.Check, it.Kind, it.Name, it.Status))
+		got = append(got, itemKey(it))
 	}
 	slices.Sort(got)
 	slices.Sort(want)
@@ -120,7 +120,7 @@ func TestCheckFactoryEndToEnd(t *testing.T) {
 	lost := s.lock.Profiles[1]
 	f.RemoveSchematic(lost.Schematic.ID)
 	rep, code, stderr = checkRun(t, nil, args...)
-	wantDrift(t, "factory lost a schematic", rep, code, stderr, "factory/schematic "+lost.Schematic.ID+": missing")
+	wantDrift(t, "factory lost a schematic", rep, code, stderr, "factory/schematic "+lost.Schematic.ID+" @"+f.URL()+": missing")
 	for _, it := range rep.Drifted() {
 		if it.Profile != lost.Name || !strings.Contains(it.Fix, "schematic push") {
 			t.Errorf("drifted item %+v: want profile %s and a schematic push fix", it, lost.Name)
