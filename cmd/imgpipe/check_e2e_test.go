@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -76,16 +78,21 @@ type checkSite struct {
 // newCheckSite writes config (with %s for the factory URL) and resolves its lock.
 func newCheckSite(t *testing.T, config string) *checkSite {
 	t.Helper()
+	return newCheckSiteTB(t, config)
+}
+
+func newCheckSiteTB(t testing.TB, config string) *checkSite {
+	t.Helper()
 	s := &checkSite{dir: t.TempDir()}
 	s.config = filepath.Join(s.dir, "imgpipe.yaml")
 	if err := os.WriteFile(s.config, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.lockPath = filepath.Join(s.dir, "imgpipe.lock.json")
-	if _, stderr, code := runImgpipe(t, nil, "resolve", "--config", s.config, "--lock", s.lockPath, "-o", "json"); code != 0 {
+	if _, stderr, code := runImgpipeTB(t, nil, "resolve", "--config", s.config, "--lock", s.lockPath, "-o", "json"); code != 0 {
 		t.Fatalf("resolve = exit %d\n%s", code, stderr)
 	}
-	s.lock = readLockT(t, s.lockPath)
+	s.lock = readLockTB(t, s.lockPath)
 	return s
 }
 
@@ -132,4 +139,21 @@ func TestCheckFactoryEndToEnd(t *testing.T) {
 	}
 	rep, code, stderr = checkRun(t, nil, args...)
 	wantClean(t, "schematic pushed again", rep, code, stderr, check.CheckFactory)
+}
+
+// runImgpipeTB is runImgpipe for tests and benchmarks.
+func runImgpipeTB(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
+	return out.String(), errb.String(), code
+}
+
+func readLockTB(t testing.TB, path string) *site.Lock {
+	t.Helper()
+	l, err := site.ReadLock(path)
+	if err != nil {
+		t.Fatalf("ReadLock(%q) error = %v", path, err)
+	}
+	return l
 }
