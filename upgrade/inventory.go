@@ -23,33 +23,51 @@ const (
 // rejected. Reading it live from a cluster can come later; the file is the contract.
 type Inventory struct {
 	// Cluster names the cluster in plans and tuppr resource names (optional).
-	Cluster string `yaml:"cluster,omitempty"`
-	Nodes   []Node `yaml:"nodes"`
+	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty"`
+	Nodes   []Node `yaml:"nodes" json:"nodes"`
 }
 
 // Node is one machine as it runs now.
 type Node struct {
 	// Name is the Kubernetes node name (kubectl drain, tuppr node selectors use it).
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// Address is what talosctl --nodes reaches: an IP address or a host name.
-	Address string `yaml:"address"`
-	Role    string `yaml:"role"` // controlplane | worker
+	Address string `yaml:"address" json:"address"`
+	Role    string `yaml:"role" json:"role"` // controlplane | worker
 	// Profile names a profile of the site config; it decides extensions and installer.
-	Profile string `yaml:"profile"`
+	// It may be empty only when Unknown says why (an inventory read from a cluster
+	// whose node matches no profile); the plan then refuses the node.
+	Profile string `yaml:"profile" json:"profile"`
 	// Talos is the running Talos version ("v1.7.6"); "1.7.6" is accepted.
-	Talos string `yaml:"talos"`
+	Talos string `yaml:"talos" json:"talos"`
 	// Kubernetes is the node's running kubelet version ("1.30.3"); "v1.30.3" is accepted.
-	Kubernetes string `yaml:"kubernetes"`
+	Kubernetes string `yaml:"kubernetes" json:"kubernetes"`
 	// Schematic is the running schematic ID (node annotation extensions.talos.dev/schematic), if known.
-	Schematic string `yaml:"schematic,omitempty"`
+	Schematic string `yaml:"schematic,omitempty" json:"schematic,omitempty"`
 	// Extensions are the extensions the node runs now (`talosctl get extensions`), if
 	// known; a hop that would drop one of them is refused.
-	Extensions []string `yaml:"extensions,omitempty"`
+	Extensions []string `yaml:"extensions,omitempty" json:"extensions,omitempty"`
 	// GPU marks a node to drain before its upgrade even when its profile has no NVIDIA extension.
-	GPU bool `yaml:"gpu,omitempty"`
+	GPU bool `yaml:"gpu,omitempty" json:"gpu,omitempty"`
+	// Unknown lists facts that could not be read, each "field: why" ("profile: ...",
+	// "schematic: ..."): nothing is guessed. `imgpipe inventory` writes it.
+	Unknown []string `yaml:"unknown,omitempty" json:"unknown,omitempty"`
 
 	// Line is where the node starts in the inventory file (0 when unknown), for errors.
 	Line int `yaml:"-" json:"-"`
+}
+
+// ProfileUnknown reports whether the node's profile is unknown, and why.
+func (n *Node) ProfileUnknown() (string, bool) {
+	if n.Profile != "" {
+		return "", false
+	}
+	for _, u := range n.Unknown {
+		if why, ok := strings.CutPrefix(u, "profile: "); ok {
+			return why, true
+		}
+	}
+	return "", false
 }
 
 var (
@@ -126,7 +144,9 @@ func (inv *Inventory) validate(file string, data []byte) error {
 		}
 		switch {
 		case n.Profile == "":
-			field("missing: the site profile the node was built from", "profile")
+			if _, unknown := n.ProfileUnknown(); !unknown {
+				field("missing: the site profile the node was built from", "profile")
+			}
 		case !profileRE.MatchString(n.Profile):
 			field(fmt.Sprintf("%q is not a profile name", n.Profile), "profile")
 		}

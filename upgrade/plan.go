@@ -49,6 +49,7 @@ var (
 	ErrExtensionDropped   = errors.New("upgrade would drop an extension")
 	ErrHopResolve         = errors.New("profile cannot be resolved for a hop")
 	ErrKubernetesDowngrad = errors.New("Kubernetes cannot be downgraded")
+	ErrUnknownProfile     = errors.New("node profile unknown")
 )
 
 // Resolver resolves the site's profiles for one exact Talos release and Kubernetes
@@ -248,6 +249,9 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if inv == nil || len(inv.Nodes) == 0 {
 		return nil, fail.Usage(errors.New("the inventory lists no nodes"))
 	}
+	if err := unknownProfiles(inv); err != nil {
+		return nil, err
+	}
 	p := &planner{m: m, inv: inv, resolve: resolve, opts: opts,
 		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}}
 	return p.plan()
@@ -361,6 +365,23 @@ func (p *planner) loadNodes() error {
 		}
 	}
 	return fail.Usage(errors.Join(errs...))
+}
+
+// unknownProfiles refuses the nodes whose profile could not be matched, by name, the
+// first few with why and a count of the rest.
+func unknownProfiles(inv *Inventory) error {
+	var errs []error
+	for i := range inv.Nodes {
+		n := &inv.Nodes[i]
+		if why, ok := n.ProfileUnknown(); ok {
+			errs = append(errs, fmt.Errorf("node %s: %s", n.Name, why))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fail.Policy(fmt.Errorf("%w for %d node(s): label each with %s=<profile> or fix the site config, then re-read the inventory:\n%w",
+		ErrUnknownProfile, len(errs), "imgpipe.dev/profile", boundedList(errs, 10)))
 }
 
 func (p *planner) nodeErr(n *Node, msg string) error {
@@ -1209,7 +1230,10 @@ func joinIndented(errs []error) error {
 	return &indented{errs: errs}
 }
 
-type indented struct{ errs []error }
+type indented struct {
+	errs []error
+	all  []error // every error, when errs shows only the first ones
+}
 
 func (e *indented) Error() string {
 	parts := make([]string, len(e.errs))
@@ -1219,4 +1243,9 @@ func (e *indented) Error() string {
 	return strings.Join(parts, "\n")
 }
 
-func (e *indented) Unwrap() []error { return e.errs }
+func (e *indented) Unwrap() []error {
+	if e.all != nil {
+		return e.all
+	}
+	return e.errs
+}

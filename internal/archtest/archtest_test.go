@@ -27,7 +27,7 @@ var ioPackages = []string{
 }
 
 // stages are the module's packages above compat/extensions/site.
-var stages = []string{"pipeline", "pipeline/*", "factory", "factory/*", "upload", "upload/*", "cmd", "cmd/*"}
+var stages = []string{"pipeline", "pipeline/*", "factory", "factory/*", "upload", "upload/*", "cluster", "cluster/*", "cmd", "cmd/*"}
 
 type rule struct {
 	pkg string // module-relative
@@ -43,6 +43,14 @@ var rules = []rule{
 	{pkg: "site", forbidden: stages},
 	// ghasim emulates GitHub Actions for tests; it stays free of the project so any test can use it.
 	{pkg: "internal/ghasim", forbidden: append([]string{"compat", "extensions", "site", "site/*"}, stages...)},
+	// upgrade plans from values; reading the live cluster is cluster's job, one level up.
+	{pkg: "upgrade", forbidden: stages},
+	// cluster is an I/O package beside factory and upload/*: it may use upgrade, never the CLI or pipeline.
+	{pkg: "cluster", forbidden: []string{"pipeline", "pipeline/*", "factory", "factory/*", "upload", "upload/*", "cmd", "cmd/*"}},
+	// check orchestrates the stage packages' read-only checks; they never know it, and it never knows the CLI.
+	{pkg: "pipeline/check", forbidden: []string{"cmd", "cmd/*"}},
+	{pkg: "upload/registry", forbidden: []string{"pipeline", "pipeline/*", "cmd", "cmd/*"}},
+	{pkg: "upload/proxmox", forbidden: []string{"pipeline", "pipeline/*", "cmd", "cmd/*"}},
 }
 
 func match(patterns []string, path string) bool {
