@@ -186,10 +186,11 @@ func (a *app) checkSources(cmd *cobra.Command, f checkFlags, lock *site.Lock, cf
 		skip(check.CheckFactory, "left out by --checks")
 	}
 
-	src, err := a.clusterSource(cmd, f, lock, cfg, want(check.CheckCluster))
+	src, closeCluster, err := a.clusterSource(cmd, f, lock, cfg, want(check.CheckCluster))
 	if err != nil {
 		return nil, cleanup, err
 	}
+	cleanups = append(cleanups, closeCluster)
 	out = append(out, src)
 	return out, cleanup, nil
 }

@@ -2,11 +2,13 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/imgpipe/imgpipe/cluster"
 	"github.com/imgpipe/imgpipe/site"
 )
 
@@ -21,6 +23,63 @@ type Node struct {
 	// Profile is the node's imgpipe profile when the cluster names one (label
 	// imgpipe.dev/profile); "" otherwise, and the running schematic decides.
 	Profile string
+	// Unreadable says why the node could not be read (Talos API); it is then unchecked.
+	Unreadable string
+}
+
+// LiveCluster reads the nodes from the Kubernetes API and, with Talos set, their
+// running versions from the Talos API.
+type LiveCluster struct {
+	Kube  *cluster.Kube
+	Talos *cluster.Talos
+}
+
+// Nodes lists the cluster's nodes. A node the Talos API does not answer for is
+// returned Unreadable, not dropped, so the report names it.
+func (l LiveCluster) Nodes(ctx context.Context) ([]Node, error) {
+	cn, err := l.Kube.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var terr error
+	if l.Talos != nil {
+		terr = l.Talos.Enrich(ctx, cn)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	out := make([]Node, 0, len(cn))
+	for _, n := range cn {
+		node := Node{Name: n.Name, Address: n.Address, Talos: n.Talos, Schematic: n.Schematic, Profile: n.ProfileLabel}
+		if l.Talos != nil && !n.TalosFromAPI {
+			node.Unreadable = "the Talos API did not answer for this node"
+			for _, e := range unwrapAll(terr) {
+				var ne *cluster.NodeError
+				if errors.As(e, &ne) && ne.Node == n.Name {
+					node.Unreadable = "Talos API: " + ne.Err.Error()
+				}
+			}
+		}
+		out = append(out, node)
+	}
+	return out, nil
+}
+
+// unwrapAll flattens joined and wrapped errors.
+func unwrapAll(err error) []error {
+	if err == nil {
+		return nil
+	}
+	out := []error{err}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			out = append(out, unwrapAll(e)...)
+		}
+	case interface{ Unwrap() error }:
+		out = append(out, unwrapAll(u.Unwrap())...)
+	}
+	return out
 }
 
 // NodeReader lists the cluster's nodes (the live inventory).
@@ -78,6 +137,9 @@ func compareNode(lock *site.Lock, n Node) Item {
 	fix := fmt.Sprintf("talosctl -n %s upgrade --image %s", target, p.Installer)
 	var diffs []string
 	switch {
+	case n.Unreadable != "":
+		it.Status, it.Detail = Unchecked, n.Unreadable
+		return it
 	case n.Talos == "":
 		it.Status, it.Detail = Unchecked, "the node's Talos version is unknown"
 		return it
