@@ -23,6 +23,13 @@ import (
 // formatMarkdown is check's extra output format: a GitHub issue body.
 const formatMarkdown = "markdown"
 
+// Where the scheduled workflow's runner keeps its cluster credentials (paths), so the
+// workflow passes no flags it would have to build in shell.
+const (
+	envKubeconfig  = "IMGPIPE_KUBECONFIG"
+	envTalosconfig = "IMGPIPE_TALOSCONFIG"
+)
+
 // errDrift is returned (as a policy failure, exit 3) when the site has drifted.
 var errDrift = errors.New("the site has drifted from the lock")
 
@@ -78,8 +85,8 @@ GitHub issue from a JSON report.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.lock, "lock", defaultLockFile, "lockfile the site must match")
 	fl.StringArrayVar(&f.references, "reference-lock", nil, "another lock whose Proxmox files and templates are not stray (e.g. the release kept for rollback); repeatable")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (the cluster check runs only with it)")
-	fl.StringVar(&f.talosconfig, "talosconfig", "", "talosconfig, to read versions from the Talos API as well")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (the cluster check runs only with it; default $"+envKubeconfig+")")
+	fl.StringVar(&f.talosconfig, "talosconfig", "", "talosconfig, to read versions from the Talos API as well (default $"+envTalosconfig+")")
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or markdown")
 	fl.BoolVar(&f.deep, "deep", false, "read every blob (pull-through caches: this refills what they lost)")
 	fl.StringVar(&f.journal, "journal", "", `warm journal that mirror keeps (default: the user cache dir, as mirror's; "off" disables)`)
@@ -97,6 +104,12 @@ func (a *app) runCheck(cmd *cobra.Command, f checkFlags) error {
 		if !slices.Contains(check.Names, c) {
 			return usageErrorf("--checks %q: use %s", c, strings.Join(check.Names, ", "))
 		}
+	}
+	if f.kubeconfig == "" {
+		f.kubeconfig = a.getenv(envKubeconfig)
+	}
+	if f.talosconfig == "" {
+		f.talosconfig = a.getenv(envTalosconfig)
 	}
 	lock, err := a.loadLock(f.lock)
 	if err != nil {
