@@ -23,28 +23,36 @@ import (
 // filled by push, or a pull-through cache of U filled by warm.
 type regCheckSite struct {
 	*checkSite
-	up, mirror     *registrytest.Instance
-	upHost         string
-	env            map[string]string
-	seeded         map[string]*registrytest.Image // repo:tag -> what was seeded in U
-	journal        string
-	extra          []string
-	cache          bool
-	mirrorRepoOf   func(ref string) string
-	signedRepoFunc func(repo string) bool
+	up, mirror *registrytest.Instance
+	upHost     string
+	env        map[string]string
+	seeded     map[string]*registrytest.Image // repo:tag -> what was seeded in U
+	journal    string
+	extra      []string
+	cache      bool
 }
 
-// newRegCheckSite builds the site; extras adds that many images: lines so the image
-// set can be sized (the timing run uses it).
-func newRegCheckSite(t testing.TB, cache bool, extras int, profiles string) *regCheckSite {
+// regOpts shape a registry check site.
+type regOpts struct {
+	cache bool
+	// extras adds that many images: lines; total, when set, adds as many as make
+	// the mirrored image set that size (the timing run uses it).
+	extras, total int
+	profiles      string
+	// factoryURL and more (YAML appended to imgpipe.yaml) let other checks share the site.
+	factoryURL, more string
+}
+
+// newRegCheckSite builds the site and mirrors the lock into M.
+func newRegCheckSite(t testing.TB, o regOpts) *regCheckSite {
 	registrytest.Require(t)
 	dir := t.TempDir()
-	s := &regCheckSite{cache: cache, seeded: map[string]*registrytest.Image{}}
+	s := &regCheckSite{cache: o.cache, seeded: map[string]*registrytest.Image{}}
 	s.up = registrytest.StartT(t, registrytest.Config{Root: filepath.Join(dir, "upstream")})
 	s.upHost = s.up.Host
 	mcfg := registrytest.Config{Root: filepath.Join(dir, "mirror")}
 	mode := "push"
-	if cache {
+	if o.cache {
 		mcfg.RemoteURL, mode = s.up.URL(), "warm"
 	}
 	s.mirror = registrytest.StartT(t, mcfg)
@@ -53,19 +61,38 @@ func newRegCheckSite(t testing.TB, cache bool, extras int, profiles string) *reg
 	if err := os.WriteFile(key, pemKey, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i := range extras {
+	if o.factoryURL == "" {
+		o.factoryURL = "http://127.0.0.1:9"
+	}
+	cfg := fmt.Sprintf("version: 1\ntalos: v1.12.x\nfactory:\n  url: %s\n", o.factoryURL) + o.profiles +
+		fmt.Sprintf("registries:\n  insecure: true\n  mirrors:\n    %q:\n      endpoint: http://%s\n      mode: %s\n", s.upHost, s.mirror.Host, mode) +
+		fmt.Sprintf("verify:\n  policies:\n    - match: %s/siderolabs/**\n      key: %s\n", s.upHost, key) + o.more
+	s.checkSite = newCheckSiteTB(t, cfg)
+	s.rehost(t)
+	if o.total > 0 {
+		set, err := registry.ImageSet(s.lock, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirrored := 0
+		for _, im := range set {
+			if strings.HasPrefix(im.Ref, s.upHost+"/") {
+				mirrored++
+			}
+		}
+		o.extras = max(o.total-mirrored, 0)
+	}
+	for i := range o.extras {
 		s.extra = append(s.extra, fmt.Sprintf("%s/site/extra-%02d:v1", s.upHost, i))
 	}
-	cfg := "version: 1\ntalos: v1.12.x\nfactory:\n  url: http://127.0.0.1:9\n" + profiles +
-		fmt.Sprintf("registries:\n  insecure: true\n  mirrors:\n    %q:\n      endpoint: http://%s\n      mode: %s\n", s.upHost, s.mirror.Host, mode) +
-		fmt.Sprintf("verify:\n  policies:\n    - match: %s/siderolabs/**\n      key: %s\n", s.upHost, key)
 	if len(s.extra) > 0 {
 		cfg += "images:\n  - " + strings.Join(s.extra, "\n  - ") + "\n"
+		if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.checkSite = newCheckSiteTB(t, cfg)
 	s.env = map[string]string{"HOME": s.dir, "XDG_CACHE_HOME": filepath.Join(s.dir, "xdg")}
 	s.journal = filepath.Join(s.dir, "xdg", "imgpipe", "warm-journal.json")
-	s.rehost(t)
 	s.seed(t)
 	s.mirrorNow(t)
 	return s
@@ -169,7 +196,7 @@ func deleteManifest(t *testing.T, host, repo, digest string) {
 // each reported as exactly that item; imgpipe mirror puts each right.
 func TestCheckRegistryPushEndToEnd(t *testing.T) {
 	t.Parallel()
-	s := newRegCheckSite(t, false, 2, checkProfiles)
+	s := newRegCheckSite(t, regOpts{extras: 2, profiles: checkProfiles})
 	rep, code, stderr := s.check(t)
 	wantClean(t, "after mirror", rep, code, stderr, check.CheckRegistry)
 	signed := 0
@@ -255,7 +282,7 @@ func ageJournal(t *testing.T, path, prefix string, d time.Duration) int {
 // --deep a blob the cache lost is found (and the read refills it).
 func TestCheckRegistryCacheEndToEnd(t *testing.T) {
 	t.Parallel()
-	s := newRegCheckSite(t, true, 1, checkProfiles)
+	s := newRegCheckSite(t, regOpts{cache: true, extras: 1, profiles: checkProfiles})
 	rep, code, stderr := s.check(t)
 	wantClean(t, "after warm", rep, code, stderr, check.CheckRegistry)
 	noted := false

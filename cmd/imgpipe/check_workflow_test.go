@@ -79,6 +79,41 @@ func siteRemote(t *testing.T, dir string, files map[string][]byte) string {
 	return bare
 }
 
+// goShim builds imgpipe once from this tree (the build cache makes that cheap after
+// `go test` compiled the packages) and puts a `go` first on the workflow's PATH that
+// answers the workflow's `go build -o X ./cmd/imgpipe` with a copy of it and runs the
+// real go for anything else. A workflow build in ghasim's fresh workspace recompiles
+// every package (the path is part of the build cache key) and takes minutes on a
+// loaded machine; IMGPIPE_WORKFLOW_REAL_BUILD=1 runs it for real. It returns the PATH
+// for the steps: the shim, ghasim's bin (the fake gh), then the host's.
+func goShim(t *testing.T, dir string) string {
+	t.Helper()
+	realGo, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := filepath.Join(dir, "shim")
+	if err := os.MkdirAll(shim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(shim, "imgpipe.prebuilt")
+	cmd := exec.Command(realGo, "build", "-o", bin, "./cmd/imgpipe")
+	cmd.Dir = moduleRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/imgpipe: %v\n%s", err, out)
+	}
+	script := fmt.Sprintf(`#!/bin/sh
+if [ "$1" = build ] && [ "$2" = -o ] && [ "$4" = ./cmd/imgpipe ] && [ $# -eq 4 ]; then
+  exec cp %q "$3"
+fi
+exec %q "$@"
+`, bin, realGo)
+	if err := os.WriteFile(filepath.Join(shim, "go"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join([]string{shim, filepath.Join(dir, "bin"), os.Getenv("PATH")}, string(os.PathListSeparator))
+}
+
 // TestCheckWorkflowThreeDays runs .github/workflows/check.yml as GitHub would (ghasim:
 // checkout from a bare remote, the real build of imgpipe, a fake gh keeping issue
 // state) on three days against the fake factory: day 1 the factory has lost a
@@ -110,6 +145,10 @@ func TestCheckWorkflowThreeDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	env := map[string]string{"XDG_CACHE_HOME": filepath.Join(dir, "xdg")}
+	if os.Getenv("IMGPIPE_WORKFLOW_REAL_BUILD") == "" {
+		env["PATH"] = goShim(t, dir)
+	}
 	var log strings.Builder
 	var logTo io.Writer = &log
 	if p := os.Getenv("CHECK_WF_LOG"); p != "" { // follow a run live: tail -f the file
@@ -122,8 +161,7 @@ func TestCheckWorkflowThreeDays(t *testing.T) {
 	}
 	day := func(n int) *ghasim.GHState {
 		t.Helper()
-		res, err := ghasim.Run(t.Context(), wf, ghasim.Options{Dir: dir, Remote: remote, RunID: n, Log: logTo,
-			Env: map[string]string{"XDG_CACHE_HOME": filepath.Join(dir, "xdg")}})
+		res, err := ghasim.Run(t.Context(), wf, ghasim.Options{Dir: dir, Remote: remote, RunID: n, Log: logTo, Env: env})
 		if err != nil {
 			t.Fatalf("day %d: %v\n%s", n, err, log.String())
 		}
