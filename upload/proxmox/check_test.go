@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox/pvetest"
 )
 
@@ -72,6 +73,19 @@ func TestCheckStrayMatchesKeep(t *testing.T) {
 		}
 	}
 
+	// A referenced lock (the release kept for rollback) makes its files not stray.
+	prev := *f.lock
+	prev.Talos = "v1.9.4"
+	items, err := e.c.Check(t.Context(), cfgFor(MethodUpload), f.lock, CheckOptions{Referenced: []*site.Lock{&prev}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Name == iso("v1.9.4") && (it.Status != CheckOK || !strings.Contains(it.Detail, "referenced")) {
+			t.Errorf("Check(referencing v1.9.4) = %s (%s) for %s; want ok, named by a referenced lock", it.Status, it.Detail, it.Name)
+		}
+	}
+
 	// What check calls stray at keep 2 is what upload --keep 2 removes.
 	res, err := e.c.UploadISOs(t.Context(), cfgFor(MethodUpload), f.lock, RunOptions{Keep: 2})
 	if err != nil {
@@ -90,7 +104,7 @@ func TestCheckStrayMatchesKeep(t *testing.T) {
 	}
 	cfg := cfgFor(MethodUpload)
 	cfg.Keep = 2
-	items, err := e.c.Check(t.Context(), cfg, f.lock, CheckOptions{})
+	items, err = e.c.Check(t.Context(), cfg, f.lock, CheckOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
