@@ -127,8 +127,16 @@ func (m *Mirrorer) Check(ctx context.Context, placements []Placement, o CheckOpt
 		}()
 	}
 	wg.Wait()
-	for _, ic := range rep.Images {
+	var byTag []string
+	for i, ic := range rep.Images {
 		caches = caches || ic.Mode == ModeWarm
+		if placements[i].Digest == "" && !placements[i].Unmirrored {
+			byTag = append(byTag, ic.Ref)
+		}
+	}
+	if len(byTag) > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d images have no digest in the lock and were checked by tag only (a retag cannot be seen): %s; imgpipe mirror --pin records the digests it can",
+			len(byTag), strings.Join(byTag, ", ")))
 	}
 	if caches {
 		rep.Notes = append(rep.Notes, CacheNote)
