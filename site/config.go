@@ -16,6 +16,11 @@ type Config struct {
 	Images  []string      `yaml:"images,omitempty"`
 	Proxmox ProxmoxConfig `yaml:"proxmox,omitempty"`
 	Verify  VerifyConfig  `yaml:"verify,omitempty"`
+
+	// Patches are machine-config patches for every profile (see patches.go).
+	Patches []PatchConfig `yaml:"patches,omitempty"`
+	// patchDir is the directory patch files are relative to (set by ResolvePaths).
+	patchDir string
 }
 
 // FactoryConfig points at an Image Factory. Credentials for a self-hosted factory come
@@ -50,6 +55,8 @@ type ProfileConfig struct {
 	Labels  map[string]string `yaml:"labels,omitempty"`
 	Taints  map[string]string `yaml:"taints,omitempty"`
 	Sysctls map[string]string `yaml:"sysctls,omitempty"`
+	// Patches are this profile's own machine-config patches, merged after the site's (see patches.go).
+	Patches []PatchConfig `yaml:"patches,omitempty"`
 }
 
 // ExtensionConfig names a system extension. Name may be short ("qemu-guest-agent") or

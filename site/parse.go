@@ -126,6 +126,7 @@ func (c *Config) validate(file string, loc *yamlx.Locator) error {
 			at("a policy needs a key, at least one identity, or allowUnsigned: true", "verify", "policies", i)
 		}
 	}
+	errs = append(errs, c.validatePatches(file, loc)...)
 	return errors.Join(errs...)
 }
 
@@ -183,6 +184,7 @@ func DefaultConfig() *Config {
 // root) relative to dir, the directory of the config file, so that a config means the
 // same thing whatever directory imgpipe runs from.
 func (c *Config) ResolvePaths(dir string) {
+	c.patchDir = dir
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)

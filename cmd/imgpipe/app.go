@@ -103,3 +103,17 @@ func plainStyle(n *yaml.Node) {
 		plainStyle(c)
 	}
 }
+
+// renderResult renders a command's result next to its error. When the run failed
+// (an error, Ctrl-C) before producing a single row, stdout stays empty: a lone
+// table header or an empty JSON list would read as a result; the error on stderr
+// and the exit code say what happened. Partial results are still shown.
+func renderResult(w io.Writer, format string, v any, rows int, table func(io.Writer) error, runErr error) error {
+	if runErr != nil && rows == 0 {
+		return runErr
+	}
+	if err := render(w, format, v, table); err != nil && runErr == nil {
+		return err
+	}
+	return runErr
+}

@@ -76,10 +76,7 @@ be downloaded, resumed or taken from the cache, and changes nothing.`,
 			for _, r := range results {
 				prog.finish(label(r.Profile, r.Kind), r)
 			}
-			if rerr := render(a.stdout, output, results, func(w io.Writer) error { return fetchTable(w, results) }); rerr != nil {
-				return rerr
-			}
-			return err
+			return renderResult(a.stdout, output, results, len(results), func(w io.Writer) error { return fetchTable(w, results) }, err)
 		},
 	}
 	fl := cmd.Flags()

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
@@ -35,4 +38,37 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// oneDefault keeps one default in each flag's help. Where the usage text states the
+// default itself ("(default: proxmox.keep; 0 keeps all)"), pflag would add its own
+// "(default -1)" for the sentinel that means "not given"; that one is dropped by
+// presenting the type's zero value as DefValue, which pflag does not print.
+func oneDefault(root *cobra.Command) {
+	hide := func(f *pflag.Flag) {
+		if !strings.Contains(f.Usage, "(default") {
+			return
+		}
+		switch f.Value.Type() {
+		case "int", "int64", "uint", "float64", "count":
+			f.DefValue = "0"
+		case "bool":
+			f.DefValue = "false"
+		case "duration":
+			f.DefValue = "0s"
+		case "stringSlice", "stringArray", "intSlice":
+			f.DefValue = "[]"
+		default:
+			f.DefValue = ""
+		}
+	}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalNonPersistentFlags().VisitAll(hide)
+		c.PersistentFlags().VisitAll(hide)
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
 }

@@ -27,9 +27,17 @@ func (a *app) newMachineConfigCmd() *cobra.Command {
 		Short: "Write Talos machine-config patches that match the built images",
 		Long: `machineconfig writes, per profile, a strategic-merge patch for the Talos machine config:
 machine.install.image pinned to the profile's factory installer (so an upgrade or reinstall
-keeps its extensions), machine.registries.mirrors for the site's local registries, the
-NVIDIA kernel modules and release-specific settings for GPU profiles, and the profile's
-labels, taints and sysctls. Each patch is decoded with Talos machinery before it is written.`,
+keeps its extensions), the site's local registries as mirrors (RegistryMirrorConfig and
+RegistryTLSConfig documents from Talos 1.12, machine.registries before), the NVIDIA
+kernel modules and release-specific settings for GPU profiles, and the profile's labels,
+taints and sysctls. The site's patches (imgpipe.yaml patches:) and then the profile's
+own (profiles[].patches:) are merged in with Talos's strategic merge.
+
+Each result is validated the way talosctl does: applied to a config that machinery
+generates for the lock's Talos release and the profile's role, then checked for the
+profile's platform (metal or nocloud) in strict mode. Sysctl names and mirror URLs,
+which Talos checks only on the node, are checked too. An invalid patch exits 2, naming
+the profile and the field. With --out-dir, every file is written or none is.`,
 		Example: `  imgpipe machineconfig --lock imgpipe.lock.json --profile gpu > gpu.patch.yaml
   imgpipe machineconfig --out-dir patches/
   talosctl gen config lab https://10.0.20.10:6443 --config-patch @gpu.patch.yaml`,
@@ -46,34 +54,9 @@ labels, taints and sysctls. Each patch is decoded with Talos machinery before it
 			if err != nil {
 				return err
 			}
-			mirrors, err := registry.NewEndpointMap(cfg.Registries)
+			patches, err := a.machineConfigs(cfg, lock, profiles, lockPath)
 			if err != nil {
 				return err
-			}
-			var patches []*machineconfig.Patch
-			for _, pc := range cfg.Profiles {
-				if len(profiles) > 0 && !slices.Contains(profiles, pc.Name) {
-					continue
-				}
-				if _, ok := lock.Profile(pc.Name); !ok {
-					if len(profiles) > 0 {
-						return fail.Usage(fmt.Errorf("profile %s is not in %s: re-run imgpipe resolve --lock", pc.Name, lockOr(lockPath)))
-					}
-					continue
-				}
-				p, err := machineconfig.Generate(lock, pc, machineconfig.Options{Mirrors: mirrors})
-				if err != nil {
-					return err
-				}
-				patches = append(patches, p)
-			}
-			for _, want := range profiles {
-				if !slices.ContainsFunc(patches, func(p *machineconfig.Patch) bool { return p.Profile == want }) {
-					return fail.Usage(fmt.Errorf("unknown profile %q", want))
-				}
-			}
-			if len(patches) == 0 {
-				return fail.Usage(fmt.Errorf("no profile of the site config is in %s", lockOr(lockPath)))
 			}
 			for _, p := range patches {
 				for _, n := range p.Notes {
@@ -81,15 +64,12 @@ labels, taints and sysctls. Each patch is decoded with Talos machinery before it
 				}
 			}
 			if outDir != "" {
-				if err := os.MkdirAll(outDir, 0o755); err != nil {
-					return fmt.Errorf("creating %s: %w", outDir, err)
+				paths, err := writePatches(outDir, patches)
+				if err != nil {
+					return err
 				}
-				for _, p := range patches {
-					path := filepath.Join(outDir, p.Profile+".patch.yaml")
-					if err := site.WriteFileAtomic(path, []byte(p.YAML), 0o644); err != nil {
-						return err
-					}
-					fmt.Fprintln(a.stdout, path)
+				for _, p := range paths {
+					fmt.Fprintln(a.stdout, p)
 				}
 				return nil
 			}
@@ -108,6 +88,64 @@ labels, taints and sysctls. Each patch is decoded with Talos machinery before it
 	cmd.Flags().StringVar(&outDir, "out-dir", "", "write <profile>.patch.yaml files into this directory")
 	cmd.Flags().StringVarP(&output, "output", "o", formatTable, "table (the patch YAML itself), json or yaml (patches with notes)")
 	return cmd
+}
+
+// machineConfigs generates, merges and validates the patches of the selected
+// profiles (all of the config's profiles that are in the lock when none is named).
+func (a *app) machineConfigs(cfg *site.Config, lock *site.Lock, profiles []string, lockPath string) ([]*machineconfig.Patch, error) {
+	mirrors, err := registry.NewEndpointMap(cfg.Registries)
+	if err != nil {
+		return nil, err
+	}
+	val := machineconfig.NewValidator()
+	var patches []*machineconfig.Patch
+	for _, pc := range cfg.Profiles {
+		if len(profiles) > 0 && !slices.Contains(profiles, pc.Name) {
+			continue
+		}
+		if _, ok := lock.Profile(pc.Name); !ok {
+			if len(profiles) > 0 {
+				return nil, fail.Usage(fmt.Errorf("profile %s is not in %s: re-run imgpipe resolve --lock", pc.Name, lockOr(lockPath)))
+			}
+			continue
+		}
+		srcs, err := cfg.PatchSources(pc.Name)
+		if err != nil {
+			return nil, err
+		}
+		p, err := machineconfig.Generate(lock, pc, machineconfig.Options{Mirrors: mirrors, Patches: srcs, Validator: val})
+		if err != nil {
+			return nil, err
+		}
+		patches = append(patches, p)
+	}
+	for _, want := range profiles {
+		if !slices.ContainsFunc(patches, func(p *machineconfig.Patch) bool { return p.Profile == want }) {
+			return nil, fail.Usage(fmt.Errorf("unknown profile %q", want))
+		}
+	}
+	if len(patches) == 0 {
+		return nil, fail.Usage(fmt.Errorf("no profile of the site config is in %s", lockOr(lockPath)))
+	}
+	return patches, nil
+}
+
+// patchFileName is where --out-dir (and export terraform) put a profile's patch.
+func patchFileName(profile string) string { return profile + ".patch.yaml" }
+
+// writePatches writes every profile's patch into dir, all or none.
+func writePatches(dir string, patches []*machineconfig.Patch) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	files := make([]outFile, 0, len(patches))
+	paths := make([]string, 0, len(patches))
+	for _, p := range patches {
+		path := filepath.Join(dir, patchFileName(p.Profile))
+		files = append(files, outFile{Path: path, Data: []byte(p.YAML)})
+		paths = append(paths, path)
+	}
+	return paths, writeFileSet(files)
 }
 
 func lockOr(p string) string {

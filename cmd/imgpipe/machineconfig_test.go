@@ -46,3 +46,77 @@ func TestMachineConfigCLI(t *testing.T) {
 		t.Errorf("machineconfig with missing lock: exit %d; want 2", code)
 	}
 }
+
+// TestMachineConfigOutDirAllOrNothing (issue 12 item 20): when one file cannot be
+// written, none is: before, controlplane.patch.yaml landed and worker failed.
+func TestMachineConfigOutDirAllOrNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	if _, stderr, code := runImgpipe(t, nil, "resolve", "--talos", "v1.12.x", "--lock", lock); code != 0 {
+		t.Fatalf("resolve: exit %d: %s", code, stderr)
+	}
+	outDir := filepath.Join(dir, "patches")
+	// A directory where worker's patch goes: that one write must fail.
+	if err := os.MkdirAll(filepath.Join(outDir, "worker.patch.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runImgpipe(t, nil, "machineconfig", "--lock", lock, "--out-dir", outDir)
+	if code == 0 {
+		t.Fatalf("machineconfig --out-dir with a directory in the way: exit 0; want an error")
+	}
+	entries, err := os.ReadDir(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "worker.patch.yaml" {
+			t.Errorf("machineconfig --out-dir failed (%s) but left %s behind", strings.TrimSpace(stderr), e.Name())
+		}
+	}
+}
+
+// TestMachineConfigInvalidPatch: a patch Talos refuses exits 2 naming profile and field.
+func TestMachineConfigInvalidPatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "imgpipe.yaml")
+	if err := os.WriteFile(cfg, []byte(`version: 1
+profiles:
+  - name: worker
+    extensions: [{name: qemu-guest-agent}]
+    taints:
+      dedicated: "true:Bogus"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	if _, stderr, code := runImgpipe(t, nil, "resolve", "-c", cfg, "--talos", "v1.12.x", "--lock", lock); code != 0 {
+		t.Fatalf("resolve: exit %d: %s", code, stderr)
+	}
+	stdout, stderr, code := runImgpipe(t, nil, "machineconfig", "-c", cfg, "--lock", lock, "--profile", "worker")
+	if code != 2 || !strings.Contains(stderr, "profile worker") || !strings.Contains(stderr, "node taints") || stdout != "" {
+		t.Errorf("machineconfig with a bad taint: exit %d, stdout %q, stderr %q; want 2 naming profile worker and node taints", code, stdout, stderr)
+	}
+}
+
+// TestMachineConfigExamplePatches: the example config's patch files are read relative
+// to the config and merged.
+func TestMachineConfigExamplePatches(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join("..", "..", "testdata", "imgpipe.yaml")
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	if _, stderr, code := runImgpipe(t, nil, "resolve", "-c", cfg, "--talos", "v1.12.x", "--lock", lock); code != 0 {
+		t.Fatalf("resolve: exit %d: %s", code, stderr)
+	}
+	out, stderr, code := runImgpipe(t, nil, "machineconfig", "-c", cfg, "--lock", lock, "-p", "controlplane")
+	if code != 0 {
+		t.Fatalf("machineconfig: exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{"oidc-issuer-url:", "kind: RegistryMirrorConfig", "merged with: imgpipe.yaml patches[0].inline, patches/controlplane-apiserver.yaml"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("machineconfig -p controlplane lacks %q:\n%s", w, out)
+		}
+	}
+}

@@ -127,10 +127,7 @@ func (a *app) runMirror(cmd *cobra.Command, f mirrorFlags) error {
 			fmt.Fprintf(a.stderr, "pinned %d digests in %s\n", n, path)
 		}
 	}
-	if err := render(a.stdout, f.output, rep, func(w io.Writer) error { return mirrorTable(w, rep) }); err != nil {
-		return err
-	}
-	return runErr
+	return renderResult(a.stdout, f.output, rep, len(rep.Images), func(w io.Writer) error { return mirrorTable(w, rep) }, runErr)
 }
 
 // placements loads the lock and config and maps the lock's image set to its mirrors.

@@ -98,6 +98,11 @@ func (a *app) runResolve(cmd *cobra.Command, f resolveFlags) error {
 	if err != nil {
 		return err
 	}
+	// Resolving is pure and does not watch ctx: a Ctrl-C or SIGTERM that came
+	// meanwhile must still stop the run before the lock is written (exit 130).
+	if err := cmd.Context().Err(); err != nil {
+		return fmt.Errorf("resolve interrupted: %w", err)
+	}
 	if f.lock != "" {
 		if err := site.WriteLock(f.lock, lock); err != nil {
 			return err

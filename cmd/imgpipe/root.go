@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -76,7 +75,16 @@ func (a *app) rootCmd() *cobra.Command {
 		Short: "Resolve, verify, mirror and upload Talos Linux node images; plan upgrades",
 		Long: `imgpipe turns a declared Talos Linux node image (imgpipe.yaml + matrix.yaml) into
 Image Factory schematics, verified and mirrored images, Proxmox ISOs and templates,
-and version-aligned upgrade plans.`,
+and version-aligned upgrade plans.
+
+Exit codes (every command):
+  0    success
+  1    operational error: network, factory, registry, Proxmox, disk
+  2    usage or configuration error: flags, arguments, imgpipe.yaml, matrix, lock,
+       a machine-config patch Talos refuses
+  3    policy failure: incompatible versions, a missing required extension, a bad
+       or missing signature, a blocked upgrade
+  130  interrupted (Ctrl-C or SIGTERM); no lock or multi-file output is left half written`,
 		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -103,23 +111,12 @@ and version-aligned upgrade plans.`,
 		a.newUpgradePlanCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
+		a.newExportCmd(),
+		a.newVersionCmd(),
 		a.newCheckCmd(),
 	)
+	usageArgs(root)
+	oneDefault(root)
+	a.registerCompletions(root)
 	return root
-}
-
-// version is the module version from the build info (a tagged `go install` gives the
-// tag; a source build "(devel)"), with the VCS revision when Go recorded one.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
-	}
-	return v + ", " + bi.GoVersion
 }

@@ -102,10 +102,7 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 			if rep.Results == nil {
 				rep.Results = []proxmox.Result{}
 			}
-			if rerr := render(a.stdout, output, rep, func(w io.Writer) error { return uploadTable(w, rep) }); rerr != nil && err == nil {
-				err = rerr
-			}
-			return err
+			return renderResult(a.stdout, output, rep, len(res), func(w io.Writer) error { return uploadTable(w, rep) }, err)
 		},
 	}
 	fl := cmd.Flags()

@@ -118,10 +118,7 @@ func (a *app) runVerify(ctx context.Context, f verifyFlags) error {
 	if rep == nil {
 		return verr
 	}
-	if err := render(a.stdout, f.output, rep, func(w io.Writer) error { return verifyTable(w, rep) }); err != nil {
-		return err
-	}
-	return verr
+	return renderResult(a.stdout, f.output, rep, len(rep.Results), func(w io.Writer) error { return verifyTable(w, rep) }, verr)
 }
 
 // verifyKeychain is the Docker config / credential helpers, plus, for a self-hosted

@@ -9,7 +9,6 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
-	"gopkg.in/yaml.v3"
 
 	"github.com/imgpipe/imgpipe/extensions"
 	"github.com/imgpipe/imgpipe/internal/fail"
@@ -27,10 +26,16 @@ var NVIDIAModules = []string{"nvidia", "nvidia_uvm", "nvidia_drm", "nvidia_modes
 // bpf_jit_harden sysctl is no longer needed.
 var cdiFrom = semver.MustParse("1.13.0")
 
+// registryDocsFrom is the release from which registry mirrors are RegistryMirrorConfig
+// (and RegistryTLSConfig) documents; machine.registries is deprecated there.
+var registryDocsFrom = semver.MustParse("1.12.0")
+
 // Patch is one profile's machine-config patch.
 type Patch struct {
 	Profile string `json:"profile"`
 	YAML    string `json:"yaml"`
+	// Sources names the site's own patches merged into YAML, in merge order.
+	Sources []string `json:"sources,omitempty"`
 	// Notes are what the patch cannot do by itself (e.g. the cluster-side GPU setup).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -39,41 +44,68 @@ type Patch struct {
 type Options struct {
 	// Mirrors maps upstream registries to the site's endpoints; nil or empty writes no mirrors.
 	Mirrors *registry.EndpointMap
+	// Patches are merged over the generated patch in order (site-wide first, then the
+	// profile's own), the way talosctl applies several --config-patch.
+	Patches []site.PatchSource
+	// Validator checks the result; nil makes one for this call.
+	Validator *Validator
 }
 
-// Generate builds the patch of one profile resolved in lock.
+// Generate builds the patch of one profile resolved in lock, merges the operator's
+// patches into it and validates the result as Talos would for that release, role and
+// platform.
 func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, error) {
 	p, ok := lock.Profile(pc.Name)
 	if !ok {
 		return nil, fmt.Errorf("profile %s is not in the lock for Talos %s: resolve it first", pc.Name, lock.Talos)
 	}
+	v, err := semver.NewVersion(lock.Talos)
+	if err != nil {
+		return nil, fail.Usage(fmt.Errorf("lock: parsing Talos version %s: %w", lock.Talos, err))
+	}
+	core, _ := v.SetPrerelease("")
+	machine, notes := machineSection(lock, pc, p, &core)
+	var docs []any
+	if opts.Mirrors != nil && !opts.Mirrors.Empty() {
+		mirrors := mirrorList(lock, opts.Mirrors)
+		if core.LessThan(registryDocsFrom) {
+			machine["registries"] = legacyRegistries(mirrors)
+		} else {
+			docs = registryDocs(mirrors)
+		}
+	}
+	generated, err := encodeDocs(append([]any{map[string]any{"machine": machine}}, docs...))
+	if err != nil {
+		return nil, fmt.Errorf("encoding patch for profile %s: %w", p.Name, err)
+	}
+	t := Target{Talos: lock.Talos, Kubernetes: lock.Kubernetes.Version, Role: pc.Role, Platform: p.Platform}
+	merged, sources, err := merge(p.Name, t, generated, opts.Patches)
+	if err != nil {
+		return nil, err
+	}
+	val := opts.Validator
+	if val == nil {
+		val = NewValidator()
+	}
+	if err := val.Validate(p.Name, t, merged); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# imgpipe machine-config patch for profile %s, Talos %s, schematic %s\n", p.Name, lock.Talos, p.Schematic.ID)
+	if len(sources) > 0 {
+		fmt.Fprintf(&buf, "# merged with: %s\n", strings.Join(sources, ", "))
+	}
+	buf.Write(merged)
+	return &Patch{Profile: p.Name, YAML: buf.String(), Sources: sources, Notes: notes}, nil
+}
+
+// machineSection is the v1alpha1 machine: part imgpipe derives from the lock and the
+// profile: the installer, GPU modules and settings, labels, taints and sysctls.
+func machineSection(lock *site.Lock, pc site.ProfileConfig, p *site.Profile, core *semver.Version) (map[string]any, []string) {
 	machine := map[string]any{
 		"install": map[string]any{"image": p.Installer},
 	}
 	var notes []string
-
-	if opts.Mirrors != nil && !opts.Mirrors.Empty() {
-		mirrors := map[string]any{}
-		for _, up := range upstreams(lock, opts.Mirrors) {
-			ep, ok := opts.Mirrors.Lookup(up)
-			if !ok {
-				continue
-			}
-			scheme := "https"
-			if ep.Insecure {
-				scheme = "http"
-			}
-			m := map[string]any{"endpoints": []string{scheme + "://" + ep.Host}}
-			if ep.Prefix != "" {
-				// A single registry holding every upstream under a path (Harbor-style).
-				m["endpoints"] = []string{scheme + "://" + ep.Host + "/v2/" + ep.Prefix}
-				m["overridePath"] = true
-			}
-			mirrors[ep.Upstream] = m
-		}
-		machine["registries"] = map[string]any{"mirrors": mirrors}
-	}
-
 	sysctls := map[string]string{}
 	if isGPU(pc, p) {
 		mods := make([]map[string]string, 0, len(NVIDIAModules))
@@ -81,11 +113,6 @@ func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, err
 			mods = append(mods, map[string]string{"name": m})
 		}
 		machine["kernel"] = map[string]any{"modules": mods}
-		v, err := semver.NewVersion(lock.Talos)
-		if err != nil {
-			return nil, fail.Usage(fmt.Errorf("lock: parsing Talos version %s: %w", lock.Talos, err))
-		}
-		core, _ := v.SetPrerelease("")
 		if core.LessThan(cdiFrom) {
 			sysctls["net.core.bpf_jit_harden"] = "1"
 			notes = append(notes, "GPU (Talos < 1.13): create RuntimeClass nvidia (handler nvidia) and install nvidia-device-plugin with runtimeClassName=nvidia")
@@ -105,25 +132,12 @@ func Generate(lock *site.Lock, pc site.ProfileConfig, opts Options) (*Patch, err
 	if len(pc.Taints) > 0 {
 		machine["nodeTaints"] = pc.Taints
 	}
-
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# imgpipe machine-config patch for profile %s, Talos %s, schematic %s\n", p.Name, lock.Talos, p.Schematic.ID)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(map[string]any{"machine": machine}); err != nil {
-		return nil, fmt.Errorf("encoding patch for profile %s: %w", p.Name, err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encoding patch for profile %s: %w", p.Name, err)
-	}
-	if err := Validate(buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("profile %s: %w", p.Name, err)
-	}
-	return &Patch{Profile: p.Name, YAML: buf.String(), Notes: notes}, nil
+	return machine, notes
 }
 
 // Validate decodes a patch with Talos machinery's config loader, which rejects unknown
-// fields and wrong types the way a node would.
+// fields and wrong types the way a node would. It does not validate values; Generate
+// and Validator.Validate do.
 func Validate(patch []byte) error {
 	if _, err := configloader.NewFromBytes(patch, configloader.WithAllowPatchDelete()); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidPatch, err)
@@ -139,35 +153,4 @@ func isGPU(pc site.ProfileConfig, p *site.Profile) bool {
 		fam, _ := extensions.Classify(e.Name)
 		return fam.Modules() || strings.Contains(e.Name, "nvidia")
 	})
-}
-
-// upstreams lists every registry host the node will pull from that may have a mirror:
-// the hosts of the lock's images, the default mirrored upstreams and the configured ones.
-func upstreams(lock *site.Lock, m *registry.EndpointMap) []string {
-	set := map[string]bool{}
-	for up := range registry.DefaultPorts() {
-		set[up] = true
-	}
-	for _, ep := range m.Endpoints() {
-		set[ep.Upstream] = true
-	}
-	add := func(ref string) {
-		if r, err := registry.ParseRef(ref); err == nil {
-			set[r.Upstream] = true
-		}
-	}
-	for _, img := range lock.CoreImages {
-		add(img.Ref)
-	}
-	for _, p := range lock.Profiles {
-		for _, e := range p.Extensions {
-			add(e.Ref)
-		}
-	}
-	out := make([]string, 0, len(set))
-	for up := range set {
-		out = append(out, up)
-	}
-	slices.Sort(out)
-	return out
 }
