@@ -157,3 +157,25 @@ func readLockTB(t testing.TB, path string) *site.Lock {
 	}
 	return l
 }
+
+func TestCheckUsageErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notReport := filepath.Join(dir, "build.json")
+	if err := os.WriteFile(notReport, []byte(`{"schema": "imgpipe.dev/build-report/v1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := [][]string{
+		{"check", "-o", "yaml"},
+		{"check", "--checks", "registry,dns"},
+		{"check", "--lock", filepath.Join(dir, "missing.lock.json")},
+		{"check", "issue"},
+		{"check", "issue", "--report", notReport},
+	}
+	for _, args := range tests {
+		stdout, stderr, code := runImgpipe(t, nil, args...)
+		if code != 2 || stdout != "" {
+			t.Errorf("imgpipe %s = exit %d, stdout %q; want exit 2 and nothing on stdout (stderr: %s)", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}

@@ -29,6 +29,9 @@ The scheduled workflow .github/workflows/check.yml runs it after every check.`,
 		Example: `  imgpipe check -o json > check.json; imgpipe check issue --report check.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if report == "" {
+				return usageErrorf("check issue: --report FILE is required (write it with imgpipe check -o json)")
+			}
 			rep, err := readCheckReport(report)
 			if err != nil {
 				return err
@@ -41,7 +44,6 @@ The scheduled workflow .github/workflows/check.yml runs it after every check.`,
 	fl.StringVar(&label, "label", check.IssueLabel, "label that marks the drift issue")
 	fl.StringVar(&title, "title", check.IssueTitle, "title of a newly opened drift issue")
 	fl.StringVar(&gh, "gh", "gh", "the gh CLI to call")
-	_ = cmd.MarkFlagRequired("report")
 	return cmd
 }
 
