@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -231,7 +232,11 @@ func (a *app) registrySource(f checkFlags, lock *site.Lock, cfg *site.Config) (c
 	if len(hosts) > 0 {
 		policies = append(policies, verify.FactoryPolicy(hosts, nil))
 	}
-	m := registry.New(registry.WithKeychain(authn.DefaultKeychain), registry.WithJournal(a.journalPath(f.journal), 0), registry.WithLogger(a.log))
+	// A check reads a few hundred small things: three quick attempts each, so an
+	// unreachable mirror is reported in seconds, not after mirror's long schedule.
+	b := registry.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Steps: 3}
+	m := registry.New(registry.WithKeychain(authn.DefaultKeychain), registry.WithJournal(a.journalPath(f.journal), 0),
+		registry.WithLogger(a.log), registry.WithBackoff(b))
 	return check.Registry(m, placements, registry.CheckOptions{Deep: f.deep, Signed: check.SignedByPolicy(policies)}), nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/imgpipe/imgpipe/factory/factorytest"
 	"github.com/imgpipe/imgpipe/pipeline/check"
 	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
 )
 
 // checkRun runs `imgpipe check -o json` with args and decodes the report.
@@ -177,5 +178,36 @@ func TestCheckUsageErrors(t *testing.T) {
 		if code != 2 || stdout != "" {
 			t.Errorf("imgpipe %s = exit %d, stdout %q; want exit 2 and nothing on stdout (stderr: %s)", strings.Join(args, " "), code, stdout, stderr)
 		}
+	}
+}
+
+// TestCheckRegistryUnreachable: a mirror that does not answer makes every image
+// unchecked, by name, and the check incomplete (exit 1), never ok.
+func TestCheckRegistryUnreachable(t *testing.T) {
+	t.Parallel()
+	addr, err := registrytest.FreeAddr() // free a moment ago: nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newCheckSite(t, "version: 1\ntalos: v1.12.x\n"+checkProfiles+
+		fmt.Sprintf("registries:\n  insecure: true\n  mirrors:\n    ghcr.io:\n      endpoint: http://%s\n      mode: push\n", addr))
+	rep, code, _ := checkRun(t, map[string]string{"HOME": s.dir}, "--config", s.config, "--lock", s.lockPath, "--checks", "registry")
+	if code != 1 || rep.Result != check.ResultIncomplete {
+		t.Fatalf("check with the mirror down = exit %d, %s; want 1, incomplete", code, rep.Result)
+	}
+	n := 0
+	for _, it := range rep.Items {
+		if it.Status == check.OK {
+			t.Errorf("%s is ok with its mirror down", it.Name)
+		}
+		if it.Status == check.Unchecked {
+			n++
+			if !strings.HasPrefix(it.Name, "ghcr.io/") || !strings.Contains(it.Detail, addr) {
+				t.Errorf("unchecked item %s (%s): want a ghcr.io image and the mirror named in the detail", it.Name, it.Detail)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("no item unchecked: %+v", rep.Items)
 	}
 }

@@ -161,19 +161,41 @@ type modeResult struct {
 	once sync.Once
 	mode Mode
 	err  error
+
+	pingOnce sync.Once
+	pingErr  error
+}
+
+func (mc *modeCache) result(host string) *modeResult {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	res, ok := mc.modes[host]
+	if !ok {
+		res = &modeResult{}
+		mc.modes[host] = res
+	}
+	return res
+}
+
+// reach pings an endpoint once per check, so that a registry that does not answer
+// makes its images unchecked at once instead of each one retrying on its own.
+func (mc *modeCache) reach(ctx context.Context, r *run, ep Endpoint) error {
+	res := mc.result(ep.Host)
+	res.pingOnce.Do(func() {
+		c, err := r.endpointClient(ep)
+		if err == nil {
+			_, err = c.sharedTransport(ctx)
+		}
+		res.pingErr = err
+	})
+	return res.pingErr
 }
 
 func (mc *modeCache) resolve(ctx context.Context, r *run, ep Endpoint, repo string) (Mode, error) {
 	if ep.Mode != ModeAuto && ep.Mode != "" {
 		return ep.Mode, nil
 	}
-	mc.mu.Lock()
-	res, ok := mc.modes[ep.Host]
-	if !ok {
-		res = &modeResult{}
-		mc.modes[ep.Host] = res
-	}
-	mc.mu.Unlock()
+	res := mc.result(ep.Host)
 	res.once.Do(func() { res.mode, res.err = r.probe(ctx, ep, repo) })
 	return res.mode, res.err
 }
@@ -187,6 +209,10 @@ func (r *run) checkImage(ctx context.Context, p Placement, modes *modeCache, o C
 	}
 	ep := p.Endpoint
 	repo := ref.at(ep).Repository
+	if err := modes.reach(ctx, r, ep); err != nil {
+		ic.Status, ic.Detail = CheckUnchecked, err.Error()
+		return
+	}
 	mode, err := modes.resolve(ctx, r, ep, repo)
 	if err != nil {
 		ic.Status, ic.Detail = CheckUnchecked, err.Error()
