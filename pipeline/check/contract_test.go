@@ -30,7 +30,9 @@ func TestReportContract(t *testing.T) {
 			return []Item{{Kind: "iso", Name: "local:iso/talos-3abf06e1d81e-v1.11.5-nocloud-amd64.iso", Where: "pve3", Status: Stray,
 				Got: "123 bytes", Detail: "made by imgpipe, named by no lock", Fix: "pvesh delete /nodes/pve3/storage/local/content/local:iso/talos-3abf06e1d81e-v1.11.5-nocloud-amd64.iso"}}, nil, nil
 		}},
-		{Name: CheckFactory, Run: func(context.Context) ([]Item, []string, error) { return nil, nil, errors.New("dial tcp: connection refused") }},
+		{Name: CheckFactory, Run: func(context.Context) ([]Item, []string, error) {
+			return nil, nil, errors.New("dial tcp: connection refused")
+		}},
 		Skip(CheckCluster, "no --kubeconfig given"),
 	}
 	rep := Run(context.Background(), lock, "imgpipe.lock.json", sources, func() time.Time { return time.Date(2026, 12, 2, 6, 43, 0, 0, time.UTC) })
