@@ -113,9 +113,6 @@ func TestCheckProxmoxEndToEnd(t *testing.T) {
 	s.addForeign()
 	rep, code, stderr := s.check(t)
 	wantClean(t, "after upload, with foreign volumes and VMs", rep, code, stderr, check.CheckProxmox)
-	for _, it := range rep.Items {
-		t.Logf("%s: %s (%s)", itemKey(it), it.Got, it.Detail)
-	}
 	if n := len(rep.Items); n != 2*3+2+2 {
 		t.Errorf("%d proxmox items; want 10 (2 ISOs on 3 nodes, 2 import disks, 2 templates): %v", n, rep.Items)
 	}
@@ -169,7 +166,19 @@ func TestCheckProxmoxEndToEnd(t *testing.T) {
 	rep, code, stderr = s.check(t)
 	wantClean(t, "template rebuilt", rep, code, stderr, check.CheckProxmox)
 
-	// 4. An ISO of the wrong size under the right name.
+	// 4. An imgpipe template of an older release that no lock names: stray, until destroyed.
+	oldTmpl := pvetest.VM{Node: "pve2", VMID: 9101, Name: "talos-v1.11.5-worker", Template: true,
+		Tags: "imgpipe;talos-v1.11.5;" + proxmox.Tag("schematic", worker.Schematic.ID[:12]) + ";profile-worker"}
+	s.pve.AddVM(oldTmpl)
+	rep, code, stderr = s.check(t)
+	wantDrift(t, "old imgpipe template", rep, code, stderr, "proxmox/template talos-v1.11.5-worker @pve2/9101: stray")
+	if err := s.api.DeleteVM(t.Context(), "pve2", 9101); err != nil {
+		t.Fatal(err)
+	}
+	rep, code, stderr = s.check(t)
+	wantClean(t, "old template destroyed", rep, code, stderr, check.CheckProxmox)
+
+	// 5. An ISO of the wrong size under the right name.
 	s.pve.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: isoVol, Content: "iso", Format: "iso", Size: 5})
 	rep, code, stderr = s.check(t)
 	wantDrift(t, "ISO truncated on pve1", rep, code, stderr, "proxmox/iso "+isoVol+" @pve1: different")
