@@ -1,5 +1,7 @@
 package site
 
+import "time"
+
 // Config is imgpipe.yaml: the site's declared node images and where they go.
 // Unknown keys are rejected; every field is documented in README.md.
 type Config struct {
@@ -125,6 +127,13 @@ type ProxmoxConfig struct {
 	ISOMethod string         `yaml:"isoMethod,omitempty"`
 	Template  TemplateConfig `yaml:"template,omitempty"`
 	Keep      int            `yaml:"keep,omitempty"`
+	// Site names this config on the cluster (a DNS label). It is part of every volume
+	// name and template tag imgpipe makes, so --keep prunes only this site's images.
+	Site string `yaml:"site,omitempty"`
+	// Timeout bounds each PVE API call (default 30s); StallTimeout ends an upload
+	// that made no progress for that long (default 2m).
+	Timeout      time.Duration `yaml:"timeout,omitempty"`
+	StallTimeout time.Duration `yaml:"stallTimeout,omitempty"`
 }
 
 // TemplateConfig describes the VM template built from the nocloud disk image.

@@ -896,21 +896,25 @@ func (s *e2eSite) checkPVE(t *testing.T, lock *site.Lock) {
 		vols[v.VolID] = v
 	}
 	for _, p := range lock.Profiles {
-		base := fmt.Sprintf("talos-%s-%s-%s-%s", p.Schematic.ID[:12], lock.Talos, p.Platform, p.Arch)
+		isoName, err1 := proxmox.VolumeName("", lock, &p, "iso")
+		rawName, err2 := proxmox.VolumeName("", lock, &p, "raw")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("proxmox.VolumeName(%s): %v, %v", p.Name, err1, err2)
+		}
 		var iso site.Artifact
 		for _, a := range p.Artifacts {
 			if a.Kind == "iso" {
 				iso = a
 			}
 		}
-		v, ok := vols["local:iso/"+base+".iso"]
+		v, ok := vols["local:iso/"+isoName]
 		if !ok {
-			t.Errorf("PVE has no local:iso/%s.iso for profile %s; volumes: %v", base, p.Name, keys(vols))
+			t.Errorf("PVE has no local:iso/%s for profile %s; volumes: %v", isoName, p.Name, keys(vols))
 		} else if "sha256:"+v.SHA256 != iso.SHA256 || v.Size != iso.Size {
 			t.Errorf("PVE %s: sha256 %s size %d; want the lock's %s, %d", v.VolID, v.SHA256, v.Size, iso.SHA256, iso.Size)
 		}
 		disk := sha256.Sum256(e2eDisk(p.Schematic.ID, lock.Talos))
-		imp := "local:import/" + base + ".raw"
+		imp := "local:import/" + rawName
 		if v, ok := vols[imp]; !ok || v.SHA256 != hex.EncodeToString(disk[:]) {
 			t.Errorf("PVE import volume %s = %+v (present %v); want the decompressed disk image", imp, v, ok)
 		}

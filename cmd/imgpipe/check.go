@@ -66,9 +66,10 @@ or stray (made by imgpipe, named by no lock). It only reads.
             --deep reads each blob (push: whole, digest checked; cache: its first byte,
             which refills a blob the cache lost).
   proxmox   each profile's ISO on every node (once on shared storage), its import disk
-            and template on the first node, names and sizes; imgpipe-named files and
-            imgpipe-tagged templates that no lock names (and proxmox.keep would not
-            keep) are stray. Nothing else is ever called stray.
+            and template on the first node, names and sizes; this proxmox.site's
+            imgpipe volumes and templates that no lock names (and proxmox.keep would
+            not keep) are stray. Nothing else is ever called stray (and nothing at all
+            without proxmox.site).
   factory   every schematic ID resolves (GET /schematics/<id>).
   cluster   (with --kubeconfig) each node's Talos version and schematic against its
             profile; a node behind is listed with the talosctl command that fixes it.

@@ -63,7 +63,7 @@ func BenchmarkCheckSite(b *testing.B) {
 	b.Cleanup(pve.Close)
 	ca := filepath.Join(b.TempDir(), "pve-ca.pem")
 	writeFileTB(b, ca, pve.CertPEM())
-	more := fmt.Sprintf("proxmox:\n  url: %s\n  caFile: %s\n  nodes: [pve1, pve2, pve3]\n  storage: local\n  isoMethod: download-url\n", pve.URL, ca)
+	more := fmt.Sprintf("proxmox:\n  site: lab\n  url: %s\n  caFile: %s\n  nodes: [pve1, pve2, pve3]\n  storage: local\n  isoMethod: download-url\n", pve.URL, ca)
 	s := newRegCheckSite(b, regOpts{total: 30, profiles: benchProfiles, factoryURL: f.URL(), more: more})
 	s.env[proxmox.TokenEnv] = pve.Token()
 	for _, args := range [][]string{{"schematic", "push"}, {"fetch", "--cache-dir", filepath.Join(s.dir, "cache")}, {"upload", "iso"}, {"upload", "template"}} {

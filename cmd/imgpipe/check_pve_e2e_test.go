@@ -45,7 +45,7 @@ func newPVECheckSite(t *testing.T) *pveCheckSite {
 	ca := filepath.Join(dir, "pve-ca.pem")
 	writeFileT(t, ca, pve.CertPEM())
 	cfg := fmt.Sprintf("version: 1\ntalos: v1.12.x\nfactory:\n  url: %s\n", f.URL()) + checkProfiles +
-		fmt.Sprintf("proxmox:\n  url: %s\n  caFile: %s\n  nodes: [pve1, pve2, pve3]\n  storage: local\n  isoMethod: download-url\n", pve.URL, ca)
+		fmt.Sprintf("proxmox:\n  site: lab\n  url: %s\n  caFile: %s\n  nodes: [pve1, pve2, pve3]\n  storage: local\n  isoMethod: download-url\n", pve.URL, ca)
 	s := &pveCheckSite{checkSite: newCheckSite(t, cfg), factory: f, pve: pve,
 		env: map[string]string{proxmox.TokenEnv: pve.Token(), "HOME": dir, "XDG_CACHE_HOME": filepath.Join(dir, "xdg")}}
 	s.run(t, "schematic", "push")
@@ -83,8 +83,8 @@ func (s *pveCheckSite) check(t *testing.T) (check.Report, int, string) {
 // addForeign puts on PVE what imgpipe did not make and must never call stray: other
 // ISOs and import images (one with Talos's own naming), a VM cloned from an imgpipe
 // template (it inherits the tags but is no template), a template without the imgpipe
-// tag, and an imgpipe-tagged template of someone else's making that lacks the
-// profile/version tags.
+// tag, an imgpipe-tagged template of someone else's making that lacks the
+// profile/version tags, and another site's and pre-site imgpipe images.
 func (s *pveCheckSite) addForeign() {
 	for _, n := range []string{"pve1", "pve2", "pve3"} {
 		s.pve.AddVolume(pvetest.Volume{Node: n, Storage: "local", VolID: "local:iso/debian-12.7.0-amd64-netinst.iso", Content: "iso", Format: "iso", Size: 600})
@@ -101,6 +101,18 @@ func (s *pveCheckSite) addForeign() {
 	s.pve.AddVM(pvetest.VM{Node: "pve2", VMID: 120, Name: "talos-worker-1", Tags: cloneTags})
 	s.pve.AddVM(pvetest.VM{Node: "pve1", VMID: 8000, Name: "debian-template", Template: true, Tags: "golden;linux"})
 	s.pve.AddVM(pvetest.VM{Node: "pve3", VMID: 8001, Name: "someone-elses", Template: true, Tags: "imgpipe"})
+	// Another config's imgpipe images on the same cluster (site "dev"), and imgpipe's
+	// names from before sites existed (no owner): made by imgpipe, but not this site's.
+	w, _ := s.lock.Profile("worker")
+	other := *s.lock
+	other.Talos = "v1.11.5"
+	devISO, _ := proxmox.VolumeName("dev", &other, w, "iso")
+	s.pve.AddVolume(pvetest.Volume{Node: "pve2", Storage: "local", VolID: "local:iso/" + devISO, Content: "iso", Format: "iso", Size: 900})
+	s.pve.AddVolume(pvetest.Volume{Node: "pve2", Storage: "local", VolID: "local:iso/talos-" + w.Schematic.ID[:12] + "-v1.11.5-nocloud-amd64.iso", Content: "iso", Format: "iso", Size: 901})
+	s.pve.AddVM(pvetest.VM{Node: "pve1", VMID: 8002, Name: "talos-v1.11.5-worker", Template: true,
+		Tags: strings.Join(proxmox.TemplateTags("dev", &other, w), ";")})
+	s.pve.AddVM(pvetest.VM{Node: "pve1", VMID: 8003, Name: "talos-v1.10.0-worker", Template: true,
+		Tags: "imgpipe;talos-v1.10.0;schematic-" + w.Schematic.ID[:12] + ";profile-worker"})
 }
 
 // TestCheckProxmoxEndToEnd: after fetch + upload, every ISO (3 nodes), import disk
@@ -117,7 +129,7 @@ func TestCheckProxmoxEndToEnd(t *testing.T) {
 		t.Errorf("%d proxmox items; want 10 (2 ISOs on 3 nodes, 2 import disks, 2 templates): %v", n, rep.Items)
 	}
 	worker, _ := s.lock.Profile("worker")
-	iso, err := proxmox.FileName(worker.Schematic.ID, s.lock.Talos, worker.Platform, worker.Arch, "iso")
+	iso, err := proxmox.VolumeName("lab", s.lock, worker, "iso")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +180,7 @@ func TestCheckProxmoxEndToEnd(t *testing.T) {
 
 	// 4. An imgpipe template of an older release that no lock names: stray, until destroyed.
 	oldTmpl := pvetest.VM{Node: "pve2", VMID: 9101, Name: "talos-v1.11.5-worker", Template: true,
-		Tags: "imgpipe;talos-v1.11.5;" + proxmox.Tag("schematic", worker.Schematic.ID[:12]) + ";profile-worker"}
+		Tags: "imgpipe;site-lab;talos-v1.11.5;" + proxmox.Tag("schematic", worker.Schematic.ID[:12]) + ";profile-worker;variant-nocloud-amd64"}
 	s.pve.AddVM(oldTmpl)
 	rep, code, stderr = s.check(t)
 	wantDrift(t, "old imgpipe template", rep, code, stderr, "proxmox/template talos-v1.11.5-worker @pve2/9101: stray")

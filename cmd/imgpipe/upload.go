@@ -36,17 +36,28 @@ func (a *app) newUploadCmd() *cobra.Command {
 		Long: `upload iso places each profile's ISO on proxmox.storage of every proxmox.nodes
 (once when the storage is shared), by download-url (PVE pulls from the factory and
 verifies the lock's checksum) or by a streamed upload from this machine
-(proxmox.isoMethod). File names are content-addressed
-(talos-<schematic12>-<version>-<platform>-<arch>.iso), so a rerun skips what is there.
+(proxmox.isoMethod). Volume names say whose image it is and what it holds:
+talos_<site>_<profile>_<version>_<schematic12>_<platform>-<arch>[-secureboot].iso,
+with <site> from proxmox.site ("default" when unset). A rerun skips what is there.
 
 upload template builds one VM template per profile on the first node from the
 nocloud disk image (import content, PVE >= 8.4; else the template boots the ISO):
 q35, OVMF, x86-64-v2-AES, virtio-scsi-single, the guest agent when the image has
-qemu-guest-agent, tagged imgpipe;talos-<version>;schematic-<id>;profile-<name>.
+qemu-guest-agent, tagged imgpipe;site-<site>;profile-<name>;talos-<version>;
+schematic-<id>;variant-<platform>-<arch>[-secureboot].
 
---keep N (or proxmox.keep) then removes older ISOs, import images and templates
-that imgpipe made, keeping the newest N Talos versions of each; nothing else is
-touched. The API token comes from IMGPIPE_PROXMOX_TOKEN or proxmox.tokenFile.
+--keep N (or proxmox.keep) then removes, for each selected profile (--profile, or
+all), all but the newest N of the ISOs, import images and templates that imgpipe
+made for this site and profile, images of an older schematic included. Other
+sites' and profiles' images, old-style names and anything imgpipe did not make are
+never touched. Pruning needs proxmox.site, so that configs sharing a cluster never
+prune each other's images.
+
+Every API call has a timeout (proxmox.timeout, default 30s) and idempotent calls
+(reads, task polls) are retried on 5xx, 429 (Retry-After honoured) and broken
+connections. An upload has no total timeout: it ends when nothing moved for
+proxmox.stallTimeout (default 2m). The API token comes from IMGPIPE_PROXMOX_TOKEN
+or proxmox.tokenFile.
 
 The lock must carry checksums (run imgpipe fetch first): download-url passes the
 sha256 to PVE, which verifies before the file lands; without one imgpipe refuses.
@@ -81,6 +92,9 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 			}
 			if cmd.Flags().Changed("insecure") {
 				pc.Insecure = insecure
+			}
+			if err := proxmox.Validate(pc, keep); err != nil {
+				return err
 			}
 			lock, err := a.loadLock(lockPath)
 			if err != nil {
@@ -215,11 +229,16 @@ func (a *app) proxmoxClient(pc site.ProxmoxConfig) (*proxmox.Client, func(), err
 	if pc.Insecure {
 		fmt.Fprintln(a.stderr, "warning: TLS verification of the Proxmox API is off (--insecure)")
 	}
+	if pc.Timeout < 0 || pc.StallTimeout < 0 {
+		// Validate(pc, 0) says what is wrong with the timeouts (keep 0 asks nothing of proxmox.site).
+		return nil, nil, proxmox.Validate(pc, 0)
+	}
 	hc, err := proxmox.NewHTTPClient(proxmox.TLSOptions{CAFile: pc.CAFile, Fingerprint: pc.Fingerprint, Insecure: pc.Insecure})
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := proxmox.New(pc.URL, tok, hc, proxmox.WithLogger(a.log), proxmox.WithProgress(newUploadProgress(a.stderr).report))
+	c, err := proxmox.New(pc.URL, tok, hc, proxmox.WithLogger(a.log), proxmox.WithProgress(newUploadProgress(a.stderr).report),
+		proxmox.WithTimeout(pc.Timeout), proxmox.WithStallTimeout(pc.StallTimeout))
 	if err != nil {
 		hc.CloseIdleConnections()
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,7 +88,7 @@ func TestUploadCommand(t *testing.T) {
 		if strings.Contains(stderr+out, srv.Secret()) {
 			t.Errorf("run %d: output contains the token secret", i)
 		}
-		if i == 0 && !strings.Contains(stderr, "uploading talos-376567988ad3-v1.9.5-nocloud-amd64.iso to pve1: 100%") {
+		if i == 0 && !strings.Contains(stderr, "uploading talos_default_worker_v1.9.5_376567988ad3_nocloud-amd64.iso to pve1: 100%") {
 			t.Errorf("run %d: stderr %q; want plain progress lines", i, stderr)
 		}
 	}
@@ -130,6 +131,7 @@ func TestUploadCommandErrors(t *testing.T) {
 		{"--proxmox-ca", noCA, good, []string{"iso", "--dry-run", "--proxmox-ca", filepath.Join(withCA, "pve-ca.pem")}, 0, ""},
 		{"--insecure", noCA, good, []string{"iso", "--dry-run", "--insecure"}, 0, "TLS verification of the Proxmox API is off"},
 		{"bad --keep", withCA, good, []string{"iso", "--keep", "-3"}, exitUsage, "--keep"},
+		{"--keep without proxmox.site", withCA, good, []string{"iso", "--keep", "1"}, exitUsage, "set proxmox.site"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := runUpload(t, tt.dir, tt.env, tt.args...)
@@ -153,6 +155,40 @@ func TestUploadCommandErrors(t *testing.T) {
 	srv.Inject(pvetest.Fault{Kind: pvetest.FaultTaskFail, Path: "/upload", Message: "no space left on device"})
 	if code, _, stderr := runUpload(t, withCA, good, "iso"); code != exitOperational || !strings.Contains(stderr, "no space left on device") {
 		t.Errorf("imgpipe upload iso (task fails) = %d, %q; want %d with the task message", code, stderr, exitOperational)
+	}
+}
+
+// Item 15 at the CLI: with proxmox.site set, --profile P --keep N prunes only
+// that site's images of P; proxmox.timeout and stallTimeout are read.
+func TestUploadCommandSiteScopedKeep(t *testing.T) {
+	t.Parallel()
+	srv := pvetest.New()
+	defer srv.Close()
+	dir := proxmoxSite(t, srv, true)
+	cfgPath := filepath.Join(dir, "imgpipe.yaml")
+	cfg, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, append(cfg, []byte("  site: lab\n  timeout: 20s\n  stallTimeout: 1m\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mine := "local:iso/talos_lab_worker_v1.9.4_" + uploadTestSchematic[:12] + "_nocloud-amd64.iso"
+	theirs := "local:iso/talos_edge_worker_v1.9.4_" + uploadTestSchematic[:12] + "_nocloud-amd64.iso"
+	for _, v := range []string{mine, theirs} {
+		srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: v, Content: "iso", Format: "iso", Size: 1})
+	}
+	code, out, stderr := runUpload(t, dir, map[string]string{proxmox.TokenEnv: srv.Token()}, "iso", "--profile", "worker", "--keep", "1", "-o", "json")
+	if code != 0 {
+		t.Fatalf("imgpipe upload iso --keep 1 = %d; stderr %s", code, stderr)
+	}
+	var rep uploadReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 2 || rep.Results[1].Volume != mine || rep.Results[1].Action != proxmox.ActionRemoved {
+		t.Errorf("report %s (%v); want the upload, then %s removed", out, err, mine)
+	}
+	var left []string
+	for _, v := range srv.Volumes() {
+		left = append(left, v.VolID)
+	}
+	if !slices.Contains(left, theirs) || slices.Contains(left, mine) {
+		t.Errorf("volumes %v; want %s kept and %s removed", left, theirs, mine)
 	}
 }
 

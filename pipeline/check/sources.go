@@ -96,7 +96,10 @@ func Proxmox(c *proxmox.Client, cfg site.ProxmoxConfig, lock *site.Lock, o proxm
 			items = append(items, Item{Kind: r.Kind, Name: r.Name, Where: where, Profile: r.Profile, Status: Status(r.Status),
 				Want: r.Want, Got: r.Got, Detail: r.Detail, Fix: r.Fix})
 		}
-		notes := []string{"stray: files named talos-<schematic12>-<version>-<platform>-<arch> and templates tagged imgpipe that no lock names; nothing else is ever called stray"}
+		notes := []string{"stray: this site's imgpipe volumes (talos_<site>_<profile>_...) and templates (tags imgpipe, site-<site>, profile-*, talos-*) that no lock names; nothing else is ever called stray"}
+		if cfg.Site == "" {
+			notes = []string{"stray detection is off: set proxmox.site, so this config can tell its images from another config's on the cluster"}
+		}
 		return items, notes, nil
 	}}
 }

@@ -36,7 +36,7 @@ type Profile struct {
 	Arch         string `json:"arch"`
 	SecureBoot   bool   `json:"secureboot"`
 	// ISOVolumeIDs maps each Proxmox node to the ISO's volume ID there
-	// (local:iso/talos-….iso), for proxmox_virtual_environment_vm cdrom.file_id.
+	// (local:iso/talos_<site>_<profile>_….iso, see proxmox.VolumeName), for proxmox_virtual_environment_vm cdrom.file_id.
 	ISOVolumeIDs map[string]string `json:"iso_volume_ids"`
 	// Templates maps a Proxmox node to the VM template imgpipe built there; VMID is
 	// null until a build report shows the template was made.
@@ -102,7 +102,7 @@ func profile(cfg *site.Config, lock *site.Lock, p *site.Profile, storage, patter
 			role = c.Role
 		}
 	}
-	iso, err := proxmox.FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, "iso")
+	iso, err := proxmox.VolumeName(cfg.Proxmox.Site, lock, p, "iso")
 	if err != nil {
 		return Profile{}, err
 	}

@@ -36,7 +36,7 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, w := v.Profiles["cp"], v.Profiles["w"]
-	if got := cp.ISOVolumeIDs["pve2"]; got != "cephfs:iso/talos-abababababab-v1.12.11-nocloud-amd64.iso" {
+	if got := cp.ISOVolumeIDs["pve2"]; got != "cephfs:iso/talos_default_cp_v1.12.11_abababababab_nocloud-amd64.iso" {
 		t.Errorf("Build: cp iso on pve2 = %q", got)
 	}
 	if tpl := cp.Templates["pve2"]; tpl.VMID == nil || *tpl.VMID != 9000 || tpl.Name != "talos-v1.12.11-cp" {

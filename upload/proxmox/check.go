@@ -46,52 +46,66 @@ type CheckOptions struct {
 	Referenced []*site.Lock
 }
 
-// ownership is the one seam between the check and imgpipe's naming rules: what a
-// profile's files and template are called, and which volumes and VMs imgpipe made.
-// Stray detection only ever looks at what these functions claim.
-type ownership struct{}
-
-func (ownership) isoName(lock *site.Lock, p *site.Profile) (string, error) {
-	return FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, "iso")
+// ownership is the one seam between the check and imgpipe's naming rules (names.go):
+// what a profile's files and template are called for this site, and which volumes
+// and templates this site's imgpipe made. Stray detection only ever looks at what
+// these functions claim; a config without proxmox.site claims nothing (named is
+// false), since it cannot tell its images from another unnamed config's.
+type ownership struct {
+	site  string
+	named bool
 }
 
-func (ownership) diskName(lock *site.Lock, p *site.Profile, ext string) (string, error) {
-	return FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, ext)
+func newOwnership(cfg site.ProxmoxConfig) ownership {
+	if cfg.Site == "" {
+		return ownership{site: DefaultSite}
+	}
+	return ownership{site: cfg.Site, named: true}
 }
 
-func (ownership) templateTags(lock *site.Lock, p *site.Profile) []string {
-	return []string{TagImgpipe, Tag("talos", lock.Talos), Tag("schematic", shortID(p.Schematic.ID)), Tag("profile", p.Name)}
+func (o ownership) isoName(lock *site.Lock, p *site.Profile) (string, error) {
+	return VolumeName(o.site, lock, p, "iso")
 }
 
-// volume reports whether imgpipe named a file, and its retention family and version.
-func (ownership) volume(v VolumeInfo) (family string, ver *semver.Version, ok bool) {
-	m := talosFileRE.FindStringSubmatch(v.Name())
-	if m == nil {
+func (o ownership) diskName(lock *site.Lock, p *site.Profile) (string, error) {
+	ext, err := ImportExt(p)
+	if err != nil {
+		return "", err
+	}
+	return VolumeName(o.site, lock, p, ext)
+}
+
+func (o ownership) templateTags(lock *site.Lock, p *site.Profile) []string {
+	return TemplateTags(o.site, lock, p)
+}
+
+// volume reports whether this site's imgpipe named a file, and its retention group
+// (the profile: prune keeps the newest per profile and content type) and version.
+func (o ownership) volume(v VolumeInfo) (family string, ver *semver.Version, ok bool) {
+	n, ok := ParseImageName(v.Name())
+	if !ok || !o.named || !n.OwnedBy(o.site, "") {
 		return "", nil, false
 	}
-	ver, err := semver.NewVersion(m[2])
+	ver, err := semver.NewVersion(n.Talos)
 	if err != nil {
 		return "", nil, false
 	}
-	return strings.Join([]string{m[1], m[3], m[4], m[5]}, "|"), ver, true
+	return n.Profile, ver, true
 }
 
-// template reports whether imgpipe made a template (tagged, converted), and for
-// which profile and version. VMs that are not templates, clones of imgpipe templates
-// included, are never imgpipe's.
-func (ownership) template(v VMInfo) (profile string, ver *semver.Version, ok bool) {
-	if !bool(v.Template) || !v.HasTags(TagImgpipe) {
+// template reports whether this site's imgpipe made a template (tagged, converted),
+// and for which profile and version. VMs that are not templates, clones of imgpipe
+// templates included, are never imgpipe's.
+func (o ownership) template(v VMInfo) (profile string, ver *semver.Version, ok bool) {
+	siteName, profile, talos, ok := TemplateOwner(v)
+	if !ok || !o.named || !bool(v.Template) || siteName != o.site {
 		return "", nil, false
 	}
-	for _, t := range v.TagList() {
-		if p, ok := strings.CutPrefix(t, "profile-"); ok {
-			profile = p
-		}
-		if s, ok := strings.CutPrefix(t, "talos-"); ok {
-			ver, _ = semver.NewVersion(s)
-		}
+	ver, err := semver.NewVersion(talos)
+	if err != nil {
+		return "", nil, false
 	}
-	return profile, ver, profile != "" && ver != nil
+	return profile, ver, true
 }
 
 // wantFile is a file the lock expects on a node's storage.
@@ -103,15 +117,16 @@ type wantFile struct {
 
 // Check compares PVE with the lock: each profile's ISO on every node (once on shared
 // storage), its import disk and its template on the first node (where upload puts
-// them), names and sizes; and it lists imgpipe-made files and templates that neither
-// the lock nor opts.Referenced names and that proxmox.keep would not keep (stray).
-// It only reads.
+// them), names and sizes; and it lists what this site's imgpipe made (names.go:
+// ParseImageName owned by proxmox.site, TemplateOwner) that neither the lock nor
+// opts.Referenced names and that proxmox.keep would not keep (stray). Without
+// proxmox.site nothing is called stray. It only reads.
 func (c *Client) Check(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opts CheckOptions) ([]CheckItem, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var own ownership
+	own := newOwnership(cfg)
 	isoTargets, err := c.checkTargets(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -218,24 +233,11 @@ func expectedFiles(ctx context.Context, own ownership, lock *site.Lock, isoTarge
 // on this machine (measured, as upload does), else unknown.
 func expectedDisk(ctx context.Context, own ownership, lock *site.Lock, p *site.Profile, t Target) (wantFile, error) {
 	d, _ := artifact(p, "disk")
-	src := d.URL
-	if src == "" {
-		src = p.DiskImage
+	_, comp, err := importFormat(p, d)
+	if err != nil {
+		return wantFile{}, err
 	}
-	ext, comp := "", ""
-	switch {
-	case strings.HasSuffix(src, ".qcow2"):
-		ext = "qcow2"
-	case strings.HasSuffix(src, ".raw"):
-		ext = "raw"
-	case strings.HasSuffix(src, ".raw.zst"):
-		ext, comp = "raw", "zst"
-	case strings.HasSuffix(src, ".raw.gz"):
-		ext, comp = "raw", "gz"
-	default:
-		ext = "raw" // .raw.xz cannot be imported; upload refuses it and says so
-	}
-	name, err := own.diskName(lock, p, ext)
+	name, err := own.diskName(lock, p)
 	if err != nil {
 		return wantFile{}, err
 	}
@@ -297,10 +299,8 @@ func referencedNames(own ownership, locks []*site.Lock) map[string]bool {
 			if n, err := own.isoName(l, p); err == nil {
 				out[n] = true
 			}
-			for _, ext := range []string{"raw", "qcow2"} {
-				if n, err := own.diskName(l, p, ext); err == nil {
-					out[n] = true
-				}
+			if n, err := own.diskName(l, p); err == nil {
+				out[n] = true
 			}
 			out["tags:"+strings.Join(own.templateTags(l, p), ";")] = true
 		}

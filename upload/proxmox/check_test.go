@@ -30,8 +30,12 @@ func TestCheckStrayMatchesKeep(t *testing.T) {
 	if _, err := e.c.UploadISOs(t.Context(), cfgFor(MethodUpload), f.lock, RunOptions{Keep: -1}); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := FileName("aaaaaaaaaaaabbbb", "v1.9.1", "nocloud", "amd64", "iso")
-	foreign := []string{"ubuntu-24.04.iso", "talos-custom.iso", "talos-v1.9.5-nocloud-amd64.iso", "metal-amd64.iso"}
+	// The same profile's ISO of an older schematic ages out with the old versions.
+	other := volName(t, testSite, "worker", "aaaaaaaaaaaabbbb", "v1.9.1", "iso")
+	// Never looked at: other people's files, another site's imgpipe images, imgpipe's
+	// names from before sites (no owner).
+	foreign := []string{"ubuntu-24.04.iso", "talos-custom.iso", "talos-v1.9.5-nocloud-amd64.iso", "metal-amd64.iso",
+		volName(t, "other-site", "worker", testSchematic, "v1.9.3", "iso"), "talos-376567988ad3-v1.9.3-nocloud-amd64.iso"}
 	for _, n := range append([]string{isoName(t, "v1.9.3"), isoName(t, "v1.9.4"), isoName(t, "v1.10.0-alpha.1"), other}, foreign...) {
 		e.srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: "local:iso/" + n, Content: "iso", Format: "iso", Size: 1})
 	}
@@ -42,8 +46,8 @@ func TestCheckStrayMatchesKeep(t *testing.T) {
 	}{
 		// keep all: every imgpipe ISO no lock names is stray.
 		{0, []string{"local:iso/" + other, iso("v1.10.0-alpha.1"), iso("v1.9.3"), iso("v1.9.4")}, []string{iso("v1.9.5")}},
-		// keep 2: per family the newest two (the lock's counts) stay, as prune keeps them.
-		{2, []string{iso("v1.9.3"), iso("v1.9.4")}, []string{"local:iso/" + other, iso("v1.10.0-alpha.1"), iso("v1.9.5")}},
+		// keep 2: per profile the newest two (the lock's counts) stay, as prune keeps them.
+		{2, []string{"local:iso/" + other, iso("v1.9.3"), iso("v1.9.4")}, []string{iso("v1.10.0-alpha.1"), iso("v1.9.5")}},
 	}
 	for _, tt := range tests {
 		slices.Sort(tt.stray)
@@ -73,10 +77,21 @@ func TestCheckStrayMatchesKeep(t *testing.T) {
 		}
 	}
 
+	// Without proxmox.site nothing is this config's own: nothing is called stray.
+	unnamed := cfgFor(MethodUpload)
+	unnamed.Site = ""
+	items, err := e.c.Check(t.Context(), unnamed, f.lock, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := itemsWith(items, CheckStray); len(got) != 0 {
+		t.Errorf("Check(no proxmox.site) stray = %v; want none", got)
+	}
+
 	// A referenced lock (the release kept for rollback) makes its files not stray.
 	prev := *f.lock
 	prev.Talos = "v1.9.4"
-	items, err := e.c.Check(t.Context(), cfgFor(MethodUpload), f.lock, CheckOptions{Referenced: []*site.Lock{&prev}})
+	items, err = e.c.Check(t.Context(), cfgFor(MethodUpload), f.lock, CheckOptions{Referenced: []*site.Lock{&prev}})
 	if err != nil {
 		t.Fatal(err)
 	}

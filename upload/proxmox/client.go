@@ -11,21 +11,24 @@ import (
 	"strings"
 	"time"
 
-	proxmox "github.com/luthermonson/go-proxmox"
-
 	"github.com/imgpipe/imgpipe/internal/fail"
 )
 
 // Client talks to one Proxmox VE cluster. Build it with New.
 type Client struct {
-	api      *proxmox.Client
-	hc       *http.Client
-	base     string // https://host:8006/api2/json
-	tokenID  string
-	auth     string // Authorization header value; never logged or formatted
-	log      *slog.Logger
-	poll     time.Duration
-	progress func(Progress)
+	hc        *http.Client
+	base      string // https://host:8006/api2/json
+	tokenID   string
+	auth      string // Authorization header value; never logged or formatted
+	log       *slog.Logger
+	poll      time.Duration
+	progress  func(Progress)
+	timeout   time.Duration
+	stall     time.Duration
+	attempts  int
+	baseDelay time.Duration
+	// sleep waits between retries; tests replace it to see the waits.
+	sleep func(context.Context, time.Duration) error
 }
 
 // Option configures a Client.
@@ -41,6 +44,40 @@ func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll 
 // WithProgress receives upload progress; it is called from the uploading goroutine.
 func WithProgress(fn func(Progress)) Option { return func(c *Client) { c.progress = fn } }
 
+// WithTimeout bounds each attempt of an API call, reading the reply included
+// (default DefaultTimeout; 0 keeps the default).
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
+// WithStallTimeout ends an upload that sent no bytes for d (default
+// DefaultStallTimeout; 0 keeps the default). An upload has no total timeout: a
+// big ISO on a slow link may take hours and still be healthy.
+func WithStallTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.stall = d
+		}
+	}
+}
+
+// WithRetry sets the attempts per idempotent call (first one included; default
+// DefaultAttempts) and the first backoff wait, which doubles per attempt (default 500ms).
+func WithRetry(attempts int, base time.Duration) Option {
+	return func(c *Client) {
+		if attempts > 0 {
+			c.attempts = attempts
+		}
+		if base > 0 {
+			c.baseDelay = base
+		}
+	}
+}
+
 // Progress reports a running upload.
 type Progress struct {
 	Name  string
@@ -54,7 +91,12 @@ type Progress struct {
 func New(baseURL string, tok Token, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
-		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: want https://HOST:8006/api2/json", baseURL))
+		// Not quoted: a malformed URL may still hold credentials.
+		return nil, fail.Usage(errors.New("proxmox.url is not a URL: want https://HOST:8006/api2/json"))
+	}
+	if u.User != nil {
+		// Never echo the URL: it holds the credentials.
+		return nil, fail.Usage(fmt.Errorf("proxmox.url %s: must not carry credentials; the token comes from %s or proxmox.tokenFile", u.Redacted(), TokenEnv))
 	}
 	if u.Scheme != "https" {
 		return nil, fail.Usage(fmt.Errorf("proxmox.url %q: PVE speaks https only", baseURL))
@@ -67,63 +109,34 @@ func New(baseURL string, tok Token, hc *http.Client, opts ...Option) (*Client, e
 		u.Path += "/api2/json"
 	}
 	c := &Client{
-		hc:      hc,
-		base:    u.String(),
-		tokenID: tok.id,
-		auth:    "PVEAPIToken=" + tok.id + "=" + tok.secret,
-		log:     slog.New(slog.DiscardHandler),
-		poll:    time.Second,
+		hc:        hc,
+		base:      u.String(),
+		tokenID:   tok.id,
+		auth:      "PVEAPIToken=" + tok.id + "=" + tok.secret,
+		log:       slog.New(slog.DiscardHandler),
+		poll:      time.Second,
+		timeout:   DefaultTimeout,
+		stall:     DefaultStallTimeout,
+		attempts:  DefaultAttempts,
+		baseDelay: defaultBaseDelay,
+		sleep:     sleepCtx,
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	c.api = proxmox.NewClient(c.base,
-		proxmox.WithHTTPClient(hc),
-		proxmox.WithAPIToken(tok.id, tok.secret),
-		proxmox.WithUserAgent("imgpipe"),
-		proxmox.WithLogger(goproxmoxLogger{c.log}),
-	)
 	return c, nil
 }
 
-// goproxmoxLogger sends go-proxmox's debug lines (method, path, bodies; never
-// headers) to slog at debug level.
-type goproxmoxLogger struct{ l *slog.Logger }
-
-func (g goproxmoxLogger) Debugf(f string, v ...any) {
-	g.l.Debug(fmt.Sprintf(f, v...), "via", "go-proxmox")
-}
-func (g goproxmoxLogger) Infof(f string, v ...any) {
-	g.l.Debug(fmt.Sprintf(f, v...), "via", "go-proxmox")
-}
-func (g goproxmoxLogger) Warnf(f string, v ...any) {
-	g.l.Warn(fmt.Sprintf(f, v...), "via", "go-proxmox")
-}
-func (g goproxmoxLogger) Errorf(f string, v ...any) {
-	g.l.Error(fmt.Sprintf(f, v...), "via", "go-proxmox")
-}
-
-// apiErr adds what a caller can act on to go-proxmox's errors.
-func (c *Client) apiErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, proxmox.ErrNotAuthorized) {
-		return fmt.Errorf("%w: check that token %s exists and has the needed privileges", ErrUnauthorized, c.tokenID)
-	}
-	return err
-}
-
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	return c.apiErr(c.api.Get(ctx, path, v))
+	return c.do(ctx, http.MethodGet, path, nil, v)
 }
 
 func (c *Client) post(ctx context.Context, path string, data, v any) error {
-	return c.apiErr(c.api.Post(ctx, path, data, v))
+	return c.do(ctx, http.MethodPost, path, data, v)
 }
 
 func (c *Client) del(ctx context.Context, path string, v any) error {
-	return c.apiErr(c.api.Delete(ctx, path, v))
+	return c.do(ctx, http.MethodDelete, path, nil, v)
 }
 
 // Version is the PVE release as "major.minor".
@@ -137,11 +150,14 @@ func (v Version) AtLeast(major, minor int) bool {
 	return v.Major > major || (v.Major == major && v.Minor >= minor)
 }
 
-// Version asks PVE for its version (go-proxmox's /version).
+// Version asks PVE for its version (GET /version).
 func (c *Client) Version(ctx context.Context) (Version, error) {
-	pv, err := c.api.Version(ctx)
-	if err != nil {
-		return Version{}, fmt.Errorf("getting PVE version: %w", c.apiErr(err))
+	var pv struct {
+		Version string `json:"version"`
+		Release string `json:"release"`
+	}
+	if err := c.get(ctx, "/version", &pv); err != nil {
+		return Version{}, fmt.Errorf("getting PVE version: %w", err)
 	}
 	v := Version{Full: pv.Version}
 	rel := pv.Release

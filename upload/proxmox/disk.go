@@ -31,35 +31,16 @@ import (
 // ImportArtifact turns the lock's disk artifact into an import volume for PVE.
 // method is the configured transfer method; it falls back to upload when PVE could
 // not take the file by download-url. The returned method is the one to use.
-func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, method string) (Artifact, string, error) {
+func ImportArtifact(ctx context.Context, siteName string, lock *site.Lock, p *site.Profile, method string) (Artifact, string, error) {
 	d, ok := artifact(p, "disk")
 	if !ok {
 		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: the lock has no downloaded disk image: run `imgpipe fetch` first", p.Name))
 	}
-	// The format comes from the URL: the fetch cache names files by digest.
-	src := d.URL
-	if src == "" {
-		src = p.DiskImage
+	ext, comp, err := importFormat(p, d)
+	if err != nil {
+		return Artifact{}, "", err
 	}
-	if src == "" {
-		src = d.File
-	}
-	var ext, comp string
-	switch {
-	case strings.HasSuffix(src, ".qcow2"):
-		ext = "qcow2"
-	case strings.HasSuffix(src, ".raw"):
-		ext = "raw"
-	case strings.HasSuffix(src, ".raw.zst"):
-		ext, comp = "raw", "zst"
-	case strings.HasSuffix(src, ".raw.gz"):
-		ext, comp = "raw", "gz"
-	case strings.HasSuffix(src, ".raw.xz"):
-		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: disk image %s is xz-compressed: PVE cannot import or decompress xz; fetch the nocloud image as .raw.zst or .qcow2", p.Name, src))
-	default:
-		return Artifact{}, "", fail.Usage(fmt.Errorf("profile %s: disk image %s: PVE imports .qcow2 or .raw (imgpipe also decompresses .raw.zst and .raw.gz)", p.Name, src))
-	}
-	name, err := FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, ext)
+	name, err := VolumeName(siteName, lock, p, ext)
 	if err != nil {
 		return Artifact{}, "", err
 	}
@@ -90,6 +71,39 @@ func ImportArtifact(ctx context.Context, lock *site.Lock, p *site.Profile, metho
 	a.Size, a.Checksum, a.Algorithm = size, sum, "sha256"
 	a.Open = func() (io.ReadCloser, error) { return openDecompressed(file, comp) }
 	return a, MethodUpload, nil
+}
+
+// ImportExt is the format (raw or qcow2) of a profile's import volume on PVE, as
+// ImportArtifact will name it, read from the lock alone (no file is opened).
+func ImportExt(p *site.Profile) (string, error) {
+	d, _ := artifact(p, "disk")
+	ext, _, err := importFormat(p, d)
+	return ext, err
+}
+
+// importFormat reads the disk image's format and compression from its URL (the
+// fetch cache names files by digest, so the file name says nothing).
+func importFormat(p *site.Profile, d site.Artifact) (ext, comp string, err error) {
+	src := d.URL
+	if src == "" {
+		src = p.DiskImage
+	}
+	if src == "" {
+		src = d.File
+	}
+	switch {
+	case strings.HasSuffix(src, ".qcow2"):
+		return "qcow2", "", nil
+	case strings.HasSuffix(src, ".raw"):
+		return "raw", "", nil
+	case strings.HasSuffix(src, ".raw.zst"):
+		return "raw", "zst", nil
+	case strings.HasSuffix(src, ".raw.gz"):
+		return "raw", "gz", nil
+	case strings.HasSuffix(src, ".raw.xz"):
+		return "", "", fail.Usage(fmt.Errorf("profile %s: disk image %s is xz-compressed: PVE cannot import or decompress xz; fetch the nocloud image as .raw.zst or .qcow2", p.Name, src))
+	}
+	return "", "", fail.Usage(fmt.Errorf("profile %s: disk image %s: PVE imports .qcow2 or .raw (imgpipe also decompresses .raw.zst and .raw.gz)", p.Name, src))
 }
 
 func artifact(p *site.Profile, kind string) (site.Artifact, bool) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Sentinel errors callers branch on.
@@ -22,7 +23,7 @@ var (
 	ErrVMIDTaken = errors.New("VMID is taken by a VM imgpipe did not make")
 )
 
-// HTTPError is a non-2xx reply to a request imgpipe made itself (uploads).
+// HTTPError is a non-2xx reply from the PVE API.
 type HTTPError struct {
 	Method string
 	Path   string
@@ -32,6 +33,9 @@ type HTTPError struct {
 	Params map[string]string
 	// Message is PVE's message, when it sent one in the body.
 	Message string
+	// RetryAfter is the server's Retry-After (seconds or HTTP-date), when it sent one.
+	RetryAfter    time.Duration
+	hasRetryAfter bool
 }
 
 func (e *HTTPError) Error() string {

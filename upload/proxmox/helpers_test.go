@@ -48,6 +48,13 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...pvetest.Option) *env {
 	t.Helper()
+	return newEnvWith(t, nil, opts...)
+}
+
+// newEnvWith is newEnv with extra client options (after the tests' defaults:
+// 1ms task polls and retry backoff).
+func newEnvWith(t *testing.T, copts []Option, opts ...pvetest.Option) *env {
+	t.Helper()
 	srv := pvetest.New(opts...)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
@@ -65,8 +72,9 @@ func newEnv(t *testing.T, opts ...pvetest.Option) *env {
 		t.Fatalf("ParseToken: %v", err)
 	}
 	logs := &syncBuffer{}
-	c, err := New(srv.URL, tok, hc, WithPollInterval(time.Millisecond),
-		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	base := []Option{WithPollInterval(time.Millisecond), WithRetry(DefaultAttempts, time.Millisecond),
+		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+	c, err := New(srv.URL, tok, hc, append(base, copts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -166,12 +174,23 @@ func cfgFor(method string, nodes ...string) site.ProxmoxConfig {
 	if len(nodes) == 0 {
 		nodes = []string{"pve1"}
 	}
-	return site.ProxmoxConfig{Nodes: nodes, Storage: "local", ISOMethod: method}
+	return site.ProxmoxConfig{Site: testSite, Nodes: nodes, Storage: "local", ISOMethod: method}
 }
 
+// testSite is the proxmox.site of cfgFor.
+const testSite = "lab"
+
+// isoName is the name of the fixture's worker ISO at version for testSite.
 func isoName(t *testing.T, version string) string {
 	t.Helper()
-	n, err := FileName(testSchematic, version, "nocloud", "amd64", "iso")
+	return volName(t, testSite, "worker", testSchematic, version, "iso")
+}
+
+// volName is VolumeName for a nocloud-amd64 profile.
+func volName(t *testing.T, siteName, profile, schematic, version, ext string) string {
+	t.Helper()
+	p := &site.Profile{Name: profile, Platform: "nocloud", Arch: "amd64", Schematic: site.Schematic{ID: schematic}}
+	n, err := VolumeName(siteName, &site.Lock{Talos: version}, p, ext)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,18 +3,33 @@ package proxmox
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 )
 
-// PruneVolumes keeps the newest keep Talos versions of each imgpipe-named file
-// family (same schematic, platform, arch and extension) on t and deletes the
-// rest. Files whose names do not match imgpipe's content-addressed pattern are
-// never touched, nor are the protected volids (what this run placed, or in a dry
-// run would place: those count toward keep even when not on storage yet).
-func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, keep int, protect map[string]bool, dryRun bool) ([]Result, error) {
+// Scope says whose images a prune may remove: those imgpipe made for Site and
+// one of Profiles. Anything else on the cluster (other sites, other profiles,
+// legacy names, files and VMs imgpipe did not make) is never touched.
+type Scope struct {
+	Site     string
+	Profiles []string
+}
+
+func (s Scope) owns(siteName, profile string) bool {
+	return s.Site != "" && siteName == s.Site && slices.Contains(s.Profiles, profile)
+}
+
+// PruneVolumes keeps the newest keep volumes of content type content of each
+// in-scope profile on t (newest by Talos version, then by creation time) and
+// deletes the rest. A profile's volumes form one group whatever their schematic,
+// variant or format, so images the profile no longer uses age out like old
+// versions do. The
+// protected volids (what this run placed, or in a dry run would place) count
+// toward keep even when not on storage yet, and are never removed.
+func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, scope Scope, keep int, protect map[string]bool, dryRun bool) ([]Result, error) {
 	if keep <= 0 {
 		return nil, nil
 	}
@@ -32,21 +47,31 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 		}
 	}
 	type entry struct {
-		v   VolumeInfo
-		ver *semver.Version
+		v    VolumeInfo
+		name ImageName
+		ver  *semver.Version
 	}
 	groups := map[string][]entry{}
+	legacy := 0
 	for _, v := range vols {
-		m := talosFileRE.FindStringSubmatch(v.Name())
-		if m == nil {
+		n, ok := ParseImageName(v.Name())
+		if !ok {
+			if IsLegacyName(v.Name()) {
+				legacy++
+			}
 			continue
 		}
-		ver, err := semver.NewVersion(m[2])
-		if err != nil {
+		ver, err := semver.NewVersion(n.Talos)
+		if err != nil || !scope.owns(n.Site, n.Profile) {
 			continue
 		}
-		key := strings.Join([]string{m[1], m[3], m[4], m[5]}, "|")
-		groups[key] = append(groups[key], entry{v, ver})
+		// One group per profile (the content type is fixed per call): images of an
+		// older schematic, variant or disk format age out like older versions.
+		groups[n.Profile] = append(groups[n.Profile], entry{v, n, ver})
+	}
+	if legacy > 0 {
+		c.log.Info("volumes with imgpipe's old names (no site) are never pruned; remove them by hand when unused",
+			"count", legacy, "node", t.Node, "storage", t.Storage)
 	}
 	var out []Result
 	older := beyondKeep(groups, keep,
@@ -54,7 +79,7 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 		func(e entry) bool { return protect[e.v.VolID] })
 	for _, o := range older {
 		e := o.item
-		r := Result{Kind: content, Node: t.Node, Storage: t.Storage, Volume: e.v.VolID, Bytes: e.v.Size, Action: ActionWouldRemove}
+		r := Result{Kind: content, Profile: e.name.Profile, Node: t.Node, Storage: t.Storage, Volume: e.v.VolID, Bytes: e.v.Size, Action: ActionWouldRemove}
 		if !dryRun {
 			if err := c.DeleteVolume(ctx, t.Node, t.Storage, e.v.VolID); err != nil {
 				return out, err
@@ -66,11 +91,11 @@ func (c *Client) PruneVolumes(ctx context.Context, t Target, content string, kee
 	return out, nil
 }
 
-// PruneTemplates keeps the newest keep templates per profile among those imgpipe
-// made (tagged "imgpipe", a profile-* and a talos-* tag, and converted to a
-// template) and destroys the rest. Other VMs are never touched. planned are
-// templates a dry run would create; they count toward keep.
-func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]bool, planned []VMInfo, dryRun bool) ([]Result, error) {
+// PruneTemplates keeps the newest keep templates of each in-scope profile among
+// those imgpipe made (see TemplateOwner; converted to a template) and destroys
+// the rest. Other VMs are never touched. planned are templates a dry run would
+// create; they count toward keep.
+func (c *Client) PruneTemplates(ctx context.Context, scope Scope, keep int, protect map[int]bool, planned []VMInfo, dryRun bool) ([]Result, error) {
 	if keep <= 0 {
 		return nil, nil
 	}
@@ -85,20 +110,12 @@ func (c *Client) PruneTemplates(ctx context.Context, keep int, protect map[int]b
 	}
 	groups := map[string][]entry{}
 	for _, v := range vms {
-		if !bool(v.Template) || !v.HasTags(TagImgpipe) {
+		siteName, profile, talos, ok := TemplateOwner(v)
+		if !ok || !bool(v.Template) || !scope.owns(siteName, profile) {
 			continue
 		}
-		var profile string
-		var ver *semver.Version
-		for _, t := range v.TagList() {
-			if p, ok := strings.CutPrefix(t, "profile-"); ok {
-				profile = p
-			}
-			if s, ok := strings.CutPrefix(t, "talos-"); ok {
-				ver, _ = semver.NewVersion(s)
-			}
-		}
-		if profile == "" || ver == nil {
+		ver, err := semver.NewVersion(talos)
+		if err != nil {
 			continue
 		}
 		groups[profile] = append(groups[profile], entry{v, ver})

@@ -80,7 +80,58 @@ func withDefaults(cfg site.ProxmoxConfig) (site.ProxmoxConfig, error) {
 	if cfg.Keep < 0 {
 		return cfg, fail.Usage(fmt.Errorf("proxmox.keep %d: must be 0 (keep all) or more", cfg.Keep))
 	}
+	if cfg.Site != "" {
+		if err := CheckSite(cfg.Site); err != nil {
+			return cfg, err
+		}
+	}
 	return cfg, nil
+}
+
+// Validate checks a Proxmox config and the --keep override (-1: none) without
+// talking to PVE, so that a command can refuse bad settings before anything runs.
+func Validate(cfg site.ProxmoxConfig, keep int) error {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return err
+	}
+	if keep < 0 {
+		keep = cfg.Keep
+	}
+	if cfg.Timeout < 0 || cfg.StallTimeout < 0 {
+		return fail.Usage(fmt.Errorf("proxmox.timeout %s, proxmox.stallTimeout %s: use a positive duration such as 30s (or leave unset)", cfg.Timeout, cfg.StallTimeout))
+	}
+	return RequireSite(cfg.Site, keep)
+}
+
+// prepare fills defaults, picks the profiles and the effective keep, and refuses
+// pruning without proxmox.site, all before anything is sent to PVE.
+func prepare(cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) (site.ProxmoxConfig, []selected, int, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return cfg, nil, 0, err
+	}
+	profiles, err := selectProfiles(lock, opt.Profiles)
+	if err != nil {
+		return cfg, nil, 0, err
+	}
+	keep := cfg.Keep
+	if opt.Keep >= 0 {
+		keep = opt.Keep
+	}
+	if err := RequireSite(cfg.Site, keep); err != nil {
+		return cfg, nil, 0, err
+	}
+	return cfg, profiles, keep, nil
+}
+
+// scopeOf is what a run may prune: this site's images of the selected profiles.
+func scopeOf(cfg site.ProxmoxConfig, profiles []selected) Scope {
+	sc := Scope{Site: cfg.Site}
+	for _, sp := range profiles {
+		sc.Profiles = append(sc.Profiles, sp.p.Name)
+	}
+	return sc
 }
 
 type selected struct {
@@ -137,8 +188,8 @@ func (c *Client) targets(ctx context.Context, cfg site.ProxmoxConfig, content st
 // ISOArtifact describes a profile's ISO for PVE. download-url needs the lock's
 // checksum (filled by `imgpipe fetch`) so that PVE verifies what it pulls from the
 // factory; without one imgpipe refuses rather than store an unverified image.
-func ISOArtifact(lock *site.Lock, p *site.Profile, method string) (Artifact, error) {
-	name, err := FileName(p.Schematic.ID, lock.Talos, p.Platform, p.Arch, "iso")
+func ISOArtifact(siteName string, lock *site.Lock, p *site.Profile, method string) (Artifact, error) {
+	name, err := VolumeName(siteName, lock, p, "iso")
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -183,14 +234,10 @@ func checksumHex(s string) string {
 	return s
 }
 
-// UploadISOs places each selected profile's ISO on every target storage and then
-// prunes older imgpipe ISOs when keep is set.
+// UploadISOs places each selected profile's ISO on every target storage and then,
+// when keep is set, prunes this site's older ISOs of the selected profiles.
 func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) ([]Result, error) {
-	cfg, err := withDefaults(cfg)
-	if err != nil {
-		return nil, err
-	}
-	profiles, err := selectProfiles(lock, opt.Profiles)
+	cfg, profiles, keep, err := prepare(cfg, lock, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +248,7 @@ func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *s
 	var out []Result
 	protect := map[string]bool{}
 	for _, sp := range profiles {
-		a, err := ISOArtifact(lock, sp.p, cfg.ISOMethod)
+		a, err := ISOArtifact(cfg.Site, lock, sp.p, cfg.ISOMethod)
 		if err != nil {
 			return out, err
 		}
@@ -215,12 +262,8 @@ func (c *Client) UploadISOs(ctx context.Context, cfg site.ProxmoxConfig, lock *s
 			out = append(out, r)
 		}
 	}
-	keep := cfg.Keep
-	if opt.Keep >= 0 {
-		keep = opt.Keep
-	}
 	for _, t := range targets {
-		pr, err := c.PruneVolumes(ctx, t, "iso", keep, protect, opt.DryRun)
+		pr, err := c.PruneVolumes(ctx, t, "iso", scopeOf(cfg, profiles), keep, protect, opt.DryRun)
 		out = append(out, pr...)
 		if err != nil {
 			return out, err
@@ -260,14 +303,53 @@ func hasAgent(p *site.Profile) bool {
 // else an empty disk booting the ISO. Then it prunes older imgpipe templates and
 // import images when keep is set.
 func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) ([]Result, error) {
-	cfg, err := withDefaults(cfg)
+	cfg, profiles, keep, err := prepare(cfg, lock, opt)
 	if err != nil {
 		return nil, err
 	}
-	profiles, err := selectProfiles(lock, opt.Profiles)
+	tr, err := c.newTemplateRun(ctx, cfg, lock, opt)
 	if err != nil {
 		return nil, err
 	}
+	var out []Result
+	for _, sp := range profiles {
+		res, err := c.buildTemplate(ctx, tr, sp)
+		out = append(out, res...)
+		if err != nil {
+			return out, err
+		}
+	}
+	pr, err := c.PruneTemplates(ctx, scopeOf(cfg, profiles), keep, tr.protectVMs, tr.planned, opt.DryRun)
+	out = append(out, pr...)
+	if err != nil {
+		return out, err
+	}
+	if tr.useImport {
+		pv, err := c.PruneVolumes(ctx, tr.target, "import", scopeOf(cfg, profiles), keep, tr.protectVols, opt.DryRun)
+		out = append(out, pv...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// templateRun is what BuildTemplates learns once and each profile's build uses.
+type templateRun struct {
+	cfg       site.ProxmoxConfig
+	lock      *site.Lock
+	dryRun    bool
+	ver       Version
+	target    Target
+	useImport bool
+	// vms is the cluster's VMs plus those this run made or would make.
+	vms         []VMInfo
+	planned     []VMInfo
+	protectVols map[string]bool
+	protectVMs  map[int]bool
+}
+
+func (c *Client) newTemplateRun(ctx context.Context, cfg site.ProxmoxConfig, lock *site.Lock, opt RunOptions) (*templateRun, error) {
 	node := cfg.Nodes[0]
 	ver, err := c.Version(ctx)
 	if err != nil {
@@ -277,95 +359,83 @@ func (c *Client) BuildTemplates(ctx context.Context, cfg site.ProxmoxConfig, loc
 	if err != nil {
 		return nil, err
 	}
-	useImport := ver.AtLeast(8, 4) && st.Has("import")
-	if !useImport {
+	tr := &templateRun{cfg: cfg, lock: lock, dryRun: opt.DryRun, ver: ver, target: Target{Node: node, Storage: cfg.Storage},
+		useImport: ver.AtLeast(8, 4) && st.Has("import"), protectVols: map[string]bool{}, protectVMs: map[int]bool{}}
+	if !tr.useImport {
 		c.log.Warn("no import content: templates boot the ISO instead", "pve", ver.Full, "storage", cfg.Storage)
 	}
-	vms, err := c.VMs(ctx)
+	if tr.vms, err = c.VMs(ctx); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// buildTemplate places one profile's disk (or ISO) and makes its template.
+func (c *Client) buildTemplate(ctx context.Context, tr *templateRun, sp selected) ([]Result, error) {
+	cfg, lock, p := tr.cfg, tr.lock, sp.p
+	spec := TemplateSpec{Node: tr.target.Node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
+		Cores: cfg.Template.Cores, MemoryMiB: cfg.Template.MemoryMiB, DiskSizeGiB: cfg.Template.DiskSizeGiB,
+		Agent: hasAgent(p), Tags: TemplateTags(cfg.Site, lock, p)}
+	var err error
+	if spec.Name, err = TemplateName(cfg.Template.NamePattern, lock, p); err != nil {
+		return nil, err
+	}
+	vr, err := c.placeBootImage(ctx, tr, p)
 	if err != nil {
 		return nil, err
 	}
-	target := Target{Node: node, Storage: cfg.Storage}
-	var out []Result
-	protectVols := map[string]bool{}
-	protectVMs := map[int]bool{}
-	var planned []VMInfo
-	for _, sp := range profiles {
-		p := sp.p
-		spec := TemplateSpec{Node: node, DiskStorage: cfg.Template.DiskStorage, Bridge: cfg.Template.Bridge,
-			Cores: cfg.Template.Cores, MemoryMiB: cfg.Template.MemoryMiB, DiskSizeGiB: cfg.Template.DiskSizeGiB,
-			Agent: hasAgent(p),
-			Tags:  []string{TagImgpipe, Tag("talos", lock.Talos), Tag("schematic", shortID(p.Schematic.ID)), Tag("profile", p.Name)}}
-		if spec.Name, err = TemplateName(cfg.Template.NamePattern, lock, p); err != nil {
-			return out, err
-		}
-		var vr Result
-		if useImport {
-			a, method, err := ImportArtifact(ctx, lock, p, cfg.ISOMethod)
-			if err != nil {
-				return out, err
-			}
-			vr, err = c.EnsureVolume(ctx, target, a, method, opt.DryRun)
-			vr.Profile = p.Name
-			if err != nil {
-				return out, fmt.Errorf("profile %s: %w", p.Name, err)
-			}
-			spec.ImportFrom = vr.Volume
-		} else {
-			a, err := ISOArtifact(lock, p, cfg.ISOMethod)
-			if err != nil {
-				return out, err
-			}
-			vr, err = c.EnsureVolume(ctx, target, a, cfg.ISOMethod, opt.DryRun)
-			vr.Profile = p.Name
-			if err != nil {
-				return out, fmt.Errorf("profile %s: %w", p.Name, err)
-			}
-			spec.ISO = vr.Volume
-		}
-		out = append(out, vr)
-		protectVols[vr.Volume] = true
-		spec.Description = fmt.Sprintf("Talos %s, profile %s, schematic %s, from %s. Made by imgpipe.", lock.Talos, p.Name, p.Schematic.ID, vr.Volume)
-		spec.VMID = chooseVMID(vms, cfg.Template.VMIDBase+sp.index*vmidBlock, spec.Tags)
-		if spec.VMID == 0 {
-			return out, fail.Usage(fmt.Errorf("profile %s: no free VMID in %d..%d: lower proxmox.keep or move proxmox.template.vmidBase", p.Name,
-				cfg.Template.VMIDBase+sp.index*vmidBlock, cfg.Template.VMIDBase+sp.index*vmidBlock+vmidBlock-1))
-		}
-		tr, err := c.EnsureTemplate(ctx, spec, vms, opt.DryRun)
-		tr.Profile = p.Name
-		if !useImport {
-			tr.Warning = "PVE " + ver.Full + " or storage " + cfg.Storage + " has no import content: the template boots the ISO"
-		}
-		if err != nil {
-			return out, fmt.Errorf("profile %s: %w", p.Name, err)
-		}
-		if tr.Action == ActionCreated || tr.Action == ActionWouldCreate {
-			vi := VMInfo{VMID: spec.VMID, Name: spec.Name, Node: node, Template: true, Tags: strings.Join(spec.Tags, ";")}
-			vms = append(vms, vi)
-			if tr.Action == ActionWouldCreate {
-				planned = append(planned, vi)
-			}
-		}
-		protectVMs[tr.VMID] = true
-		out = append(out, tr)
+	tr.protectVols[vr.Volume] = true
+	if tr.useImport {
+		spec.ImportFrom = vr.Volume
+	} else {
+		spec.ISO = vr.Volume
 	}
-	keep := cfg.Keep
-	if opt.Keep >= 0 {
-		keep = opt.Keep
+	spec.Description = fmt.Sprintf("Talos %s, site %s, profile %s, schematic %s, %s, from %s. Made by imgpipe.",
+		lock.Talos, siteOrDefault(cfg.Site), p.Name, p.Schematic.ID, VariantOf(p), vr.Volume)
+	first := cfg.Template.VMIDBase + sp.index*vmidBlock
+	if spec.VMID = chooseVMID(tr.vms, first, spec.Tags); spec.VMID == 0 {
+		return []Result{vr}, fail.Usage(fmt.Errorf("profile %s: no free VMID in %d..%d: lower proxmox.keep or move proxmox.template.vmidBase", p.Name,
+			first, first+vmidBlock-1))
 	}
-	pr, err := c.PruneTemplates(ctx, keep, protectVMs, planned, opt.DryRun)
-	out = append(out, pr...)
+	res, err := c.EnsureTemplate(ctx, spec, tr.vms, tr.dryRun)
+	res.Profile = p.Name
+	if !tr.useImport {
+		res.Warning = "PVE " + tr.ver.Full + " or storage " + cfg.Storage + " has no import content: the template boots the ISO"
+	}
 	if err != nil {
-		return out, err
+		return []Result{vr}, fmt.Errorf("profile %s: %w", p.Name, err)
 	}
-	if useImport {
-		pv, err := c.PruneVolumes(ctx, target, "import", keep, protectVols, opt.DryRun)
-		out = append(out, pv...)
-		if err != nil {
-			return out, err
+	if res.Action == ActionCreated || res.Action == ActionWouldCreate {
+		vi := VMInfo{VMID: spec.VMID, Name: spec.Name, Node: tr.target.Node, Template: true, Tags: strings.Join(spec.Tags, ";")}
+		tr.vms = append(tr.vms, vi)
+		if res.Action == ActionWouldCreate {
+			tr.planned = append(tr.planned, vi)
 		}
 	}
-	return out, nil
+	tr.protectVMs[res.VMID] = true
+	return []Result{vr, res}, nil
+}
+
+// placeBootImage ensures the import volume (or, without import content, the ISO)
+// a profile's template boots from.
+func (c *Client) placeBootImage(ctx context.Context, tr *templateRun, p *site.Profile) (Result, error) {
+	var a Artifact
+	method := tr.cfg.ISOMethod
+	var err error
+	if tr.useImport {
+		a, method, err = ImportArtifact(ctx, tr.cfg.Site, tr.lock, p, tr.cfg.ISOMethod)
+	} else {
+		a, err = ISOArtifact(tr.cfg.Site, tr.lock, p, tr.cfg.ISOMethod)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	vr, err := c.EnsureVolume(ctx, tr.target, a, method, tr.dryRun)
+	vr.Profile = p.Name
+	if err != nil {
+		return vr, fmt.Errorf("profile %s: %w", p.Name, err)
+	}
+	return vr, nil
 }
 
 // chooseVMID returns the VMID of an existing VM with these tags (a finished
@@ -392,4 +462,11 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+func siteOrDefault(s string) string {
+	if s == "" {
+		return DefaultSite
+	}
+	return s
 }

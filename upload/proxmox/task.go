@@ -41,15 +41,33 @@ var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)
 // logTail is how many task log lines go into a TaskError.
 const logTail = 12
 
+// taskState is GET /nodes/{node}/tasks/{upid}/status as imgpipe reads it.
+type taskState struct {
+	Status     string `json:"status"`
+	ExitStatus string `json:"exitstatus"`
+}
+
+// taskStatus reads a task's state; transient failures are retried (a task poll
+// is idempotent), so one 500 or reset does not end the wait.
+func (c *Client) taskStatus(ctx context.Context, u UPID) (taskState, error) {
+	var st taskState
+	if err := c.get(ctx, fmt.Sprintf("/nodes/%s/tasks/%s/status", u.Node, u.escaped()), &st); err != nil {
+		return st, fmt.Errorf("polling task %s on %s: %w", u.Type, u.Node, err)
+	}
+	return st, nil
+}
+
 // Wait polls a task until it stops. Success is exit status "OK" or "WARNINGS: n"
 // (returned as warnings). Anything else is a *TaskError with the log tail. Unlike
 // go-proxmox's Task.Wait it honours ctx between polls and reports failed tasks.
+// A poll that still fails after its retries ends the wait with that error; the
+// task's outcome is then unknown (it may yet succeed), which callers must not
+// mistake for a failed task.
 func (c *Client) Wait(ctx context.Context, upid string) (warnings string, err error) {
 	u, err := ParseUPID(upid)
 	if err != nil {
 		return "", err
 	}
-	path := fmt.Sprintf("/nodes/%s/tasks/%s/status", u.Node, u.escaped())
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -58,12 +76,9 @@ func (c *Client) Wait(ctx context.Context, upid string) (warnings string, err er
 			return "", fmt.Errorf("waiting for task %s on %s: %w", u.Type, u.Node, ctx.Err())
 		case <-t.C:
 		}
-		var st struct {
-			Status     string `json:"status"`
-			ExitStatus string `json:"exitstatus"`
-		}
-		if err := c.get(ctx, path, &st); err != nil {
-			return "", fmt.Errorf("polling task %s on %s: %w", u.Type, u.Node, err)
+		st, err := c.taskStatus(ctx, u)
+		if err != nil {
+			return "", err
 		}
 		if st.Status == "running" {
 			t.Reset(c.poll)

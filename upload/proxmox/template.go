@@ -2,6 +2,7 @@ package proxmox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -13,10 +14,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/internal/fail"
 )
-
-// TagImgpipe marks every VM template imgpipe makes; --keep only ever removes
-// templates that carry it.
-const TagImgpipe = "imgpipe"
 
 // TemplateSpec is a Talos VM template.
 type TemplateSpec struct {
@@ -136,7 +133,8 @@ func (c *Client) EnsureTemplate(ctx context.Context, s TemplateSpec, vms []VMInf
 			return res, nil
 		}
 		if v.VMID == s.VMID {
-			if !v.HasTags(TagImgpipe) || bool(v.Template) {
+			// Only a half-made VM with exactly this template's tags is ours to replace.
+			if !v.HasTags(s.Tags...) || bool(v.Template) {
 				return res, fail.Usage(fmt.Errorf("%w: VMID %d is %q on %s; set proxmox.template.vmidBase to a free range", ErrVMIDTaken, v.VMID, v.Name, v.Node))
 			}
 			leftover = &v
@@ -152,33 +150,64 @@ func (c *Client) EnsureTemplate(ctx context.Context, s TemplateSpec, vms []VMInf
 			return res, err
 		}
 	}
-	node := (&proxmox.Node{}).New(c.api, s.Node)
-	task, err := node.NewVirtualMachine(ctx, s.VMID, s.Options()...)
-	if err != nil {
-		return res, fmt.Errorf("creating VM %d on %s: %w", s.VMID, s.Node, c.apiErr(err))
-	}
-	if _, err := c.Wait(ctx, string(task.UPID)); err != nil {
-		c.removeHalfMade(ctx, s)
-		return res, fmt.Errorf("creating VM %d on %s: %w", s.VMID, s.Node, err)
-	}
-	var upid string
-	if err := c.post(ctx, fmt.Sprintf("/nodes/%s/qemu/%d/template", s.Node, s.VMID), nil, &upid); err == nil {
-		_, err = c.Wait(ctx, upid)
-		if err != nil {
-			c.removeHalfMade(ctx, s)
-			return res, fmt.Errorf("converting VM %d on %s to a template: %w", s.VMID, s.Node, err)
-		}
-	} else {
-		c.removeHalfMade(ctx, s)
-		return res, fmt.Errorf("converting VM %d on %s to a template: %w", s.VMID, s.Node, err)
+	if err := c.createTemplate(ctx, s); err != nil {
+		return res, err
 	}
 	res.Action = ActionCreated
 	return res, nil
 }
 
-// removeHalfMade deletes the VM a failed template build left, if it exists.
+// createTemplate creates the VM and converts it to a template, one task each. A
+// task whose polls failed is asked once more how it ended, and one that succeeded
+// counts. After a failed step the half-made VM is removed; when a step's outcome
+// stays unknown the VM is left alone (deleting a VM a running task holds would
+// fail, and a finished template must never go) and the next run replaces it.
+func (c *Client) createTemplate(ctx context.Context, s TemplateSpec) error {
+	data := map[string]any{"vmid": s.VMID}
+	for _, o := range s.Options() {
+		data[o.Name] = o.Value
+	}
+	steps := []struct {
+		what, path string
+		data       any
+	}{
+		{fmt.Sprintf("creating VM %d on %s", s.VMID, s.Node), fmt.Sprintf("/nodes/%s/qemu", s.Node), data},
+		{fmt.Sprintf("converting VM %d on %s to a template", s.VMID, s.Node), fmt.Sprintf("/nodes/%s/qemu/%d/template", s.Node, s.VMID), nil},
+	}
+	for _, st := range steps {
+		var upid string
+		err := c.post(ctx, st.path, st.data, &upid)
+		if err == nil {
+			_, err = c.Wait(ctx, upid)
+		}
+		if err == nil {
+			continue
+		}
+		var te *TaskError
+		out := taskOutcome{known: upid == "" || errors.As(err, &te)}
+		if !out.known {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			out = c.settle(cctx, upid)
+			cancel()
+		}
+		if out.known && out.ok && ctx.Err() == nil {
+			c.log.Warn("task status polls failed, but the task succeeded", "step", st.what, "err", err)
+			continue
+		}
+		if out.known {
+			c.removeHalfMade(ctx, s)
+		} else {
+			c.log.Warn("leaving the VM: its task's outcome is unknown; the next run replaces a half-made one", "vmid", s.VMID, "node", s.Node)
+		}
+		return fmt.Errorf("%s: %w", st.what, err)
+	}
+	return nil
+}
+
+// removeHalfMade deletes the VM a failed template build left, if it exists and
+// is not a template (a finished template is never removed by cleanup).
 func (c *Client) removeHalfMade(ctx context.Context, s TemplateSpec) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	vms, err := c.VMs(cctx)
 	if err != nil {
@@ -186,7 +215,7 @@ func (c *Client) removeHalfMade(ctx context.Context, s TemplateSpec) {
 		return
 	}
 	for _, v := range vms {
-		if v.VMID == s.VMID && v.HasTags(s.Tags...) {
+		if v.VMID == s.VMID && v.HasTags(s.Tags...) && !bool(v.Template) {
 			if err := c.DeleteVM(cctx, v.Node, v.VMID); err != nil {
 				c.log.Error("removing half-made VM", "vmid", v.VMID, "err", err)
 			}

@@ -23,7 +23,7 @@ func TestTemplateFromImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BuildTemplates: %v", err)
 	}
-	importName, _ := FileName(testSchematic, "v1.9.5", "nocloud", "amd64", "raw")
+	importName := volName(t, testSite, "worker", testSchematic, "v1.9.5", "raw")
 	want := []Result{
 		{Kind: "import", Profile: "worker", Node: "pve1", Storage: "local", Volume: "local:import/" + importName, Action: ActionUploaded, Method: MethodUpload, Bytes: int64(len(f.raw))},
 		{Kind: "template", Profile: "worker", Node: "pve1", VMID: 8000, Name: "talos-v1.9.5-worker", Action: ActionCreated},
@@ -55,7 +55,7 @@ func TestTemplateFromImport(t *testing.T) {
 		"serial0":  "socket",
 		"agent":    "enabled=1",
 		"boot":     "order=scsi0",
-		"tags":     "imgpipe;talos-v1.9.5;schematic-376567988ad3;profile-worker",
+		"tags":     "imgpipe;site-lab;profile-worker;talos-v1.9.5;schematic-376567988ad3;variant-nocloud-amd64",
 		"template": "1",
 	}
 	for k, v := range wantCfg {
@@ -161,7 +161,7 @@ func TestKeepPrunesOnlyImgpipeTemplates(t *testing.T) {
 	e := newEnv(t)
 	f := newFixture(t, e.dir, "v1.9.5")
 	tags := func(v, p string) string {
-		return strings.Join([]string{TagImgpipe, Tag("talos", v), Tag("schematic", testSchematic[:12]), Tag("profile", p)}, ";")
+		return strings.Join([]string{TagImgpipe, Tag("site", testSite), Tag("talos", v), Tag("schematic", testSchematic[:12]), Tag("profile", p)}, ";")
 	}
 	seed := []pvetest.VM{
 		{Node: "pve1", VMID: 9001, Name: "old-1", Template: true, Tags: tags("v1.9.3", "worker")},
@@ -173,8 +173,8 @@ func TestKeepPrunesOnlyImgpipeTemplates(t *testing.T) {
 	for _, vm := range seed {
 		e.srv.AddVM(vm)
 	}
-	old, _ := FileName(testSchematic, "v1.9.3", "nocloud", "amd64", "raw")
-	mid, _ := FileName(testSchematic, "v1.9.4", "nocloud", "amd64", "raw")
+	old := volName(t, testSite, "worker", testSchematic, "v1.9.3", "raw")
+	mid := volName(t, testSite, "worker", testSchematic, "v1.9.4", "raw")
 	e.srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: "local:import/" + old, Content: "import", Format: "raw", Size: 1})
 	e.srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: "local:import/" + mid, Content: "import", Format: "raw", Size: 1})
 	e.srv.AddVolume(pvetest.Volume{Node: "pve1", Storage: "local", VolID: "local:import/debian-12.qcow2", Content: "import", Format: "qcow2", Size: 1})
@@ -228,7 +228,7 @@ func TestImportArtifactFormats(t *testing.T) {
 		lock := &site.Lock{Talos: "v1.9.5"}
 		p := &site.Profile{Name: "w", Platform: "nocloud", Arch: "amd64", Schematic: site.Schematic{ID: testSchematic},
 			Artifacts: []site.Artifact{{Kind: "disk", File: tt.file, URL: tt.url, SHA256: tt.sum, Size: fileSize(tt.file)}}}
-		a, m, err := ImportArtifact(t.Context(), lock, p, tt.method)
+		a, m, err := ImportArtifact(t.Context(), testSite, lock, p, tt.method)
 		if tt.wantErr != nil {
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("ImportArtifact(%q) = %v; want %v", tt.url, err, tt.wantErr)

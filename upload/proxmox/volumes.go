@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
@@ -70,26 +69,6 @@ type Artifact struct {
 // VolID is the volume id the artifact gets on storage.
 func (a Artifact) VolID(storage string) string { return storage + ":" + a.Content + "/" + a.Filename }
 
-var talosFileRE = regexp.MustCompile(`^talos-([0-9a-f]{12})-(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)-([a-z0-9]+)-(amd64|arm64)\.(iso|raw|qcow2)$`)
-
-// FileName is the content-addressed name of an artifact:
-// talos-<schematic12>-<version>-<platform>-<arch>.<ext>. The schematic id and the
-// Talos version fix the image's content, so a name present on PVE means the file
-// is there (PVE exposes no checksums of stored files; the size is compared too).
-func FileName(schematicID, version, platform, arch, ext string) (string, error) {
-	if len(schematicID) < 12 {
-		return "", fail.Usage(fmt.Errorf("schematic id %q is too short: re-run `imgpipe resolve`", schematicID))
-	}
-	if !strings.HasPrefix(version, "v") {
-		version = "v" + version
-	}
-	name := fmt.Sprintf("talos-%s-%s-%s-%s.%s", strings.ToLower(schematicID[:12]), version, platform, arch, ext)
-	if !talosFileRE.MatchString(name) {
-		return "", fail.Usage(fmt.Errorf("cannot build a file name from version %q, platform %q, arch %q", version, platform, arch))
-	}
-	return name, nil
-}
-
 func (c *Client) findVolume(ctx context.Context, t Target, content, volid string) (*VolumeInfo, error) {
 	vols, err := c.Content(ctx, t.Node, t.Storage, content)
 	if err != nil {
@@ -104,8 +83,9 @@ func (c *Client) findVolume(ctx context.Context, t Target, content, volid string
 }
 
 // EnsureVolume puts a on t unless a file of the same name and size is there. A
-// failed or cancelled transfer is cleaned up: whatever it left under the final
-// name is deleted, so a later run never mistakes debris for the artifact.
+// failed or cancelled transfer is cleaned up (see cleanup): debris under the final
+// name is deleted, so a later run never mistakes it for the artifact, but a file
+// that a successful task stored is never removed.
 func (c *Client) EnsureVolume(ctx context.Context, t Target, a Artifact, method string, dryRun bool) (Result, error) {
 	volid := a.VolID(t.Storage)
 	res := Result{Kind: a.Content, Node: t.Node, Storage: t.Storage, Volume: volid, Method: method}
@@ -129,26 +109,15 @@ func (c *Client) EnsureVolume(ctx context.Context, t Target, a Artifact, method 
 		res.Bytes = a.Size
 		return res, nil
 	}
-	var upid string
-	switch method {
-	case MethodDownloadURL:
-		upid, err = c.downloadURL(ctx, t, a)
+	res.Action = ActionUploaded
+	if method == MethodDownloadURL {
 		res.Action = ActionDownloaded
-	case MethodUpload:
-		upid, err = c.upload(ctx, t, a)
-		res.Action = ActionUploaded
-	default:
-		return res, fail.Usage(fmt.Errorf("proxmox.isoMethod %q: use download-url or upload", method))
 	}
-	if err == nil {
-		var warn string
-		warn, err = c.Wait(ctx, upid)
-		if warn != "" {
-			res.Warning = strings.TrimSpace(res.Warning + " task: " + warn)
-		}
+	warn, err := c.transfer(ctx, t, a, method, before)
+	if warn != "" {
+		res.Warning = strings.TrimSpace(res.Warning + " " + warn)
 	}
 	if err != nil {
-		c.cleanup(ctx, t, a, before, upid)
 		return res, err
 	}
 	after, err := c.findVolume(ctx, t, a.Content, volid)
@@ -160,6 +129,38 @@ func (c *Client) EnsureVolume(ctx context.Context, t Target, a Artifact, method 
 	}
 	res.Bytes = after.Size
 	return res, nil
+}
+
+// transfer starts the upload or download-url task and waits for it. When the
+// task's polls fail (not the task), it asks once more how the task ended: a task
+// that succeeded makes the transfer a success.
+func (c *Client) transfer(ctx context.Context, t Target, a Artifact, method string, before *VolumeInfo) (string, error) {
+	var upid string
+	var err error
+	switch method {
+	case MethodDownloadURL:
+		upid, err = c.downloadURL(ctx, t, a)
+	case MethodUpload:
+		upid, err = c.upload(ctx, t, a)
+	default:
+		return "", fail.Usage(fmt.Errorf("proxmox.isoMethod %q: use download-url or upload", method))
+	}
+	var warn string
+	if err == nil {
+		warn, err = c.Wait(ctx, upid)
+		if warn != "" {
+			warn = "task: " + warn
+		}
+	}
+	if err == nil {
+		return warn, nil
+	}
+	out := c.cleanup(ctx, t, a, before, upid, err)
+	if out.ok && ctx.Err() == nil {
+		c.log.Warn("task status polls failed, but the task succeeded", "volume", a.VolID(t.Storage), "node", t.Node, "err", err)
+		return strings.TrimSpace("task succeeded after its status polls failed: " + err.Error() + " " + out.warnings), nil
+	}
+	return warn, err
 }
 
 func (c *Client) upload(ctx context.Context, t Target, a Artifact) (string, error) {
@@ -194,28 +195,76 @@ func (c *Client) downloadURL(ctx context.Context, t Target, a Artifact) (string,
 	return upid, nil
 }
 
-// cleanup runs after a failed transfer, even when ctx was cancelled: it stops the
-// task and deletes a volume under the final name that was not there before (or
-// changed), so no half-written file looks like the real one.
-func (c *Client) cleanup(ctx context.Context, t Target, a Artifact, before *VolumeInfo, upid string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+// taskOutcome is what cleanup learned of a task.
+type taskOutcome struct {
+	known    bool // the task has stopped and its exit status was read
+	ok       bool // it stopped with OK or WARNINGS: n
+	warnings string
+}
+
+// cleanup runs after a failed transfer, even when ctx was cancelled. It first
+// settles the task: a task whose polls failed is asked once more how it ended; a
+// task still running when the run was cancelled is stopped. Then it deletes what
+// the transfer left under the final name (a file that is new or changed since
+// before), but only when the task failed, or no task is known and the file is
+// not of the artifact's size. A file a successful task stored stays, and so does
+// one whose task's outcome is unknown: a rerun compares its size.
+func (c *Client) cleanup(ctx context.Context, t Target, a Artifact, before *VolumeInfo, upid string, cause error) taskOutcome {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if upid != "" && ctx.Err() != nil {
-		if err := c.StopTask(cctx, upid); err != nil {
-			c.log.Warn("stopping task after cancel", "err", err)
+	volid := a.VolID(t.Storage)
+	var out taskOutcome
+	var te *TaskError
+	switch {
+	case errors.As(cause, &te):
+		out.known = true
+	case upid != "":
+		if ctx.Err() != nil {
+			if err := c.StopTask(cctx, upid); err != nil {
+				c.log.Warn("stopping task after cancel", "err", err)
+			}
+		}
+		out = c.settle(cctx, upid)
+		if !out.known || out.ok {
+			c.log.Warn("leaving the volume in place: its task succeeded or its outcome is unknown", "volume", volid, "node", t.Node, "task_ok", out.ok)
+			return out
 		}
 	}
-	volid := a.VolID(t.Storage)
 	now, err := c.findVolume(cctx, t, a.Content, volid)
 	if err != nil {
 		c.log.Warn("checking for a partial volume", "volume", volid, "err", err)
-		return
+		return out
 	}
 	if now == nil || (before != nil && now.Size == before.Size && now.CTime == before.CTime) {
-		return
+		return out
+	}
+	if upid == "" && a.Size > 0 && now.Size == a.Size {
+		// PVE verifies the checksum before a file gets its final name (download-url
+		// renames a verified temp file; upload's task checks, then copies), so a
+		// complete file there is the artifact, stored by a task whose reply was lost.
+		c.log.Warn("leaving a complete volume whose transfer reply was lost", "volume", volid, "node", t.Node)
+		return out
 	}
 	c.log.Warn("removing partial volume left by a failed transfer", "volume", volid, "node", t.Node)
 	if err := c.DeleteVolume(cctx, t.Node, t.Storage, volid); err != nil && !errors.Is(err, context.Canceled) {
 		c.log.Error("removing partial volume", "volume", volid, "err", err)
 	}
+	return out
+}
+
+// settle reads a task's final state once more (with the usual retries).
+func (c *Client) settle(ctx context.Context, upid string) taskOutcome {
+	u, err := ParseUPID(upid)
+	if err != nil {
+		return taskOutcome{}
+	}
+	st, err := c.taskStatus(ctx, u)
+	if err != nil || st.Status == "running" {
+		return taskOutcome{}
+	}
+	out := taskOutcome{known: true, ok: st.ExitStatus == "OK" || warningsRE.MatchString(st.ExitStatus)}
+	if warningsRE.MatchString(st.ExitStatus) {
+		out.warnings = st.ExitStatus
+	}
+	return out
 }

@@ -228,8 +228,17 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, path, node
 	if isCut {
 		src = io.LimitReader(file, cut.After)
 	}
+	stall, isStall := s.takeFault(http.MethodPost, path, FaultStallUpload)
+	if isStall {
+		src = io.LimitReader(file, stall.After)
+	}
 	n, err := io.CopyBuffer(io.MultiWriter(writers...), src, make([]byte, 1<<20))
 	rec.Bytes = n
+	if isStall {
+		// Stop reading and hold the connection, as a wedged node would.
+		s.hang(r)
+		return
+	}
 	if isCut {
 		// Drop the connection mid-body, as a crashed proxy or node would.
 		s.mu.Lock()

@@ -71,6 +71,19 @@ const (
 	// FaultPartialVolume makes the worker leave a truncated file under the final
 	// name and then fail, as a copy that dies half-way would.
 	FaultPartialVolume
+	// FaultStatus answers the request with Code (and a Retry-After header when
+	// RetryAfter is set), as a proxy in front of PVE or a busy pveproxy would.
+	FaultStatus
+	// FaultHang accepts the request and never answers (until the client gives up
+	// or the server closes), as a PVE call stuck on a dead storage does.
+	FaultHang
+	// FaultReset drops the connection without an answer.
+	FaultReset
+	// FaultCutReply starts a 200 answer and drops the connection mid-body.
+	FaultCutReply
+	// FaultStallUpload reads After bytes of an uploaded file and then stops
+	// reading, holding the connection open.
+	FaultStallUpload
 )
 
 // Fault is a one-shot failure for the first request whose method matches and whose
@@ -81,6 +94,9 @@ type Fault struct {
 	Path    string
 	After   int64
 	Message string
+	// Code and RetryAfter shape a FaultStatus reply.
+	Code       int
+	RetryAfter string
 }
 
 // UploadRecord describes one upload request as the server received it.
@@ -135,6 +151,9 @@ type Server struct {
 	requests []string
 	uploads  []UploadRecord
 	pid      int
+	// closing is closed by Close so that hanging handlers return.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Option configures a Server.
@@ -180,6 +199,7 @@ func New(opts ...Option) *Server {
 		tasks:   map[string]*task{},
 		pid:     0x1a2b3,
 		fetch:   &http.Client{Timeout: time.Minute},
+		closing: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -193,7 +213,10 @@ func New(opts ...Option) *Server {
 }
 
 // Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
 
 // TokenID is the accepted token id (user@realm!name).
 func (s *Server) TokenID() string { return s.tokenID }
@@ -429,8 +452,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusUnauthorized, "authentication failure")
 		return
 	}
-	if _, ok := s.takeFault(r.Method, path, Fault500); ok {
-		writeStatus(w, http.StatusInternalServerError, "injected internal error")
+	if s.injected(w, r, path) {
 		return
 	}
 	// Split the escaped path so that an escaped "/" inside a UPID stays in its segment.
@@ -450,6 +472,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleNode(w, r, path, segs[1], segs[2:])
 	default:
 		writeStatus(w, http.StatusNotImplemented, fmt.Sprintf("Method '%s %s' not implemented", r.Method, path))
+	}
+}
+
+// injected plays a fault that replaces the whole answer; it reports whether one did.
+func (s *Server) injected(w http.ResponseWriter, r *http.Request, path string) bool {
+	f, ok := s.takeFault(r.Method, path, Fault500, FaultStatus, FaultHang, FaultReset, FaultCutReply)
+	if !ok {
+		return false
+	}
+	switch f.Kind {
+	case Fault500:
+		writeStatus(w, http.StatusInternalServerError, "injected internal error")
+	case FaultStatus:
+		if f.RetryAfter != "" {
+			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		writeStatus(w, f.Code, "injected status "+strconv.Itoa(f.Code))
+	case FaultHang:
+		s.hang(r)
+	case FaultReset:
+		panic(http.ErrAbortHandler)
+	case FaultCutReply:
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.Header().Set("Content-Length", "4096")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"data":{"status":"runn`))
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	}
+	return true
+}
+
+// hang blocks until the client goes away or the server closes.
+func (s *Server) hang(r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-s.closing:
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 type reply struct {
@@ -254,5 +256,56 @@ func TestAuthRequired(t *testing.T) {
 		if resp.StatusCode != 401 {
 			t.Errorf("GET /version with auth %q = %d; want 401", strings.SplitN(auth, "=", 2)[0], resp.StatusCode)
 		}
+	}
+}
+
+func TestConnectionFaults(t *testing.T) {
+	t.Parallel()
+	s := New()
+	defer s.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Certificate())
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	get := func(ctx context.Context) (*http.Response, []byte, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.URL+"/version", nil)
+		req.Header.Set("Authorization", "PVEAPIToken="+s.Token())
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, b, err
+	}
+	s.Inject(Fault{Kind: FaultStatus, Path: "/version", Code: 429, RetryAfter: "3"})
+	if resp, _, err := get(context.Background()); err != nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3" {
+		t.Errorf("FaultStatus 429: %v, %v; want 429 with Retry-After 3", resp, err)
+	}
+	s.Inject(Fault{Kind: FaultReset, Path: "/version"})
+	if _, _, err := get(context.Background()); err == nil {
+		t.Error("FaultReset: no error; want the connection dropped")
+	}
+	s.Inject(Fault{Kind: FaultCutReply, Path: "/version"})
+	if resp, _, err := get(context.Background()); err == nil {
+		t.Errorf("FaultCutReply: %v; want a body cut short", resp.Status)
+	}
+	s.Inject(Fault{Kind: FaultHang, Path: "/version"})
+	// A hanging call ends only when the client gives up (once the server has it).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := len(s.Requests())
+	done := make(chan error, 1)
+	go func() { _, _, err := get(ctx); done <- err }()
+	for deadline := time.Now().Add(10 * time.Second); len(s.Requests()) == seen && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("FaultHang: %v; want no answer until the client gave up", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if resp, _, err := get(ctx2); err != nil || resp.StatusCode != 200 {
+		t.Errorf("after one-shot faults: %v, %v; want 200", resp, err)
 	}
 }
