@@ -311,54 +311,14 @@ func (r *run) checkJournal(mc *regClient, repo string, o CheckOptions, jerr erro
 // a plain registry, the whole blob with --deep; on a cache (only with --deep) the
 // blob's first byte, which a cache serves from storage only when it holds the blob.
 func (r *run) checkContent(ctx context.Context, mc *regClient, repo string, mode Mode, deep bool, ic *ImageCheck) error {
-	var (
-		mu     sync.Mutex
-		absent []string
-		blobs  atomic.Int64
-	)
-	miss := func(d string) {
-		mu.Lock()
-		absent = append(absent, d)
-		mu.Unlock()
-	}
-	var walk func(ctx context.Context, digest string) error
-	walk = func(ctx context.Context, digest string) error {
-		m, found, err := mc.getManifest(ctx, repo, digest)
-		if err != nil {
-			return err
-		}
-		if !found {
-			miss(digest)
-			return nil
-		}
-		children, bs, err := references(m)
-		if err != nil {
-			return err
-		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(r.m.jobs)
-		for _, c := range children {
-			g.Go(func() error { return walk(gctx, c.Digest.String()) })
-		}
-		for _, b := range bs {
-			g.Go(func() error {
-				blobs.Add(1)
-				ok, err := r.blobPresent(gctx, mc, repo, b, mode, deep)
-				if err == nil && !ok {
-					miss(b.Digest.String())
-				}
-				return err
-			})
-		}
-		return g.Wait()
-	}
-	if err := walk(ctx, ic.Digest); err != nil {
+	w := &contentWalk{r: r, mc: mc, repo: repo, mode: mode, deep: deep}
+	if err := w.walk(ctx, ic.Digest); err != nil {
 		return err
 	}
-	slices.Sort(absent)
-	if len(absent) > 0 {
-		ic.Status, ic.Absent = CheckMissing, absent
-		ic.Detail = fmt.Sprintf("%d of the image's manifests and blobs are not at %s", len(absent), mc.reg.RegistryStr())
+	slices.Sort(w.absent)
+	if len(w.absent) > 0 {
+		ic.Status, ic.Absent = CheckMissing, w.absent
+		ic.Detail = fmt.Sprintf("%d of the image's manifests and blobs are not at %s", len(w.absent), mc.reg.RegistryStr())
 		if mode == ModeWarm {
 			ic.Detail += " (the cache did not hold them; this check's read started a refill)"
 		}
@@ -372,8 +332,59 @@ func (r *run) checkContent(ctx context.Context, mc *regClient, repo string, mode
 	case deep:
 		how = "every blob read whole and its digest checked"
 	}
-	ic.Detail = strings.TrimPrefix(ic.Detail+"; ", "; ") + fmt.Sprintf("%d blobs: %s", blobs.Load(), how)
+	ic.Detail = strings.TrimPrefix(ic.Detail+"; ", "; ") + fmt.Sprintf("%d blobs: %s", w.blobs.Load(), how)
 	return nil
+}
+
+// contentWalk collects what an image's tree lacks at a mirror.
+type contentWalk struct {
+	r    *run
+	mc   *regClient
+	repo string
+	mode Mode
+	deep bool
+
+	mu     sync.Mutex
+	absent []string
+	blobs  atomic.Int64
+}
+
+func (w *contentWalk) miss(d string) {
+	w.mu.Lock()
+	w.absent = append(w.absent, d)
+	w.mu.Unlock()
+}
+
+// walk checks a manifest and, concurrently, its children and blobs.
+func (w *contentWalk) walk(ctx context.Context, digest string) error {
+	m, found, err := w.mc.getManifest(ctx, w.repo, digest)
+	if err != nil {
+		return err
+	}
+	if !found {
+		w.miss(digest)
+		return nil
+	}
+	children, bs, err := references(m)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.r.m.jobs)
+	for _, c := range children {
+		g.Go(func() error { return w.walk(gctx, c.Digest.String()) })
+	}
+	for _, b := range bs {
+		g.Go(func() error {
+			w.blobs.Add(1)
+			ok, err := w.r.blobPresent(gctx, w.mc, w.repo, b, w.mode, w.deep)
+			if err == nil && !ok {
+				w.miss(b.Digest.String())
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // blobPresent checks one blob in the way the mode allows.
