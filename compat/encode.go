@@ -83,6 +83,7 @@ func releases(rs []Release) *yaml.Node {
 			"prerelease", scalarBool(r.Prerelease),
 			"broken", scalarBool(r.Broken),
 			"unverified", scalarBool(r.Unverified),
+			"firstSeen", scalarStr(r.FirstSeen),
 			"partial", scalarBool(r.Partial),
 			"note", scalarStr(r.Note),
 			"kubernetes", scalarStr(r.Kubernetes),

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -50,9 +51,15 @@ type Release struct {
 	Date       string `yaml:"date,omitempty"`
 	Prerelease bool   `yaml:"prerelease,omitempty"`
 	Broken     bool   `yaml:"broken,omitempty"`
-	// Unverified marks a release whose existence or data no primary source confirmed;
-	// like a prerelease it is only chosen when asked for by exact version or with --pre.
+	// Unverified marks a release whose existence no primary source (the Image Factory's
+	// version list, the Talos tag) confirmed; like a prerelease it is only chosen when
+	// asked for by exact version or with --pre. A release the factory lists is not
+	// unverified: refresh clears the flag.
 	Unverified bool `yaml:"unverified,omitempty"`
+	// FirstSeen is when `imgpipe matrix refresh` first saw the factory list the release
+	// (RFC 3339, UTC). A site's soak period (minimumReleaseAge) counts from it; a
+	// release without it (recorded before refresh tracked it) has soaked.
+	FirstSeen string `yaml:"firstSeen,omitempty"`
 	// Partial marks a release whose extension list is known to be incomplete.
 	Partial bool   `yaml:"partial,omitempty"`
 	Note    string `yaml:"note,omitempty"`
@@ -91,8 +98,41 @@ type ExtensionTag struct {
 // Semver returns the parsed version.
 func (r *Release) Semver() *semver.Version { return r.semver }
 
-// Stable reports whether the release may be picked by a range query without --pre.
+// Stable reports whether the release may be picked by a range query without --pre
+// (ignoring any soak period: see Eligible).
 func (r *Release) Stable() bool { return !r.Prerelease && !r.Broken && !r.Unverified }
+
+// FirstSeenTime parses FirstSeen; ok is false when it is not set.
+func (r *Release) FirstSeenTime() (t time.Time, ok bool) {
+	if r.FirstSeen == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, r.FirstSeen)
+	return t, err == nil
+}
+
+// Ineligible says why a range query passes over the release ("" when it may pick it):
+// broken, a prerelease or unverified (unless opts.Pre), or still soaking (seen less
+// than opts.MinReleaseAge before opts.Now).
+func (r *Release) Ineligible(opts ResolveOptions) string {
+	switch {
+	case r.Broken:
+		return "broken"
+	case r.Prerelease && !opts.Pre:
+		return "prerelease; use --pre"
+	case r.Unverified && !opts.Pre:
+		return "unverified: no primary source lists it; use --pre"
+	}
+	if opts.MinReleaseAge > 0 {
+		if seen, ok := r.FirstSeenTime(); ok {
+			if age := opts.Now.Sub(seen); age < opts.MinReleaseAge {
+				return fmt.Sprintf("soaking: first seen %s, eligible from %s (minimumReleaseAge %s)",
+					r.FirstSeen, seen.Add(opts.MinReleaseAge).UTC().Format(time.RFC3339), opts.MinReleaseAge)
+			}
+		}
+	}
+	return ""
+}
 
 var (
 	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -160,6 +200,9 @@ func (m *Matrix) validate(file string, data []byte) error {
 		m.index[r.Version] = i
 		if i > 0 && m.Releases[i-1].semver != nil && !m.Releases[i-1].semver.LessThan(v) {
 			errs = append(errs, at(fmt.Sprintf("releases must be sorted by version: %s comes after %s", r.Version, m.Releases[i-1].Version), "releases", i, "version"))
+		}
+		if _, err := time.Parse(time.RFC3339, r.FirstSeen); r.FirstSeen != "" && err != nil {
+			errs = append(errs, at(fmt.Sprintf("firstSeen %q is not an RFC 3339 time like 2026-12-02T05:17:00Z", r.FirstSeen), "releases", i, "firstSeen"))
 		}
 		if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
 			errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -18,6 +19,26 @@ var ErrNoRelease = errors.New("no matching Talos release")
 type ResolveOptions struct {
 	// Pre lets range queries pick prereleases and unverified releases.
 	Pre bool
+	// MinReleaseAge is the site's soak period (like Renovate's minimumReleaseAge):
+	// a range query passes over a release first seen less than this before Now.
+	MinReleaseAge time.Duration
+	// Now is the time the soak is judged at (the caller's clock; compat reads none).
+	Now time.Time
+}
+
+// PassedOver is a newer release a range query matched but did not pick, and why.
+type PassedOver struct {
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+func (p PassedOver) String() string { return p.Version + " (" + p.Reason + ")" }
+
+// Resolution is a resolved query: the release and the newer matching releases it
+// passed over (newest first).
+type Resolution struct {
+	Release    *Release
+	PassedOver []PassedOver
 }
 
 var minorOnlyRE = regexp.MustCompile(`^v?\d+\.\d+$`)
@@ -32,6 +53,16 @@ var minorOnlyRE = regexp.MustCompile(`^v?\d+\.\d+$`)
 // Broken releases are never picked by a range; prereleases and unverified releases
 // only with opts.Pre. An unknown version names the nearest known one.
 func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
+	res, err := m.ResolveDetail(query, opts)
+	if err != nil {
+		return nil, err
+	}
+	return res.Release, nil
+}
+
+// ResolveDetail is Resolve that also reports the newer releases a range query
+// passed over (broken, prerelease, unverified, soaking) and why.
+func (m *Matrix) ResolveDetail(query string, opts ResolveOptions) (*Resolution, error) {
 	q := strings.TrimSpace(query)
 	if q == "" {
 		return nil, fail.Usage(errors.New("empty Talos version query: give one like v1.9.x, ~1.9, >=1.9.3 <1.10, v1.9.5 or latest"))
@@ -41,7 +72,7 @@ func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
 	}
 	if exact, err := parseTalos(normalizeV(q)); err == nil && looksExact(q) {
 		if r, ok := m.Release("v" + exact.String()); ok {
-			return r, nil
+			return &Resolution{Release: r}, nil
 		}
 		return nil, fail.Policy(fmt.Errorf("%w: Talos %s is not in the compatibility matrix%s", ErrNoRelease, q, m.nearest(exact)))
 	}
@@ -65,8 +96,8 @@ func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
 	}, query, opts)
 }
 
-func (m *Matrix) newest(match func(*Release) bool, query string, opts ResolveOptions) (*Release, error) {
-	var skipped []string
+func (m *Matrix) newest(match func(*Release) bool, query string, opts ResolveOptions) (*Resolution, error) {
+	var skipped []PassedOver
 	for i := len(m.Releases) - 1; i >= 0; i-- {
 		r := &m.Releases[i]
 		if r.semver == nil {
@@ -75,23 +106,19 @@ func (m *Matrix) newest(match func(*Release) bool, query string, opts ResolveOpt
 		if !match(r) {
 			continue
 		}
-		switch {
-		case r.Broken:
-			skipped = append(skipped, r.Version+" (broken)")
-			continue
-		case (r.Prerelease || r.Unverified) && !opts.Pre:
-			kind := "prerelease"
-			if r.Unverified {
-				kind = "unverified"
-			}
-			skipped = append(skipped, r.Version+" ("+kind+"; use --pre)")
+		if why := r.Ineligible(opts); why != "" {
+			skipped = append(skipped, PassedOver{Version: r.Version, Reason: why})
 			continue
 		}
-		return r, nil
+		return &Resolution{Release: r, PassedOver: skipped}, nil
 	}
 	msg := fmt.Sprintf("%v for %q", ErrNoRelease, query)
 	if len(skipped) > 0 {
-		msg += "; skipped " + strings.Join(skipped, ", ")
+		names := make([]string, len(skipped))
+		for i, p := range skipped {
+			names[i] = p.String()
+		}
+		msg += "; skipped " + strings.Join(names, ", ")
 	}
 	if len(m.Releases) > 0 {
 		if s := m.Stable(); len(s) > 0 {

@@ -13,7 +13,8 @@ import (
 	"github.com/imgpipe/imgpipe/compat"
 )
 
-// reference is the part of shared/reference/talos-data.yaml these tests compare with.
+// reference is the part of talos-data.yaml (testdata/reference, copied from
+// shared/reference) these tests compare with.
 type reference struct {
 	TalosVersions []struct {
 		Version           string `yaml:"version"`

@@ -12,9 +12,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgpipe/imgpipe/site"
 )
 
 // ErrDigestMismatch is returned when downloaded bytes do not match the digests the
@@ -70,6 +73,30 @@ func urlKey(u string) string {
 // BlobPath is where a file with the given "sha256:<hex>" digest lives.
 func (c Cache) BlobPath(sha256Digest string) string {
 	return filepath.Join(c.Dir, "blobs", "sha256", strings.TrimPrefix(sha256Digest, "sha256:"))
+}
+
+var hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Locate fills in the local file of every artifact in the lock that has a sha256
+// and no file, when the cache holds that blob. The lock does not carry local paths
+// (the cache belongs to the runner), so a stage that reads the file calls this first.
+func (c Cache) Locate(l *site.Lock) {
+	if l == nil || c.Dir == "" {
+		return
+	}
+	for i := range l.Profiles {
+		for j := range l.Profiles[i].Artifacts {
+			a := &l.Profiles[i].Artifacts[j]
+			// A hand-written lock may hold bare hex; anything else is not a cache key
+			// (and must not become a path).
+			if a.File != "" || !hex64RE.MatchString(strings.TrimPrefix(a.SHA256, "sha256:")) {
+				continue
+			}
+			if fi, err := os.Stat(c.BlobPath(a.SHA256)); err == nil && fi.Mode().IsRegular() {
+				a.File = c.BlobPath(a.SHA256)
+			}
+		}
+	}
 }
 
 func (c Cache) refPath(u string) string     { return filepath.Join(c.Dir, "refs", urlKey(u)+".json") }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -21,6 +22,7 @@ const (
 	ChangeNewRelease       = "new-release"       // the factory offers a release the matrix lacks
 	ChangeConfirmed        = "confirmed"         // a partial release's extension list is now complete
 	ChangeBroken           = "broken"            // the factory marks the release broken
+	ChangeVerified         = "verified"          // the factory lists a release the matrix had as unverified
 	ChangeAddedExtension   = "added-extension"   // the release's catalog gained an extension
 	ChangeRemovedExtension = "removed-extension" // the release's catalog lost an extension
 	ChangedTag             = "changed-tag"       // an extension's tag differs
@@ -75,6 +77,9 @@ type LiveCatalogs struct {
 	// Filtered is set when only some versions were read (RefreshOptions.Versions),
 	// so a matrix release missing from Versions says nothing about the factory.
 	Filtered bool
+	// Seen is when the catalogs were read; Merge records it as a new release's
+	// firstSeen, from which a site's soak period counts.
+	Seen time.Time
 }
 
 // RefreshOptions bound a refresh.
@@ -103,7 +108,8 @@ func (c *Client) Catalogs(ctx context.Context, opt RefreshOptions) (*LiveCatalog
 	if err != nil {
 		return nil, err
 	}
-	live := &LiveCatalogs{Factory: c.BaseURL(), Extensions: map[string][]ExtensionInfo{}, Filtered: len(opt.Versions) > 0}
+	live := &LiveCatalogs{Factory: c.BaseURL(), Extensions: map[string][]ExtensionInfo{}, Filtered: len(opt.Versions) > 0,
+		Seen: time.Now().UTC()}
 	for _, v := range all {
 		sv, err := semver.StrictNewVersion(strings.TrimPrefix(v, "v"))
 		if err != nil || !strings.HasPrefix(v, "v") {
@@ -176,11 +182,13 @@ var (
 // is pure. What the factory knows replaces the matrix's extension lists (tags and
 // digests) of the releases it lists; what it does not know is kept: release dates,
 // Kubernetes defaults, core images, notes, extension tiers, and broken flags the
-// site set. A release new to the matrix is added as unverified, with its Kubernetes
-// default and core images copied from the previous patch of its minor and a note
-// saying so (the factory publishes neither), so range queries do not pick it until
-// someone confirms it. Digests are never guessed: a known digest the factory omits
-// is kept; one it lacks stays "unknown".
+// site set. A release new to the matrix is added with firstSeen = live.Seen (a site's
+// soak period counts from it) and its Kubernetes default and core images copied from
+// the previous patch of its minor, with a note saying so (the factory publishes
+// neither). A listed release is confirmed by a primary source, so it is eligible for
+// range queries unless broken or a prerelease; an unverified one the factory lists
+// loses the flag. Digests are never guessed: a known digest the factory omits is
+// kept; one it lacks stays "unknown".
 func Merge(base *compat.Matrix, live *LiveCatalogs) (*compat.Matrix, *RefreshReport, error) {
 	m, err := cloneMatrix(base)
 	if err != nil {
@@ -200,7 +208,11 @@ func Merge(base *compat.Matrix, live *LiveCatalogs) (*compat.Matrix, *RefreshRep
 		broken := live.BrokenKnown && slices.Contains(live.Broken, v)
 		r, ok := m.Release(v)
 		if !ok {
-			added = append(added, newRelease(m, v, exts, broken, live.Factory))
+			nr := newRelease(m, v, exts, broken, live.Factory)
+			if !live.Seen.IsZero() {
+				nr.FirstSeen = live.Seen.UTC().Truncate(time.Second).Format(time.RFC3339)
+			}
+			added = append(added, nr)
 			rep.Changes = append(rep.Changes, Change{Kind: ChangeNewRelease, Release: v, New: fmt.Sprintf("%d extensions", len(exts))})
 			addMeta(m, v, live.Extensions[v])
 			continue
@@ -211,6 +223,10 @@ func Merge(base *compat.Matrix, live *LiveCatalogs) (*compat.Matrix, *RefreshRep
 		if r.Partial {
 			rep.Changes = append(rep.Changes, Change{Kind: ChangeConfirmed, Release: v})
 			r.Partial = false
+		}
+		if r.Unverified {
+			r.Unverified = false
+			rep.Changes = append(rep.Changes, Change{Kind: ChangeVerified, Release: v})
 		}
 		if broken && !r.Broken {
 			r.Broken = true
@@ -298,7 +314,7 @@ func diffExtensions(v string, old, cur map[string]compat.ExtensionTag) []Change 
 // newRelease builds a release the matrix lacks from the factory's catalog.
 func newRelease(m *compat.Matrix, v string, exts map[string]compat.ExtensionTag, broken bool, factoryURL string) compat.Release {
 	sv, _ := semver.NewVersion(strings.TrimPrefix(v, "v"))
-	r := compat.Release{Version: v, Prerelease: sv != nil && sv.Prerelease() != "", Broken: broken, Unverified: true, Extensions: exts}
+	r := compat.Release{Version: v, Prerelease: sv != nil && sv.Prerelease() != "", Broken: broken, Extensions: exts}
 	var prev *compat.Release
 	for i := range m.Releases {
 		p := &m.Releases[i]

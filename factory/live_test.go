@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -52,6 +53,7 @@ func smallLive() *factory.LiveCatalogs {
 			"v1.9.6": {ext("qemu-guest-agent", "9.2.1", "")},
 			"v1.9.7": {ext("qemu-guest-agent", "9.2.1", d('f'))},
 		},
+		Seen: time.Date(2026, 12, 2, 5, 17, 9, 500, time.UTC),
 	}
 }
 
@@ -69,6 +71,7 @@ func TestMerge(t *testing.T) {
 		{Kind: factory.ChangeRemovedExtension, Release: "v1.9.5", Extension: "util-linux-tools", Old: "2.40.4"},
 		{Kind: factory.ChangeAddedExtension, Release: "v1.9.5", Extension: "nfsd", New: "v1.0.0"},
 		{Kind: factory.ChangeChangedDigest, Release: "v1.9.5", Extension: "qemu-guest-agent", Old: d('2'), New: d('c')},
+		{Kind: factory.ChangeVerified, Release: "v1.9.6"},
 		{Kind: factory.ChangedTag, Release: "v1.9.6", Extension: "qemu-guest-agent", Old: "9.2.0", New: "9.2.1"},
 		{Kind: factory.ChangeNewRelease, Release: "v1.9.7", New: "1 extensions"},
 		{Kind: factory.ChangeNotOffered, Release: "v1.10.0"},
@@ -81,14 +84,17 @@ func TestMerge(t *testing.T) {
 	if !ok {
 		t.Fatal("Merge() did not add v1.9.7")
 	}
-	if !r.Unverified || r.Stable() || r.Kubernetes != "1.32.4" || !strings.Contains(r.Note, "copied from v1.9.6") {
-		t.Errorf("new release v1.9.7 = %+v; want unverified, Kubernetes copied from v1.9.6 with a note", r)
+	// Listed by the factory, not broken, not a prerelease: eligible, with firstSeen
+	// recorded for a soak period to count from.
+	if r.Unverified || !r.Stable() || r.FirstSeen != "2026-12-02T05:17:09Z" || r.Kubernetes != "1.32.4" || !strings.Contains(r.Note, "copied from v1.9.6") {
+		t.Errorf("new release v1.9.7 = %+v; want stable, firstSeen 2026-12-02T05:17:09Z, Kubernetes copied from v1.9.6 with a note", r)
 	}
 	if r5, _ := got.Release("v1.9.5"); r5.Note != "kept by the site" || r5.Date != "2025-03-14" || r5.Images.Installer == "" {
 		t.Errorf("v1.9.5 = %+v; want site note, date and images kept", r5)
 	}
-	if r6, _ := got.Release("v1.9.6"); !r6.Broken || !r6.Unverified {
-		t.Errorf("v1.9.6 = broken %v unverified %v; want the site's flags kept", r6.Broken, r6.Unverified)
+	// The site's broken flag is kept; unverified is cleared, the factory lists it.
+	if r6, _ := got.Release("v1.9.6"); !r6.Broken || r6.Unverified || r6.FirstSeen != "" {
+		t.Errorf("v1.9.6 = broken %v unverified %v firstSeen %q; want broken kept, unverified cleared, no firstSeen", r6.Broken, r6.Unverified, r6.FirstSeen)
 	}
 	if meta := got.Extensions["qemu-guest-agent"]; meta.Note != "site note kept" {
 		t.Errorf("extension meta qemu-guest-agent = %+v; want the site note kept", meta)

@@ -125,7 +125,9 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 			}
 			u := opt.rebase(lockURL)
 			fo := FetchOptions{}
-			if prev := findArtifact(p, kind); prev != nil && prev.URL == u && prev.SHA256 != "" {
+			// The lock records the lock's own URL, never the rebased one: a factory
+			// override (--factory) is this runner's route, not the site's state.
+			if prev := findArtifact(p, kind); prev != nil && (prev.URL == lockURL || prev.URL == u) && prev.SHA256 != "" {
 				fo.Expect = &Digests{Size: prev.Size, SHA256: prev.SHA256, SHA512: prev.SHA512}
 			}
 			if opt.Progress != nil {
@@ -150,7 +152,7 @@ func (c *Client) FetchLock(ctx context.Context, lock *site.Lock, cache Cache, op
 			if opt.DryRun {
 				continue
 			}
-			setArtifact(p, site.Artifact{Kind: kind, URL: u, File: ar.File, Size: ar.Size, SHA256: ar.SHA256, SHA512: ar.SHA512})
+			setArtifact(p, site.Artifact{Kind: kind, URL: lockURL, File: ar.File, Size: ar.Size, SHA256: ar.SHA256, SHA512: ar.SHA512})
 			if opt.Recorded != nil {
 				if err := opt.Recorded(); err != nil {
 					return results, err

@@ -200,6 +200,8 @@ func (d Deps) upload(ctx context.Context, st *State) (any, error) {
 		st.Emit("no Proxmox target configured: nothing to upload")
 		return Skipped{"no Proxmox target (proxmox.url)"}, nil
 	}
+	// The lock names artifacts by digest only; this runner's cache has the files.
+	d.Cache.Locate(st.Lock)
 	opt := d.Upload
 	opt.DryRun = st.DryRun
 	if opt.Profiles == nil {

@@ -9,6 +9,10 @@ type Config struct {
 	Version int `yaml:"version"`
 	// Talos is the default version query (`v1.9.x`, `~1.9`, `latest`, ...) when --talos is not given.
 	Talos string `yaml:"talos,omitempty"`
+	// MinimumReleaseAge is the soak period (like Renovate's minimumReleaseAge): a range
+	// query passes over a release `imgpipe matrix refresh` first saw less than this long
+	// ago. "3d", "72h", "1d12h"; empty or "0" means no soak.
+	MinimumReleaseAge string `yaml:"minimumReleaseAge,omitempty"`
 	// Kubernetes optionally pins the Kubernetes version query; default: the release's default.
 	Kubernetes string          `yaml:"kubernetes,omitempty"`
 	Factory    FactoryConfig   `yaml:"factory,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/imgpipe/imgpipe/internal/fail"
 )
@@ -102,9 +103,12 @@ type Image struct {
 
 // Artifact is a downloaded factory artifact (ISO or disk image) with its checksums.
 type Artifact struct {
-	Kind   string `json:"kind"` // "iso" or "disk"
-	URL    string `json:"url"`
-	File   string `json:"file"`
+	Kind string `json:"kind"` // "iso" or "disk"
+	URL  string `json:"url"`
+	// File is the downloaded file on this machine. It is never written to a lockfile
+	// (MarshalLock leaves it out; older locks that carry it still parse): the cache
+	// belongs to the runner, see factory.Cache.Locate.
+	File   string `json:"file,omitempty"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	SHA512 string `json:"sha512"`
@@ -122,12 +126,23 @@ func (l *Lock) Profile(name string) (*Profile, bool) {
 
 // MarshalLock renders the lock deterministically: fixed field order, two-space
 // indentation, trailing newline, so that it diffs cleanly under version control.
+// Artifacts' local files are left out: the same resolution and downloads give the
+// same bytes on every machine (a stage finds the file in its cache by digest).
 func MarshalLock(l *Lock) ([]byte, error) {
+	c := *l
+	c.Profiles = make([]Profile, len(l.Profiles))
+	for i, p := range l.Profiles {
+		p.Artifacts = slices.Clone(p.Artifacts)
+		for j := range p.Artifacts {
+			p.Artifacts[j].File = ""
+		}
+		c.Profiles[i] = p
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(l); err != nil {
+	if err := enc.Encode(&c); err != nil {
 		return nil, fmt.Errorf("encoding lock: %w", err)
 	}
 	return buf.Bytes(), nil

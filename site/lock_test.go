@@ -60,7 +60,7 @@ func TestMarshalLockGolden(t *testing.T) {
 func TestParseLockRoundTrip(t *testing.T) {
 	t.Parallel()
 	lock := resolveDefault(t, "v1.9.x")
-	lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", URL: lock.Profiles[0].ISO, File: "a.iso", Size: 1, SHA256: "x", SHA512: "y"}}
+	lock.Profiles[0].Artifacts = []site.Artifact{{Kind: "iso", URL: lock.Profiles[0].ISO, File: "/home/runner/.cache/imgpipe/a.iso", Size: 1, SHA256: "x", SHA512: "y"}}
 	data, err := site.MarshalLock(lock)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +69,11 @@ func TestParseLockRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseLock(MarshalLock(lock)) = %v; want nil", err)
 	}
+	// The local file is this machine's and is never written; everything else round-trips.
+	if lock.Profiles[0].Artifacts[0].File == "" || bytes.Contains(data, []byte("a.iso")) {
+		t.Errorf("MarshalLock wrote the local file or cleared it in the caller's lock:\n%s", data)
+	}
+	lock.Profiles[0].Artifacts[0].File = ""
 	if !reflect.DeepEqual(back, lock) {
 		t.Errorf("ParseLock(MarshalLock(lock)) = %+v; want %+v", back, lock)
 	}

@@ -57,6 +57,9 @@ func (c *Config) validate(file string, loc *yamlx.Locator) error {
 	if c.Version != 1 {
 		at(fmt.Sprintf("version %d is not supported: set version: 1", c.Version), "version")
 	}
+	if _, err := ParseReleaseAge(c.MinimumReleaseAge); err != nil {
+		at(err.Error(), "minimumReleaseAge")
+	}
 	if c.Factory.URL != "" {
 		if u, err := url.Parse(c.Factory.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			at(fmt.Sprintf("%q is not an http(s) URL", c.Factory.URL), "factory", "url")

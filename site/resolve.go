@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/siderolabs/image-factory/pkg/schematic"
@@ -38,6 +39,8 @@ type ResolveOptions struct {
 	Profiles []string
 	// MatrixName records where the matrix came from, for the lock.
 	MatrixName string
+	// Now judges the config's minimumReleaseAge soak (zero: no soak is applied).
+	Now time.Time
 }
 
 var (
@@ -59,10 +62,18 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 	if query == "" {
 		query = "latest"
 	}
-	rel, err := m.Resolve(query, compat.ResolveOptions{Pre: opts.Pre})
+	soak, err := ParseReleaseAge(cfg.MinimumReleaseAge)
+	if err != nil {
+		return nil, fail.Usage(err)
+	}
+	if opts.Now.IsZero() {
+		soak = 0
+	}
+	res, err := m.ResolveDetail(query, compat.ResolveOptions{Pre: opts.Pre, MinReleaseAge: soak, Now: opts.Now})
 	if err != nil {
 		return nil, err
 	}
+	rel := res.Release
 	kq := opts.Kubernetes
 	if kq == "" {
 		kq = cfg.Kubernetes
@@ -82,6 +93,9 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 			Version: k8s, Default: rel.Kubernetes, Min: rng.MinMinor, MaxMinor: rng.MaxMinor,
 		},
 		Catalog: "ghcr.io/siderolabs/extensions:" + rel.Version,
+	}
+	for _, p := range res.PassedOver {
+		lock.Notes = append(lock.Notes, fmt.Sprintf("passed over Talos %s: %s", p.Version, p.Reason))
 	}
 	if err := compat.KubernetesSupported(rel.Version, k8s); err != nil {
 		return nil, err

@@ -219,7 +219,7 @@ func permute(a []string, k int, visit func([]string)) {
 }
 
 // TestSchematicVectorsMatchReference keeps testdata/schematic_vectors.yaml equal to
-// the reference's list when the reference is beside the clone.
+// the reference's list (the module's testdata/reference copy).
 func TestSchematicVectorsMatchReference(t *testing.T) {
 	t.Parallel()
 	ref := loadVectors(t, testutil.ReferencePath(t, "talos-data.yaml"))

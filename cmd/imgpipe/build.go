@@ -120,7 +120,7 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 	deps := pipeline.Deps{
 		Matrix: m, MatrixName: mname,
 		Resolve: site.ResolveOptions{Talos: f.resolve.talos, Kubernetes: f.resolve.kubernetes, Pre: f.resolve.pre,
-			Profiles: f.resolve.profiles, MatrixName: mname},
+			Profiles: f.resolve.profiles, MatrixName: mname, Now: a.clock()},
 		Prewarm: f.prewarm,
 	}
 	lockFactory := cfg.Factory.URL

@@ -33,18 +33,6 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-func gitT(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v: %s", args, err, out)
-	}
-	return string(out)
-}
-
 // siteRemote makes a bare repository holding this module's working tree (what the
 // workflow builds imgpipe from) plus the site's imgpipe.yaml and lock.
 func siteRemote(t *testing.T, dir string, files map[string][]byte) string {

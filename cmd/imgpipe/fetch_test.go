@@ -58,8 +58,9 @@ func TestFetchEndToEnd(t *testing.T) {
 		if want := f.ImageSHA256(qemuSchematicID, "v1.9.5", path); a.SHA256 != want {
 			t.Errorf("lock %s sha256 = %s; want %s", a.Kind, a.SHA256, want)
 		}
-		if a.Size != 2<<20+99 || !strings.HasPrefix(a.SHA512, "sha512:") || a.File != filepath.Join(cache, "blobs", "sha256", strings.TrimPrefix(a.SHA256, "sha256:")) {
-			t.Errorf("lock %s artifact = %+v; want size, sha512 and the blob path", a.Kind, a)
+		// The lock holds digests, never this machine's cache path.
+		if a.Size != 2<<20+99 || !strings.HasPrefix(a.SHA512, "sha512:") || a.File != "" {
+			t.Errorf("lock %s artifact = %+v; want size, sha512 and no local file", a.Kind, a)
 		}
 	}
 	ranged := 0
@@ -90,7 +91,7 @@ func TestFetchEndToEnd(t *testing.T) {
 
 	// A corrupt cached file is detected and fetched again; the lock keeps its digests.
 	iso := l.Profiles[0].Artifacts[1]
-	if err := os.WriteFile(iso.File, []byte("not an iso"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cache, "blobs", "sha256", strings.TrimPrefix(iso.SHA256, "sha256:")), []byte("not an iso"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stdout, stderr, code = runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso")
@@ -100,9 +101,10 @@ func TestFetchEndToEnd(t *testing.T) {
 	if !strings.Contains(stdout, "re-fetched") {
 		t.Errorf("fetch stdout = %q; want the ISO re-fetched", stdout)
 	}
-	data, err := os.ReadFile(iso.File)
+	isoFile := filepath.Join(cache, "blobs", "sha256", strings.TrimPrefix(iso.SHA256, "sha256:"))
+	data, err := os.ReadFile(isoFile)
 	if err != nil || int64(len(data)) != iso.Size {
-		t.Errorf("re-fetched %s: %d bytes, %v; want %d", iso.File, len(data), err, iso.Size)
+		t.Errorf("re-fetched %s: %d bytes, %v; want %d", isoFile, len(data), err, iso.Size)
 	}
 	if after := readLockT(t, lock); after.Profiles[0].Artifacts[1] != iso {
 		t.Errorf("lock ISO after repair = %+v; want unchanged %+v", after.Profiles[0].Artifacts[1], iso)
@@ -218,9 +220,14 @@ func TestFetchFactoryOverrideRebasesURLs(t *testing.T) {
 	if _, stderr, code := runImgpipe(t, nil, "fetch", "--lock", lock, "--cache-dir", cache, "--artifact", "iso", "--factory", f.URL()); code != 0 {
 		t.Fatalf("fetch --factory = exit %d; stderr:\n%s", code, stderr)
 	}
+	// The download goes to the override; the lock keeps its own URL (the override is
+	// this runner's route, and a committed lock must not depend on it).
 	got := readLockT(t, lock).Profiles[0].Artifacts
-	if len(got) != 1 || !strings.HasPrefix(got[0].URL, f.URL()+"/image/") {
-		t.Errorf("artifacts after fetch --factory = %+v; want the ISO recorded at %s", got, f.URL())
+	if len(got) != 1 || got[0].URL != p.ISO || got[0].SHA256 == "" || got[0].File != "" {
+		t.Errorf("artifacts after fetch --factory = %+v; want the ISO recorded at %s with its digest and no local file", got, p.ISO)
+	}
+	if n := len(f.RequestsFor(factorytest.RouteImage)); n == 0 {
+		t.Errorf("fetch --factory made no image request to the override factory")
 	}
 }
 

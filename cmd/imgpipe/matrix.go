@@ -50,9 +50,12 @@ func (a *app) newMatrixRefreshCmd() *cobra.Command {
 		Long: `refresh reads the factory's versions, broken versions and each release's official
 extension catalog (/version/<v>/extensions/official) and merges them into the matrix:
 tags and digests come from the factory; dates, Kubernetes defaults, core images, notes,
-tiers and broken flags set by the site are kept. A release new to the matrix is added as
-unverified (the factory does not publish its Kubernetes default or core images). The
-output is deterministic, so a refresh changes only the lines whose data changed.
+tiers and broken flags set by the site are kept. A release new to the matrix is eligible
+for range queries at once (the factory listing it is a primary source) and records
+firstSeen, from which imgpipe.yaml's minimumReleaseAge soak counts; its Kubernetes default
+and core images are copied from the previous patch with a note (the factory publishes
+neither). A release the factory lists is no longer unverified. The output is
+deterministic, so a refresh changes only the lines whose data changed.
 
 With --matrix F, F is rewritten (atomically) and the change report goes to stdout;
 without it, the refreshed embedded matrix goes to stdout and the report to stderr.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/imgpipe/imgpipe"
 	"github.com/imgpipe/imgpipe/compat"
@@ -21,5 +22,15 @@ func (a *app) loadMatrix() (*compat.Matrix, string, error) {
 		return nil, "", fail.Usage(fmt.Errorf("reading matrix: %w", err))
 	}
 	m, err := compat.Parse(a.matrixPath, data)
-	return m, a.matrixPath, err
+	return m, portableName(a.matrixPath), err
+}
+
+// portableName is how the lock records a matrix file: the path as given when it is
+// local to the working directory ("matrix.yaml"), else its base name, so the lock
+// holds no machine's absolute paths.
+func portableName(p string) string {
+	if filepath.IsLocal(p) {
+		return filepath.ToSlash(filepath.Clean(p))
+	}
+	return filepath.Base(p)
 }

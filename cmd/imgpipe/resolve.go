@@ -79,7 +79,7 @@ func (a *app) resolveLock(ctx context.Context, f resolveFlags) (*site.Lock, erro
 		cfg.Factory.URL = f.factory.url
 	}
 	lock, err := site.Resolve(m, cfg, site.ResolveOptions{
-		Talos: f.talos, Kubernetes: f.kubernetes, Pre: f.pre, Profiles: f.profiles, MatrixName: mname,
+		Talos: f.talos, Kubernetes: f.kubernetes, Pre: f.pre, Profiles: f.profiles, MatrixName: mname, Now: a.clock(),
 	})
 	if err != nil {
 		return nil, err

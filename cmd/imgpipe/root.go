@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,11 +30,21 @@ type app struct {
 	stderr io.Writer
 	getenv func(string) string
 	log    *slog.Logger
+	// now is the clock for soak periods (minimumReleaseAge); nil means time.Now.
+	now func() time.Time
 
 	// global flags
 	matrixPath string
 	configPath string
 	verbose    bool
+}
+
+// clock returns the current time from a.now, or time.Now.
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 // run executes the CLI and returns the process exit code.
@@ -113,6 +124,7 @@ Exit codes (every command):
 		a.newUploadCmd(),
 		a.newExportCmd(),
 		a.newVersionCmd(),
+		a.newRefreshCmd(),
 		a.newCheckCmd(),
 	)
 	usageArgs(root)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
 )
@@ -23,6 +24,7 @@ type uploadReport struct {
 func (a *app) newUploadCmd() *cobra.Command {
 	var (
 		lockPath string
+		cacheDir string
 		profiles []string
 		dryRun   bool
 		caFile   string
@@ -100,6 +102,9 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 			if err != nil {
 				return err
 			}
+			if err := a.locateArtifacts(lock, cacheDir); err != nil {
+				return err
+			}
 			c, closeIdle, err := a.proxmoxClient(pc)
 			if err != nil {
 				return err
@@ -121,6 +126,7 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&lockPath, "lock", defaultLockFile, "lockfile to read (filled by imgpipe resolve and fetch)")
+	fl.StringVar(&cacheDir, "cache-dir", "", "download cache imgpipe fetch filled (default: $XDG_CACHE_HOME/imgpipe or ~/.cache/imgpipe)")
 	fl.StringSliceVarP(&profiles, "profile", "p", nil, "only these profiles (repeatable or comma-separated)")
 	fl.BoolVar(&dryRun, "dry-run", false, "check and report what would change, change nothing")
 	fl.StringVar(&caFile, "proxmox-ca", "", "CA bundle to verify the Proxmox API with (overrides proxmox.caFile and proxmox.fingerprint)")
@@ -128,6 +134,24 @@ while it streams from this machine; .raw.xz is refused (fetch .raw.zst instead).
 	fl.IntVar(&keep, "keep", -1, "keep the newest N Talos versions of imgpipe's ISOs/templates, remove older ones (default: proxmox.keep; 0 keeps all)")
 	fl.StringVarP(&output, "output", "o", formatTable, "output format: table, json or yaml")
 	return cmd
+}
+
+// locateArtifacts finds the lock's fetched files in the download cache: the lock
+// records digests, not this machine's paths.
+func (a *app) locateArtifacts(lock *site.Lock, cacheDir string) error {
+	if cacheDir == "" {
+		d, err := a.defaultCacheDir()
+		if err != nil {
+			return nil // no cache to look in; upload says which file is missing
+		}
+		cacheDir = d
+	}
+	cache, err := factory.CacheDirAbs(cacheDir)
+	if err != nil {
+		return err
+	}
+	cache.Locate(lock)
+	return nil
 }
 
 func uploadTable(w io.Writer, rep uploadReport) error {

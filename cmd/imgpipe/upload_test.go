@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imgpipe/imgpipe/factory"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/proxmox"
 	"github.com/imgpipe/imgpipe/upload/proxmox/pvetest"
@@ -35,14 +36,25 @@ func proxmoxSite(t *testing.T, srv *pvetest.Server, withCA bool) string {
 		return p
 	}
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	// imgpipe fetch keeps downloads in its cache by digest; the lock names only the digest.
+	cached := func(b []byte) string {
+		p := factory.Cache{Dir: filepath.Join(dir, "cache")}.BlobPath(sum(b))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	base := "https://factory.example/image/" + uploadTestSchematic + "/v1.9.5/"
 	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5", Factory: "https://factory.example", Profiles: []site.Profile{{
 		Name: "worker", Platform: "nocloud", Arch: "amd64", Schematic: site.Schematic{ID: uploadTestSchematic},
 		Extensions: []site.Extension{{Name: "siderolabs/qemu-guest-agent", Version: "9.2.0"}},
 		ISO:        base + "nocloud-amd64.iso", DiskImage: base + "nocloud-amd64.qcow2",
 		Artifacts: []site.Artifact{
-			{Kind: "iso", URL: base + "nocloud-amd64.iso", File: write("nocloud-amd64.iso", iso), Size: int64(len(iso)), SHA256: sum(iso)},
-			{Kind: "disk", URL: base + "nocloud-amd64.qcow2", File: write("nocloud-amd64.qcow2", disk), Size: int64(len(disk)), SHA256: sum(disk)},
+			{Kind: "iso", URL: base + "nocloud-amd64.iso", File: cached(iso), Size: int64(len(iso)), SHA256: sum(iso)},
+			{Kind: "disk", URL: base + "nocloud-amd64.qcow2", File: cached(disk), Size: int64(len(disk)), SHA256: sum(disk)},
 		},
 	}}}
 	if err := site.WriteLock(filepath.Join(dir, "imgpipe.lock.json"), lock); err != nil {
@@ -61,7 +73,7 @@ func runUpload(t *testing.T, dir string, env map[string]string, args ...string) 
 	t.Helper()
 	var out, errb bytes.Buffer
 	full := append([]string{"--config", filepath.Join(dir, "imgpipe.yaml"), "upload"}, args...)
-	full = append(full, "--lock", filepath.Join(dir, "imgpipe.lock.json"))
+	full = append(full, "--lock", filepath.Join(dir, "imgpipe.lock.json"), "--cache-dir", filepath.Join(dir, "cache"))
 	code := run(context.Background(), full, strings.NewReader(""), &out, &errb, func(k string) string { return env[k] })
 	return code, out.String(), errb.String()
 }

@@ -152,6 +152,20 @@ func Start(opts Options) *Factory {
 	return f
 }
 
+// SetCatalog replaces what the fake serves from now on, as a real factory's
+// listing changes between days (a new patch release, a release marked broken).
+func (f *Factory) SetCatalog(c Catalog) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opts.Catalog = c
+}
+
+func (f *Factory) catalog() Catalog {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opts.Catalog
+}
+
 // URL is the factory's base URL (http://127.0.0.1:port).
 func (f *Factory) URL() string { return f.srv.URL }
 
@@ -441,10 +455,10 @@ func (f *Factory) serveVersions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("broken") == "true" && !f.opts.IgnoreBroken {
-		writeJSON(w, http.StatusOK, nonNil(f.opts.Catalog.Broken))
+		writeJSON(w, http.StatusOK, nonNil(f.catalog().Broken))
 		return
 	}
-	writeJSON(w, http.StatusOK, nonNil(f.opts.Catalog.Versions))
+	writeJSON(w, http.StatusOK, nonNil(f.catalog().Versions))
 }
 
 func nonNil[T any](s []T) []T {
@@ -456,15 +470,15 @@ func nonNil[T any](s []T) []T {
 
 func (f *Factory) serveCatalog(w http.ResponseWriter, r *http.Request, kind string) {
 	v := strings.Split(strings.TrimPrefix(r.URL.Path, "/version/"), "/")[0]
-	if !slices.Contains(f.opts.Catalog.Versions, v) {
+	if !slices.Contains(f.catalog().Versions, v) {
 		http.Error(w, fmt.Sprintf("version %s is not available", v), http.StatusNotFound)
 		return
 	}
 	if kind == "extensions" {
-		writeJSON(w, http.StatusOK, nonNil(f.opts.Catalog.Extensions[v]))
+		writeJSON(w, http.StatusOK, nonNil(f.catalog().Extensions[v]))
 		return
 	}
-	writeJSON(w, http.StatusOK, nonNil(f.opts.Catalog.Overlays[v]))
+	writeJSON(w, http.StatusOK, nonNil(f.catalog().Overlays[v]))
 }
 
 func (f *Factory) serveSchematics(w http.ResponseWriter, r *http.Request) {
@@ -524,7 +538,7 @@ func (f *Factory) serveImage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "schematic not found", http.StatusNotFound)
 		return
 	}
-	if !slices.Contains(f.opts.Catalog.Versions, version) {
+	if !slices.Contains(f.catalog().Versions, version) {
 		http.Error(w, "version not found", http.StatusNotFound)
 		return
 	}

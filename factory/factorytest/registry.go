@@ -34,7 +34,7 @@ func (f *Factory) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "schematic not found")
 		return
 	}
-	if !slices.Contains(f.opts.Catalog.Versions, tag) {
+	if !slices.Contains(f.catalog().Versions, tag) {
 		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "version not found")
 		return
 	}

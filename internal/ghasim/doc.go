@@ -5,7 +5,8 @@
 // script (`bash --noprofile --norc -eo pipefail`) with ${{ }} substituted first,
 // and GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH, GITHUB_STEP_SUMMARY, RUNNER_TEMP and
 // GITHUB_WORKSPACE set as on a runner (workspace <dir>/work/repo/repo, temp
-// <dir>/work/_temp, so artifact paths root as they do on GitHub).
+// <dir>/work/_temp, the same paths for every job and emptied before it, so artifact
+// paths root as they do on GitHub and Go's build cache hits across jobs).
 //
 // Expressions: literals, == != < > <= >= && || ! (GitHub's loose comparison:
 // case-insensitive strings, other mixes compared as numbers), property access and
@@ -13,7 +14,7 @@
 // endsWith() format(); contexts inputs (typed: booleans are booleans), secrets,
 // github (event_name, event.inputs as strings, ref, ref_name, run_id, token,
 // repository, workspace), runner (temp, os), needs.<job>.{result,outputs},
-// steps.<id>.{outcome,conclusion,outputs}, env, vars (empty).
+// steps.<id>.{outcome,conclusion,outputs}, env, vars (Options.Vars).
 //
 // Built-in actions: actions/checkout (clones Options.Remote, a bare repository, at
 // the run's branch or `ref`, origin pointing at it so `git push` works),

@@ -35,6 +35,8 @@ type Options struct {
 	Inputs map[string]string
 	// Secrets are the secrets context; github.token is "ghasim-token".
 	Secrets map[string]string
+	// Vars are the vars context (repository/organization variables).
+	Vars map[string]string
 	// Env is added to every step's environment (after the host's PATH/HOME/Go
 	// variables, before workflow/job/step env), e.g. an IMGPIPE_FACTORY_URL that
 	// points a workflow at a fake.
@@ -226,11 +228,12 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 			status = "failure"
 		}
 	}
-	root := filepath.Join(rs.opts.Dir, "runs", strconv.Itoa(rs.opts.RunID), j.ID)
 	// GitHub's layout: the workspace and RUNNER_TEMP share the parent "work"
-	// directory, which is what upload-artifact's common-ancestor rule sees.
-	ws := filepath.Join(root, "work", "repo", "repo")
-	temp := filepath.Join(root, "work", "_temp")
+	// directory, which is what upload-artifact's common-ancestor rule sees. Like a
+	// hosted runner, every job gets the same paths, emptied first (so Go's build
+	// cache also hits across jobs and runs).
+	ws := filepath.Join(rs.opts.Dir, "work", "repo", "repo")
+	temp := filepath.Join(rs.opts.Dir, "work", "_temp")
 	ec := &exprCtx{status: status, contexts: map[string]any{
 		"github":  rs.githubContext(ws),
 		"inputs":  rs.inputs,
@@ -238,7 +241,7 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 		"needs":   needs,
 		"runner":  map[string]any{"temp": temp, "os": "Linux", "arch": "X64", "name": "ghasim"},
 		"env":     anyMap(rs.wf.Env),
-		"vars":    map[string]any{},
+		"vars":    anyMap(rs.opts.Vars),
 	}}
 	ok, err := ec.Condition(j.If)
 	if err != nil {
@@ -249,10 +252,16 @@ func (rs *runState) runJob(ctx context.Context, j *Job, done map[string]*JobResu
 		return &JobResult{Result: "skipped", Outputs: map[string]string{}, Steps: map[string]*StepResult{}}, nil
 	}
 	for _, d := range []string{ws, temp} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
+	// In a job's if:, success() means every need succeeded; in its steps it means
+	// every previous step did, so a job run by always() starts its steps clean.
+	ec.status = "success"
 	fmt.Fprintf(rs.log, "== job %s\n", j.ID)
 	jr := &JobResult{Result: "success", Outputs: map[string]string{}, Steps: map[string]*StepResult{}}
 	jc := &jobRun{rs: rs, job: j, ws: ws, temp: temp, ec: ec, jr: jr, env: map[string]string{}}

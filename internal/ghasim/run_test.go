@@ -74,6 +74,10 @@ func TestRunFlow(t *testing.T) {
 	if got := res.Jobs["act"].Result; got != "skipped" {
 		t.Errorf("day 1: act = %s; want skipped", got)
 	}
+	// A job run by always() after a skipped need still runs its steps.
+	if got := res.Jobs["report"].Outputs["ran"]; got != "skipped" {
+		t.Errorf("day 1: report outputs.ran = %q; want skipped (its step ran)", got)
+	}
 	if got := res.Jobs["decide"].Outputs["multi"]; got != "line1\nline2" {
 		t.Errorf("heredoc output = %q; want line1\\nline2", got)
 	}
@@ -129,5 +133,47 @@ func TestParseWorkflowErrors(t *testing.T) {
 		if _, err := ParseWorkflow([]byte(src)); err == nil {
 			t.Errorf("ParseWorkflow(%q) = nil error; want one", src)
 		}
+	}
+}
+
+func FuzzParseWorkflow(f *testing.F) {
+	data, err := os.ReadFile("testdata/flow.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte("on: push\njobs:\n  a:\n    steps: [{run: x}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wf, err := ParseWorkflow(data)
+		if err == nil {
+			if _, err := wf.order(); err != nil {
+				t.Errorf("ParseWorkflow accepted a workflow whose jobs cannot be ordered: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParseKV(f *testing.F) {
+	for _, s := range []string{"a=b\n", "m<<EOF\nx\ny\nEOF\n", "bad\n", "m<<EOF\nnever closed\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "out")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = parseKV(p) // must not panic
+	})
+}
+
+func TestParseKV(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(p, []byte("a=b=c\nm<<EOF\nx\n\ny\nEOF\nempty=\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseKV(p)
+	if err != nil || got["a"] != "b=c" || got["m"] != "x\n\ny" || got["empty"] != "" || len(got) != 3 {
+		t.Errorf("parseKV = %q, %v; want a=b=c, m=x\\n\\ny, empty=", got, err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package testutil holds the few helpers several packages' tests share: finding the
-// shared reference data beside the clone, and seeding fuzz corpora from testdata.
+// reference data copied into the module's testdata, and seeding fuzz corpora from testdata.
 // Only tests import it.
 package testutil
 
@@ -9,8 +9,10 @@ import (
 	"testing"
 )
 
-// ReferencePath returns <module root>/../shared/reference/<name>, where CI keeps the
-// reference data beside the clone, or skips the test when it is absent.
+// ReferencePath returns <module root>/testdata/reference/<name>: the upstream facts
+// tests check, copied from shared/reference by internal/tools/copyref. Tests never
+// read ../shared (it is absent on GitHub), and a missing copy fails the test rather
+// than skipping it.
 func ReferencePath(t *testing.T, name string) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -23,13 +25,13 @@ func ReferencePath(t *testing.T, name string) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("module root not found; skipping the comparison with shared/reference")
+			t.Fatal("module root (go.mod) not found above the test's directory")
 		}
 		dir = parent
 	}
-	p := filepath.Join(dir, "..", "shared", "reference", name)
+	p := filepath.Join(dir, "testdata", "reference", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference data %s not present (%v); skipping the comparison with shared/reference", p, err)
+		t.Fatalf("reference data %s: %v (copy it with go run ./internal/tools/copyref)", p, err)
 	}
 	return p
 }

@@ -7,8 +7,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -198,6 +200,9 @@ func run(ref, out string) error {
 		m.Extensions[name] = meta
 	}
 
+	if err := carryFirstSeen(m, out); err != nil {
+		return err
+	}
 	data, err := compat.Marshal(m)
 	if err != nil {
 		return err
@@ -215,6 +220,28 @@ func readYAML(path string, v any) error {
 	}
 	if err := yaml.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// carryFirstSeen keeps each release's firstSeen from the matrix being replaced:
+// refresh records it (a site's soak counts from it) and no reference source has it.
+func carryFirstSeen(m *compat.Matrix, out string) error {
+	data, err := os.ReadFile(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, err := compat.Parse(out, data)
+	if err != nil {
+		return fmt.Errorf("reading firstSeen from the current matrix: %w", err)
+	}
+	for i := range m.Releases {
+		if r, ok := old.Release(m.Releases[i].Version); ok && m.Releases[i].FirstSeen == "" {
+			m.Releases[i].FirstSeen = r.FirstSeen
+		}
 	}
 	return nil
 }
