@@ -1,13 +1,19 @@
-// Command registry-bench times imgpipe's registry mirroring against crane and skopeo on
-// loopback Debian docker-registry instances, all in one run: it seeds an upstream with a
-// synthetic multi-arch image set (>= 20 images, >= 1 GiB, cosign-style .sig tags on half),
-// then fills fresh mirrors with `imgpipe mirror` (push), its no-op rerun, `crane copy`
-// (one invocation per image and signature tag, sequential and 4 at a time) and
-// `skopeo copy --all --preserve-digests`, and warms fresh pull-through caches with
-// `imgpipe mirror --mode warm` against pulling each image through the cache one by one
-// (`skopeo copy --all` into an OCI layout). Every registry sits behind a counting proxy,
-// so requests and bytes are measured the same way for every tool; peak RSS is the
-// child's getrusage maximum. Run it with bench/registry/run.sh.
+// Command registry-bench measures imgpipe's registry mirroring on loopback Debian
+// docker-registry instances, honestly enough to compare on a shared machine:
+//   - the data set has unique layers by default (-shared-mib adds one base layer shared
+//     by every image, as a separate variant);
+//   - imgpipe and the other tool run interleaved (A,B,A,B…) for -pairs pairs, each on
+//     fresh registries, and the table gives min and median of each plus the ratios;
+//   - every sample records the machine's load average when it started;
+//   - a limit row measures the fastest these registries move the same bytes here:
+//     parallel raw blob GET→PUT with no manifest work, at the best concurrency found;
+//   - push is compared with `crane copy` (-crane-par processes at a time, one per image
+//     and signature tag), warm with a sequential `crane pull` of every image through a
+//     fresh pull-through cache; no-op reruns and peak RSS are reported too.
+//
+// Every registry sits behind a counting proxy, so requests and bytes are counted the
+// same way for every tool. -profile DIR writes a CPU profile of one in-process warm run.
+// Run it with bench/registry/run.sh.
 package main
 
 import (
@@ -24,6 +30,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +41,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/registry"
 	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
 )
 
@@ -40,38 +51,596 @@ type options struct {
 	layers    string
 	sharedMiB int
 	jobs      int
+	cranePar  int
+	pairs     int
+	limitConc string
 	work      string
 	imgpipe   string
 	crane     string
-	skopeo    string
 	keep      bool
+	profile   string
 	skip      string
 }
 
 func main() {
 	var o options
-	flag.IntVar(&o.images, "images", 24, "number of images")
+	flag.IntVar(&o.images, "images", 16, "number of images")
 	flag.IntVar(&o.platforms, "platforms", 2, "platforms per image (linux/amd64, linux/arm64, ...)")
-	flag.StringVar(&o.layers, "layer-mib", "10,12", "unique layer sizes per platform, MiB, comma-separated")
-	flag.IntVar(&o.sharedMiB, "shared-mib", 16, "one base layer shared by every image, MiB")
-	flag.IntVar(&o.jobs, "jobs", 8, "imgpipe --jobs (its default)")
+	flag.StringVar(&o.layers, "layer-mib", "8,8", "unique layer sizes per platform, MiB, comma-separated")
+	flag.IntVar(&o.sharedMiB, "shared-mib", 0, "variant: one base layer of this size shared by every image (0: unique layers only)")
+	flag.IntVar(&o.jobs, "jobs", 8, "imgpipe --jobs")
+	flag.IntVar(&o.cranePar, "crane-par", 8, "crane copy processes at a time (equal concurrency: as many as imgpipe --jobs)")
+	flag.IntVar(&o.pairs, "pairs", 5, "interleaved A/B pairs per comparison")
+	flag.StringVar(&o.limitConc, "limit-conc", "2,4,8,16", "concurrencies tried for the limit row")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a fresh temp dir, removed afterwards)")
 	flag.StringVar(&o.imgpipe, "imgpipe", "imgpipe", "imgpipe binary")
-	flag.StringVar(&o.crane, "crane", "crane", "crane binary (go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)")
-	flag.StringVar(&o.skopeo, "skopeo", "skopeo", "skopeo binary")
+	flag.StringVar(&o.crane, "crane", "crane", "crane binary (github.com/google/go-containerregistry/cmd/crane@v0.22.1)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.StringVar(&o.skip, "skip", "", "comma-separated runs to skip (crane-par, ...)")
+	flag.StringVar(&o.profile, "profile", "", "directory for a CPU profile of one in-process warm run")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, warm, limit")
 	flag.Parse()
-	ctx := context.Background()
-	if err := run(ctx, o); err != nil {
+	if o.pairs < 1 || o.jobs < 1 || o.cranePar < 1 {
+		fmt.Fprintln(os.Stderr, "registry-bench: -pairs, -jobs and -crane-par must be >= 1")
+		os.Exit(2)
+	}
+	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "registry-bench:", err)
 		os.Exit(1)
+	}
+}
+
+// sample is one timed run.
+type sample struct {
+	Run        string  `json:"run"`
+	Pair       int     `json:"pair"`
+	Seconds    float64 `json:"seconds"`
+	Load1      float64 `json:"load1"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Requests   int64   `json:"requests"`
+	UpRequests int64   `json:"upstream_requests"`
+	UpBytes    int64   `json:"upstream_bytes"`
+	DstBytes   int64   `json:"mirror_bytes"`
+	// ToolCPU is the user+sys CPU of the tool's processes; RegistryCPU that of the
+	// upstream and the mirror or cache registry processes during the sample.
+	ToolCPU     float64 `json:"tool_cpu_s"`
+	RegistryCPU float64 `json:"registry_cpu_s"`
+	Check       string  `json:"check"`
+}
+
+type image struct {
+	*registrytest.Image
+}
+
+// ublob is a unique blob and a repository of the upstream that holds it.
+type ublob struct {
+	repo string
+	registrytest.Blob
+}
+
+// bench is the state of one benchmark run.
+type bench struct {
+	o        options
+	work     string
+	upC      *counter
+	upHost   string // the upstream registry itself, behind upC
+	images   []image
+	lockPath string
+	total    int64
+	unique   []ublob
+	sigTags  int
+	samples  []sample
+}
+
+// Names of the runs, as they appear in the table.
+const (
+	runPush      = "imgpipe mirror (push)"
+	runPushNoop  = "imgpipe mirror (push, no-op rerun)"
+	runCrane     = "crane copy (parallel)"
+	runLimit     = "limit: raw blob GET→PUT"
+	runWarm      = "imgpipe mirror (warm)"
+	runWarmNoop  = "imgpipe mirror (warm, rerun with journal)"
+	runCranePull = "crane pull through cache (sequential)"
+)
+
+func run(ctx context.Context, o options) error {
+	for _, bin := range []string{o.imgpipe, o.crane, registrytest.Binary} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("need %s: %w", bin, err)
+		}
+	}
+	b := &bench{o: o, work: o.work}
+	if b.work == "" {
+		var err error
+		if b.work, err = os.MkdirTemp("", "imgpipe-registry-bench-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(b.work)
+		}
+	} else if err := os.RemoveAll(b.work); err != nil {
+		return err
+	}
+	up, upC, stop, err := b.fresh(ctx, "upstream", "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	b.upC, b.upHost = upC, up.Host
+	if err := b.seed(ctx, up.Host); err != nil {
+		return err
+	}
+	skip := func(part string) bool { return slices.Contains(strings.Split(o.skip, ","), part) }
+	bestConc := 0
+	if !skip("limit") {
+		if bestConc, err = b.searchLimit(ctx); err != nil {
+			return err
+		}
+	}
+	for pair := 1; pair <= o.pairs && !skip("push"); pair++ {
+		// Alternate who goes first, so drift in the machine's load hits both alike.
+		steps := []func() error{
+			func() error { return b.pushImgpipe(ctx, pair) },
+			func() error { return b.pushCrane(ctx, pair) },
+		}
+		if bestConc > 0 {
+			steps = append(steps, func() error { return b.limit(ctx, pair, bestConc, runLimit) })
+		}
+		if pair%2 == 0 {
+			slices.Reverse(steps)
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				return err
+			}
+		}
+	}
+	for pair := 1; pair <= o.pairs && !skip("warm"); pair++ {
+		steps := []func() error{
+			func() error { return b.warmImgpipe(ctx, pair) },
+			func() error { return b.pullCrane(ctx, pair) },
+		}
+		if pair%2 == 0 {
+			slices.Reverse(steps)
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				return err
+			}
+		}
+	}
+	if o.profile != "" {
+		if err := b.profileWarm(ctx); err != nil {
+			return err
+		}
+	}
+	b.print(os.Stdout, bestConc)
+	raw, _ := json.MarshalIndent(b.samples, "", "  ")
+	out := filepath.Join(filepath.Dir(b.work), filepath.Base(b.work)+"-samples.json")
+	if o.keep || o.work != "" {
+		out = filepath.Join(b.work, "samples.json")
+	}
+	fmt.Fprintf(os.Stderr, "samples written to %s\n", out)
+	return os.WriteFile(out, raw, 0o644)
+}
+
+// fresh starts a registry (a pull-through cache of remote when set) behind a counting
+// proxy; stop ends both and removes its storage, so samples do not fill the disk.
+func (b *bench) fresh(ctx context.Context, name, remote string) (*registrytest.Instance, *counter, func(), error) {
+	root := filepath.Join(b.work, name)
+	os.RemoveAll(root)
+	inst, err := registrytest.Start(ctx, registrytest.Config{Root: root, RemoteURL: remote})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newCounter(inst.URL())
+	if err != nil {
+		inst.Stop()
+		return nil, nil, nil, err
+	}
+	c.pid = inst.Pid()
+	stop := func() {
+		c.srv.Close()
+		inst.Stop()
+		if !b.o.keep {
+			os.RemoveAll(root)
+		}
+	}
+	return inst, c, stop, nil
+}
+
+func (b *bench) seed(ctx context.Context, upHost string) error {
+	var layers []int64
+	for _, s := range strings.Split(b.o.layers, ",") {
+		mib, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("-layer-mib %q: %w", b.o.layers, err)
+		}
+		layers = append(layers, mib<<20)
+	}
+	plats := []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"}[:min(b.o.platforms, 4)]
+	var shared []int64
+	if b.o.sharedMiB > 0 {
+		shared = []int64{int64(b.o.sharedMiB) << 20}
+	}
+	fmt.Fprintf(os.Stderr, "seeding %d images on %s ...\n", b.o.images, upHost)
+	t0 := time.Now()
+	seeder := &registrytest.Seeder{Host: upHost}
+	seen := map[string]bool{}
+	for i := 0; i < b.o.images; i++ {
+		im, err := seeder.Seed(ctx, registrytest.Spec{
+			Repo: fmt.Sprintf("bench/app-%02d", i), Tag: "v1.0." + fmt.Sprint(i), Platforms: plats,
+			Shared: shared, SharedSeed: 42, Layers: layers, Seed: uint64(1000 + i), Sign: i%2 == 0,
+		})
+		if err != nil {
+			return err
+		}
+		for _, bl := range im.Blobs {
+			if !seen[bl.Digest] {
+				b.total += bl.Size
+				b.unique = append(b.unique, ublob{repo: im.Repo, Blob: bl})
+			}
+			seen[bl.Digest] = true
+		}
+		b.sigTags += len(im.Signatures)
+		b.images = append(b.images, image{im})
+	}
+	fmt.Fprintf(os.Stderr, "seeded %d images, %d signature tags, %d unique blobs, %.2f GiB in %.1fs\n",
+		len(b.images), b.sigTags, len(b.unique), float64(b.total)/(1<<30), time.Since(t0).Seconds())
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6"}
+	for _, im := range b.images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "bench", Ref: im.Ref(b.upC.host), Digest: im.Digest})
+	}
+	b.lockPath = filepath.Join(b.work, "imgpipe.lock.json")
+	return site.WriteLock(b.lockPath, lock)
+}
+
+// measure times f and records a sample with the load average, the requests and bytes
+// both counters saw, and check's verdict.
+func (b *bench) measure(name string, pair int, dst *counter, f func() (float64, error), check func() string) error {
+	b.upC.reset()
+	dst.reset()
+	load := load1()
+	regCPU0 := procCPU(b.upC.pid) + procCPU(dst.pid)
+	fmt.Fprintf(os.Stderr, "pair %d: %s (load %.1f) ...", pair, name, load)
+	t := time.Now()
+	ru0 := childCPU()
+	rss, err := f()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	s := sample{Run: name, Pair: pair, Seconds: time.Since(t).Seconds(), Load1: load, PeakRSSMiB: rss,
+		ToolCPU: childCPU() - ru0, RegistryCPU: procCPU(b.upC.pid) + procCPU(dst.pid) - regCPU0,
+		Requests: b.upC.requests.Load() + dst.requests.Load(), UpRequests: b.upC.requests.Load(),
+		UpBytes: b.upC.bytes.Load(), DstBytes: dst.bytes.Load()}
+	if check != nil {
+		s.Check = check()
+	}
+	fmt.Fprintf(os.Stderr, " %.2fs, CPU tool %.2fs registries %.2fs, %d requests, %s\n", s.Seconds, s.ToolCPU, s.RegistryCPU, s.Requests, s.Check)
+	b.samples = append(b.samples, s)
+	return nil
+}
+
+// procCPU is a process's user+sys CPU seconds so far (/proc/PID/stat, 100 Hz ticks).
+func procCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
+}
+
+// childCPU is the user+sys CPU seconds of this process's waited-for children.
+func childCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+func load1() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	return f
+}
+
+// exec runs cmds par at a time and returns their largest peak RSS in MiB.
+func (b *bench) exec(ctx context.Context, cmds [][]string, par int) (float64, error) {
+	_, rss, err := runAll(ctx, b.work, cmds, par)
+	return rss, err
+}
+
+func (b *bench) config(name, mirror, mode string) (string, error) {
+	p := filepath.Join(b.work, name+".yaml")
+	cfg := fmt.Sprintf("version: 1\nprofiles:\n  - name: bench\nregistries:\n  mirrors:\n    %q:\n      endpoint: http://%s\n      mode: %s\n", b.upC.host, mirror, mode)
+	return p, os.WriteFile(p, []byte(cfg), 0o644)
+}
+
+func (b *bench) imgpipeCmd(cfg string, extra ...string) [][]string {
+	return [][]string{append([]string{b.o.imgpipe, "mirror", "--lock", b.lockPath, "--config", cfg, "-o", "json", "--jobs", fmt.Sprint(b.o.jobs)}, extra...)}
+}
+
+func (b *bench) pushImgpipe(ctx context.Context, pair int) error {
+	m, mc, stop, err := b.fresh(ctx, "mirror-imgpipe", "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	cfg, err := b.config("push", mc.host, "push")
+	if err != nil {
+		return err
+	}
+	cmd := b.imgpipeCmd(cfg, "--journal", "off")
+	if err := b.measure(runPush, pair, mc, func() (float64, error) { return b.exec(ctx, cmd, 1) }, b.checkTags(m.Host)); err != nil {
+		return err
+	}
+	return b.measure(runPushNoop, pair, mc, func() (float64, error) { return b.exec(ctx, cmd, 1) }, b.checkTags(m.Host))
+}
+
+func (b *bench) pushCrane(ctx context.Context, pair int) error {
+	m, mc, stop, err := b.fresh(ctx, "mirror-crane", "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var cmds [][]string
+	for _, im := range b.images {
+		for _, tag := range append([]string{im.Tag}, im.Signatures...) {
+			cmds = append(cmds, []string{b.o.crane, "copy", b.upC.host + "/" + im.Repo + ":" + tag, mc.host + "/" + im.Repo + ":" + tag})
+		}
+	}
+	return b.measure(runCrane, pair, mc, func() (float64, error) { return b.exec(ctx, cmds, b.o.cranePar) }, b.checkTags(m.Host))
+}
+
+func (b *bench) warmImgpipe(ctx context.Context, pair int) error {
+	c, cc, stop, err := b.fresh(ctx, "cache-imgpipe", "http://"+b.upC.host)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	cfg, err := b.config("warm", cc.host, "warm")
+	if err != nil {
+		return err
+	}
+	journal := filepath.Join(b.work, fmt.Sprintf("warm-journal-%d.json", pair))
+	cmd := b.imgpipeCmd(cfg, "--journal", journal)
+	if err := b.measure(runWarm, pair, cc, func() (float64, error) { return b.exec(ctx, cmd, 1) }, b.checkKept(c.Host, true)); err != nil {
+		return err
+	}
+	return b.measure(runWarmNoop, pair, cc, func() (float64, error) { return b.exec(ctx, cmd, 1) }, b.checkKept(c.Host, true))
+}
+
+// pullCrane pulls every image (all platforms) and its signature tags through a fresh
+// cache, one at a time, as a node or a script pre-seeding by hand would.
+func (b *bench) pullCrane(ctx context.Context, pair int) error {
+	c, cc, stop, err := b.fresh(ctx, "cache-crane", "http://"+b.upC.host)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	dir := filepath.Join(b.work, "pulled")
+	var cmds [][]string
+	for i, im := range b.images {
+		for j, tag := range append([]string{im.Tag}, im.Signatures...) {
+			cmds = append(cmds, []string{b.o.crane, "pull", "--format", "oci", "--platform", "all",
+				cc.host + "/" + im.Repo + ":" + tag, filepath.Join(dir, fmt.Sprintf("%d-%d", i, j))})
+		}
+	}
+	defer os.RemoveAll(dir)
+	return b.measure(runCranePull, pair, cc, func() (float64, error) { return b.exec(ctx, cmds, 1) }, b.checkKept(c.Host, true))
+}
+
+// searchLimit tries each concurrency once and returns the fastest.
+func (b *bench) searchLimit(ctx context.Context) (int, error) {
+	best, bestS := 0, 0.0
+	for _, s := range strings.Split(b.o.limitConc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return 0, fmt.Errorf("-limit-conc %q: bad concurrency %q", b.o.limitConc, s)
+		}
+		if err := b.limit(ctx, 0, n, fmt.Sprintf("limit search: %d streams", n)); err != nil {
+			return 0, err
+		}
+		if sec := b.samples[len(b.samples)-1].Seconds; best == 0 || sec < bestS {
+			best, bestS = n, sec
+		}
+	}
+	return best, nil
+}
+
+// limit streams every unique blob from the upstream into a fresh plain registry with
+// conc parallel GET→POST→PUT pipes: no manifests, no existence checks, no retries.
+func (b *bench) limit(ctx context.Context, pair, conc int, name string) error {
+	_, mc, stop, err := b.fresh(ctx, "mirror-limit", "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.ResponseHeaderTimeout = time.Minute
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
+	defer tr.CloseIdleConnections()
+	return b.measure(name, pair, mc, func() (float64, error) {
+		work := make(chan ublob)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var errs []error
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for bl := range work {
+					if err := copyBlob(ctx, client, b.upC.host, mc.host, "bench/limit", bl); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		for _, bl := range b.unique {
+			work <- bl
+		}
+		close(work)
+		wg.Wait()
+		return 0, errors.Join(errs...)
+	}, func() string { return fmt.Sprintf("%d blobs, %d streams", len(b.unique), conc) })
+}
+
+func copyBlob(ctx context.Context, c *http.Client, from, to, repo string, bl ublob) error {
+	// Blobs sit in the repositories of the seeded images; distribution serves any
+	// repository's blob by digest only where it is linked, so read it from where it is.
+	src, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+from+"/v2/"+bl.repo+"/blobs/"+bl.Digest, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(src)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", src.URL, resp.Status)
+	}
+	post, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+to+"/v2/"+repo+"/blobs/uploads/", nil)
+	pr, err := c.Do(post)
+	if err != nil {
+		return err
+	}
+	pr.Body.Close()
+	loc, err := pr.Request.URL.Parse(pr.Header.Get("Location"))
+	if err != nil || pr.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST upload: %s %v", pr.Status, err)
+	}
+	q := loc.Query()
+	q.Set("digest", bl.Digest)
+	loc.RawQuery = q.Encode()
+	put, _ := http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), resp.Body)
+	put.ContentLength = bl.Size
+	put.Header.Set("Content-Type", "application/octet-stream")
+	r2, err := c.Do(put)
+	if err != nil {
+		return err
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT blob: %s", r2.Status)
+	}
+	return nil
+}
+
+// profileWarm warms a fresh cache in-process under the CPU profiler and writes the
+// profile and the run's request counts to the -profile directory.
+func (b *bench) profileWarm(ctx context.Context) error {
+	// The cache reads the upstream directly and imgpipe the cache directly: the
+	// counting proxies run in this process and would fill the profile.
+	cache, cc, stop, err := b.fresh(ctx, "cache-profile", "http://"+b.upHost)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	lock, err := site.ReadLock(b.lockPath)
+	if err != nil {
+		return err
+	}
+	set, err := registry.ImageSet(lock, nil)
+	if err != nil {
+		return err
+	}
+	em, err := registry.NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{b.upC.host: {Endpoint: "http://" + cache.Host, Mode: "warm"}}})
+	if err != nil {
+		return err
+	}
+	ps, err := registry.Place(set, em)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.o.profile, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.o.profile, "warm.cpu.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cc.reset()
+	regCPU0 := procCPU(cache.Pid()) + procCPU(b.upC.pid)
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	t := time.Now()
+	rep, runErr := registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
+	wall := time.Since(t)
+	pprof.StopCPUProfile()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	if runErr != nil {
+		return fmt.Errorf("profiled warm: %w", runErr)
+	}
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	regCPU := procCPU(cache.Pid()) + procCPU(b.upC.pid) - regCPU0
+	summary := fmt.Sprintf("profiled warm (in-process, no counting proxies): wall %.2fs, imgpipe CPU %.2fs (user+sys), cache+upstream registries CPU %.2fs, load %.1f, GOMAXPROCS %d\n"+
+		"requests imgpipe->cache %d, bytes read by imgpipe %s MiB; blobs moved %d, skipped %d, retries %d\n",
+		wall.Seconds(), cpu.Seconds(), regCPU, load1(), runtime.GOMAXPROCS(0), rep.Totals.Requests, mib(rep.Totals.BytesRead),
+		rep.Totals.BlobsMoved, rep.Totals.BlobsSkipped, rep.Totals.Retries)
+	fmt.Fprint(os.Stderr, summary)
+	return os.WriteFile(filepath.Join(b.o.profile, "warm.txt"), []byte(summary), 0o644)
+}
+
+func (b *bench) checkTags(host string) func() string {
+	return func() string {
+		bad := 0
+		for _, im := range b.images {
+			if d, _ := headDigest(host, im.Repo, im.Tag); d != im.Digest {
+				bad++
+			}
+			for _, s := range im.Signatures {
+				if d, _ := headDigest(host, im.Repo, s); d == "" {
+					bad++
+				}
+			}
+		}
+		if bad > 0 {
+			return fmt.Sprintf("FAIL: %d tags missing or with another digest", bad)
+		}
+		return fmt.Sprintf("ok: %d tags + %d signature tags", len(b.images), b.sigTags)
+	}
+}
+
+func (b *bench) checkKept(host string, withSigs bool) func() string {
+	return func() string {
+		kept, all := 0, 0
+		for _, im := range b.images {
+			for _, bl := range im.Blobs[:blobCount(im, withSigs)] {
+				all++
+				if ok, _ := servedLocally(host, im.Repo, bl.Digest); ok {
+					kept++
+				}
+			}
+		}
+		if kept < all {
+			return fmt.Sprintf("FAIL: cache holds %d of %d blob links", kept, all)
+		}
+		return fmt.Sprintf("ok: cache holds %d of %d blob links", kept, all)
 	}
 }
 
 // counter is a reverse proxy in front of one registry that counts requests and bytes
 // in both directions.
 type counter struct {
+	pid      int // the registry process behind it
 	host     string
 	requests atomic.Int64
 	bytes    atomic.Int64
@@ -122,299 +691,6 @@ func (b *countBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
-}
-
-// result is one timed run.
-type result struct {
-	Name          string  `json:"name"`
-	Seconds       float64 `json:"seconds"`
-	Processes     int     `json:"processes"`
-	PeakRSSMiB    float64 `json:"peak_rss_mib"`
-	Requests      int64   `json:"requests"`
-	MirrorBytes   int64   `json:"mirror_bytes"`
-	UpstreamBytes int64   `json:"upstream_bytes"`
-	Check         string  `json:"check"`
-}
-
-type image struct {
-	*registrytest.Image
-}
-
-func run(ctx context.Context, o options) error {
-	for _, bin := range []string{o.imgpipe, o.crane, o.skopeo, registrytest.Binary} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("need %s: %w", bin, err)
-		}
-	}
-	work := o.work
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "imgpipe-registry-bench-"); err != nil {
-			return err
-		}
-		if !o.keep {
-			defer os.RemoveAll(work)
-		}
-	} else if err := os.RemoveAll(work); err != nil {
-		return err
-	}
-	var instances []*registrytest.Instance
-	defer func() {
-		for _, i := range instances {
-			i.Stop()
-		}
-	}()
-	start := func(name, remote string) (*registrytest.Instance, *counter, error) {
-		inst, err := registrytest.Start(ctx, registrytest.Config{Root: filepath.Join(work, name), RemoteURL: remote})
-		if err != nil {
-			return nil, nil, err
-		}
-		instances = append(instances, inst)
-		c, err := newCounter(inst.URL())
-		return inst, c, err
-	}
-
-	up, upC, err := start("upstream", "")
-	if err != nil {
-		return err
-	}
-	var layers []int64
-	for _, s := range strings.Split(o.layers, ",") {
-		var mib int64
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &mib); err != nil {
-			return fmt.Errorf("-layer-mib %q: %w", o.layers, err)
-		}
-		layers = append(layers, mib<<20)
-	}
-	plats := []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"}[:o.platforms]
-	fmt.Fprintf(os.Stderr, "seeding %d images on %s ...\n", o.images, up.Host)
-	t0 := time.Now()
-	seeder := &registrytest.Seeder{Host: up.Host}
-	var images []image
-	var total int64
-	seen := map[string]bool{}
-	sigTags := 0
-	for i := 0; i < o.images; i++ {
-		im, err := seeder.Seed(ctx, registrytest.Spec{
-			Repo: fmt.Sprintf("bench/app-%02d", i), Tag: "v1.0." + fmt.Sprint(i), Platforms: plats,
-			Shared: []int64{int64(o.sharedMiB) << 20}, SharedSeed: 42,
-			Layers: layers, Seed: uint64(1000 + i), Sign: i%2 == 0,
-		})
-		if err != nil {
-			return err
-		}
-		for _, b := range im.Blobs {
-			if !seen[b.Digest] {
-				total += b.Size
-			}
-			seen[b.Digest] = true
-		}
-		sigTags += len(im.Signatures)
-		images = append(images, image{im})
-	}
-	fmt.Fprintf(os.Stderr, "seeded %d images, %d signature tags, %d unique blobs, %.2f GiB in %.1fs\n",
-		len(images), sigTags, len(seen), float64(total)/(1<<30), time.Since(t0).Seconds())
-
-	// The lock every imgpipe run reads: images at the counting proxy of the upstream.
-	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.6"}
-	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "bench", Ref: im.Ref(upC.host), Digest: im.Digest})
-	}
-	lockPath := filepath.Join(work, "imgpipe.lock.json")
-	if err := site.WriteLock(lockPath, lock); err != nil {
-		return err
-	}
-	config := func(name, mirror, mode string) (string, error) {
-		p := filepath.Join(work, name+".yaml")
-		cfg := fmt.Sprintf("version: 1\nprofiles:\n  - name: bench\nregistries:\n  mirrors:\n    %q:\n      endpoint: http://%s\n      mode: %s\n", upC.host, mirror, mode)
-		return p, os.WriteFile(p, []byte(cfg), 0o644)
-	}
-
-	var results []result
-	measure := func(name string, dst *counter, f func() (int, float64, error), check func() string) error {
-		upC.reset()
-		if dst != nil {
-			dst.reset()
-		}
-		fmt.Fprintf(os.Stderr, "running %s ...\n", name)
-		t := time.Now()
-		procs, rss, err := f()
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		r := result{Name: name, Seconds: time.Since(t).Seconds(), Processes: procs, PeakRSSMiB: rss,
-			Requests: upC.requests.Load(), UpstreamBytes: upC.bytes.Load()}
-		if dst != nil {
-			r.Requests += dst.requests.Load()
-			r.MirrorBytes = dst.bytes.Load()
-		}
-		r.Check = check()
-		fmt.Fprintf(os.Stderr, "  %s: %.2fs, %d requests, check: %s\n", name, r.Seconds, r.Requests, r.Check)
-		results = append(results, r)
-		return nil
-	}
-	checkTags := func(host string) func() string {
-		return func() string {
-			bad := 0
-			for _, im := range images {
-				if d, _ := headDigest(host, im.Repo, im.Tag); d != im.Digest {
-					bad++
-				}
-				for _, s := range im.Signatures {
-					if d, _ := headDigest(host, im.Repo, s); d == "" {
-						bad++
-					}
-				}
-			}
-			if bad > 0 {
-				return fmt.Sprintf("FAIL: %d tags missing or with another digest", bad)
-			}
-			return fmt.Sprintf("ok: %d tags + %d signature tags, digests identical", len(images), sigTags)
-		}
-	}
-	checkKept := func(host string, withSigs bool) func() string {
-		return func() string {
-			kept, all := 0, 0
-			for _, im := range images {
-				for _, b := range im.Blobs[:blobCount(im, withSigs)] {
-					all++
-					if ok, _ := servedLocally(host, im.Repo, b.Digest); ok {
-						kept++
-					}
-				}
-			}
-			return fmt.Sprintf("cache holds %d of %d blob links", kept, all)
-		}
-	}
-
-	// 1. imgpipe push, then its no-op rerun.
-	m1, m1C, err := start("mirror-imgpipe", "")
-	if err != nil {
-		return err
-	}
-	cfg1, err := config("push", m1C.host, "push")
-	if err != nil {
-		return err
-	}
-	imgpipeArgs := func(cfg string, extra ...string) []string {
-		return append([]string{"mirror", "--lock", lockPath, "--config", cfg, "-o", "json", "--jobs", fmt.Sprint(o.jobs)}, extra...)
-	}
-	if err := measure("imgpipe mirror (push)", m1C, func() (int, float64, error) {
-		return runAll(ctx, work, [][]string{append([]string{o.imgpipe}, imgpipeArgs(cfg1, "--journal", "off")...)}, 1)
-	}, checkTags(m1.Host)); err != nil {
-		return err
-	}
-	if err := measure("imgpipe mirror (push, no-op rerun)", m1C, func() (int, float64, error) {
-		return runAll(ctx, work, [][]string{append([]string{o.imgpipe}, imgpipeArgs(cfg1, "--journal", "off")...)}, 1)
-	}, checkTags(m1.Host)); err != nil {
-		return err
-	}
-
-	// 2. crane copy, one invocation per image and per signature tag.
-	craneCmds := func(dst string) [][]string {
-		var cmds [][]string
-		for _, im := range images {
-			cmds = append(cmds, []string{o.crane, "copy", upC.host + "/" + im.Repo + ":" + im.Tag, dst + "/" + im.Repo + ":" + im.Tag})
-			for _, s := range im.Signatures {
-				cmds = append(cmds, []string{o.crane, "copy", upC.host + "/" + im.Repo + ":" + s, dst + "/" + im.Repo + ":" + s})
-			}
-		}
-		return cmds
-	}
-	m2, m2C, err := start("mirror-crane", "")
-	if err != nil {
-		return err
-	}
-	if err := measure("crane copy (sequential)", m2C, func() (int, float64, error) {
-		return runAll(ctx, work, craneCmds(m2C.host), 1)
-	}, checkTags(m2.Host)); err != nil {
-		return err
-	}
-	if !strings.Contains(o.skip, "crane-par") {
-		m4, m4C, err := start("mirror-crane-par", "")
-		if err != nil {
-			return err
-		}
-		if err := measure("crane copy (4 in parallel)", m4C, func() (int, float64, error) {
-			return runAll(ctx, work, craneCmds(m4C.host), 4)
-		}, checkTags(m4.Host)); err != nil {
-			return err
-		}
-	}
-
-	// 3. skopeo copy --all --preserve-digests.
-	m3, m3C, err := start("mirror-skopeo", "")
-	if err != nil {
-		return err
-	}
-	skopeo := func(src, dst string) []string {
-		return []string{o.skopeo, "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-			"docker://" + src, "docker://" + dst}
-	}
-	var skopeoCmds [][]string
-	for _, im := range images {
-		skopeoCmds = append(skopeoCmds, skopeo(upC.host+"/"+im.Repo+":"+im.Tag, m3C.host+"/"+im.Repo+":"+im.Tag))
-		for _, s := range im.Signatures {
-			skopeoCmds = append(skopeoCmds, skopeo(upC.host+"/"+im.Repo+":"+s, m3C.host+"/"+im.Repo+":"+s))
-		}
-	}
-	if err := measure("skopeo copy (sequential)", m3C, func() (int, float64, error) {
-		return runAll(ctx, work, skopeoCmds, 1)
-	}, checkTags(m3.Host)); err != nil {
-		return err
-	}
-
-	// 4. Warm a pull-through cache with imgpipe, then rerun (journal).
-	c1, c1C, err := start("cache-imgpipe", "http://"+upC.host)
-	if err != nil {
-		return err
-	}
-	cfgW, err := config("warm", c1C.host, "warm")
-	if err != nil {
-		return err
-	}
-	journal := filepath.Join(work, "warm-journal.json")
-	if err := measure("imgpipe mirror (warm)", c1C, func() (int, float64, error) {
-		return runAll(ctx, work, [][]string{append([]string{o.imgpipe}, imgpipeArgs(cfgW, "--journal", journal)...)}, 1)
-	}, checkKept(c1.Host, true)); err != nil {
-		return err
-	}
-	if err := measure("imgpipe mirror (warm, rerun)", c1C, func() (int, float64, error) {
-		return runAll(ctx, work, [][]string{append([]string{o.imgpipe}, imgpipeArgs(cfgW, "--journal", journal)...)}, 1)
-	}, checkKept(c1.Host, true)); err != nil {
-		return err
-	}
-
-	// 5. Pull each image through a second cache, one by one.
-	c2, c2C, err := start("cache-pull", "http://"+upC.host)
-	if err != nil {
-		return err
-	}
-	pullDir := filepath.Join(work, "pulled")
-	if err := os.MkdirAll(pullDir, 0o755); err != nil {
-		return err
-	}
-	if err := measure("skopeo pull through cache (one by one)", c2C, func() (int, float64, error) {
-		procs, peak := 0, 0.0
-		for i, im := range images {
-			dir := filepath.Join(pullDir, fmt.Sprint(i))
-			n, rss, err := runAll(ctx, work, [][]string{{o.skopeo, "copy", "--all", "--quiet", "--src-tls-verify=false",
-				"docker://" + c2C.host + "/" + im.Repo + ":" + im.Tag, "oci:" + dir}}, 1)
-			if err != nil {
-				return procs, peak, err
-			}
-			os.RemoveAll(dir)
-			procs += n
-			peak = max(peak, rss)
-		}
-		return procs, peak, nil
-	}, checkKept(c2.Host, false)); err != nil {
-		return err
-	}
-
-	printResults(os.Stdout, o, len(images), sigTags, len(seen), total, results)
-	raw, _ := json.MarshalIndent(results, "", "  ")
-	return os.WriteFile(filepath.Join(work, "results.json"), raw, 0o644)
 }
 
 // blobCount is how many of im's blobs belong to the image itself (Seed lists the
@@ -490,35 +766,149 @@ func servedLocally(host, repo, digest string) (bool, error) {
 	return resp.StatusCode == http.StatusPartialContent, nil
 }
 
-func printResults(w io.Writer, o options, n, sigs, blobs int, total int64, rs []result) {
-	fmt.Fprintf(w, "registry bench: %d images x %d platforms (layers %s MiB + %d MiB shared base), %d signature tags, %d unique blobs, %.2f GiB; imgpipe --jobs %d; %s\n\n",
-		n, o.platforms, o.layers, o.sharedMiB, sigs, blobs, float64(total)/(1<<30), o.jobs, time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintln(w, "| run | wall s | processes | peak RSS MiB | requests | bytes at mirror | bytes from upstream | check |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
-	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %.2f | %d | %.1f | %d | %s | %s | %s |\n", r.Name, r.Seconds, r.Processes, r.PeakRSSMiB, r.Requests,
-			mib(r.MirrorBytes), mib(r.UpstreamBytes), r.Check)
-	}
-	find := func(name string) *result {
-		for i := range rs {
-			if rs[i].Name == name {
-				return &rs[i]
-			}
-		}
-		return nil
-	}
-	push, noop := find("imgpipe mirror (push)"), find("imgpipe mirror (push, no-op rerun)")
-	if push != nil && noop != nil {
-		fmt.Fprintf(w, "\nno-op rerun / first run: %.1f%% (target < 5%%)\n", 100*noop.Seconds/push.Seconds)
-	}
-	for _, other := range []string{"crane copy (sequential)", "crane copy (4 in parallel)", "skopeo copy (sequential)"} {
-		if r := find(other); r != nil && push != nil {
-			fmt.Fprintf(w, "imgpipe push vs %s: %.2fx faster\n", other, r.Seconds/push.Seconds)
-		}
-	}
-	if wm, p := find("imgpipe mirror (warm)"), find("skopeo pull through cache (one by one)"); wm != nil && p != nil {
-		fmt.Fprintf(w, "imgpipe warm vs one-by-one pull: %.2fx faster\n", p.Seconds/wm.Seconds)
-	}
+func mib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
+
+// stats of one run over its samples.
+type stats struct {
+	n                 int
+	min, median, max  float64
+	load, rss         float64 // median load, max RSS
+	toolCPU, regCPU   float64 // medians
+	requests, upReq   int64   // medians
+	upBytes, dstBytes int64   // medians
+	checks            string
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+func (b *bench) stats(name string) (stats, bool) {
+	var ss []sample
+	for _, s := range b.samples {
+		if s.Run == name {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) == 0 {
+		return stats{}, false
+	}
+	st := stats{n: len(ss)}
+	secs := make([]float64, len(ss))
+	loads := make([]float64, len(ss))
+	var req, upReq, upB, dstB []int64
+	var tcpu, rcpu []float64
+	checks := map[string]bool{}
+	for i, s := range ss {
+		secs[i], loads[i] = s.Seconds, s.Load1
+		req, upReq = append(req, s.Requests), append(upReq, s.UpRequests)
+		upB, dstB = append(upB, s.UpBytes), append(dstB, s.DstBytes)
+		st.rss = max(st.rss, s.PeakRSSMiB)
+		tcpu, rcpu = append(tcpu, s.ToolCPU), append(rcpu, s.RegistryCPU)
+		checks[s.Check] = true
+	}
+	st.min, st.median, st.max = slices.Min(secs), median(secs), slices.Max(secs)
+	st.load = median(loads)
+	st.toolCPU, st.regCPU = median(tcpu), median(rcpu)
+	st.requests, st.upReq, st.upBytes, st.dstBytes = medianInt(req), medianInt(upReq), medianInt(upB), medianInt(dstB)
+	for c := range checks {
+		if strings.HasPrefix(c, "FAIL") || st.checks == "" {
+			st.checks = c
+		}
+	}
+	return st, true
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianInt(xs []int64) int64 {
+	f := make([]float64, len(xs))
+	for i, x := range xs {
+		f[i] = float64(x)
+	}
+	return int64(median(f))
+}
+
+// pairRatios are a/b per pair, for the pairs where both ran.
+func (b *bench) pairRatios(a, bn string) []float64 {
+	at := map[int]float64{}
+	for _, s := range b.samples {
+		if s.Run == a {
+			at[s.Pair] = s.Seconds
+		}
+	}
+	var rs []float64
+	for _, s := range b.samples {
+		if s.Run == bn {
+			if x, ok := at[s.Pair]; ok && s.Seconds > 0 {
+				rs = append(rs, x/s.Seconds)
+			}
+		}
+	}
+	return rs
+}
+
+func (b *bench) print(w io.Writer, bestConc int) {
+	o := b.o
+	shared := "unique layers only"
+	if o.sharedMiB > 0 {
+		shared = fmt.Sprintf("plus a %d MiB base layer shared by every image (variant)", o.sharedMiB)
+	}
+	fmt.Fprintf(w, "registry bench: %d images x %d platforms, layers %s MiB, %s; %d signature tags; %d unique blobs, %.2f GiB\n",
+		len(b.images), o.platforms, o.layers, shared, b.sigTags, len(b.unique), float64(b.total)/(1<<30))
+	fmt.Fprintf(w, "imgpipe --jobs %d; crane copy %d processes at a time (its own -j default: GOMAXPROCS); %d interleaved pairs; limit at %d streams; %d CPUs; %s\n\n",
+		o.jobs, o.cranePar, o.pairs, bestConc, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintln(w, "| run | n | min s | median s | max s | load (1m, median) | tool CPU s | registries CPU s | peak RSS MiB | requests | upstream requests | upstream MiB | mirror MiB | check |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	names := []string{runPush, runPushNoop, runCrane, runLimit, runWarm, runWarmNoop, runCranePull}
+	for _, s := range b.samples {
+		if s.Pair == 0 && !slices.Contains(names, s.Run) {
+			names = append(names, s.Run)
+		}
+	}
+	for _, n := range names {
+		st, ok := b.stats(n)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s |\n", n, st.n, st.min, st.median, st.max,
+			st.load, st.toolCPU, st.regCPU, st.rss, st.requests, st.upReq, mib(st.upBytes), mib(st.dstBytes), st.checks)
+	}
+	fmt.Fprintln(w)
+	ratio := func(label, a, bn, goal string) {
+		sa, ok1 := b.stats(a)
+		sb, ok2 := b.stats(bn)
+		if !ok1 || !ok2 {
+			return
+		}
+		pr := b.pairRatios(a, bn)
+		line := fmt.Sprintf("%s: median %.2fx, min %.2fx (ratio of medians, of minimums)", label, sa.median/sb.median, sa.min/sb.min)
+		if len(pr) > 0 {
+			line += fmt.Sprintf("; per pair median %.2fx (%.2f–%.2f)", median(pr), slices.Min(pr), slices.Max(pr))
+		}
+		fmt.Fprintf(w, "%s; goal %s\n", line, goal)
+	}
+	ratio("push: imgpipe / crane copy", runPush, runCrane, "<= 0.80x")
+	ratio("push: imgpipe / limit", runPush, runLimit, "<= 1.25x")
+	if sp, ok := b.stats(runPush); ok {
+		if sl, ok := b.stats(runLimit); ok {
+			fmt.Fprintf(w, "push: imgpipe runs at %.0f%% of the limit (median)\n", 100*sl.median/sp.median)
+		}
+	}
+	ratio("warm: imgpipe / sequential crane pull", runWarm, runCranePull, "<= 0.50x")
+	ratio("push no-op rerun / first run", runPushNoop, runPush, "<= 0.05x")
+	ratio("warm rerun (journal) / first run", runWarmNoop, runWarm, "<= 0.05x")
+	rss := 0.0
+	for _, s := range b.samples {
+		if strings.HasPrefix(s.Run, "imgpipe") {
+			rss = max(rss, s.PeakRSSMiB)
+		}
+	}
+	fmt.Fprintf(w, "imgpipe peak RSS: %.1f MiB; goal < 64 MiB\n\nsamples (pair: run seconds @load):\n", rss)
+	for _, s := range b.samples {
+		fmt.Fprintf(w, "  %d: %s %.2fs @%.1f\n", s.Pair, s.Run, s.Seconds, s.Load1)
+	}
+}

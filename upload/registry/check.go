@@ -94,10 +94,11 @@ func (m *Mirrorer) Check(ctx context.Context, placements []Placement, o CheckOpt
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}}
-	r.base = &countingTransport{inner: m.base, c: &r.c}
+	r := m.newRun()
 	rep := &CheckReport{Images: make([]ImageCheck, len(placements))}
+	// The check's own reading of the journal, on its clock; none when it is off.
 	var jerr error
+	r.journal = nil
 	if m.journal != "" {
 		r.journal, jerr = loadJournal(m.journal, m.journalTT, o.Now())
 	}

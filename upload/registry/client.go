@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -46,20 +47,89 @@ type counters struct {
 	retries  atomic.Int64
 }
 
-// countingTransport counts requests and response bytes for the report and the benchmark.
+// countingTransport counts requests and response bytes for the report and the benchmark,
+// and gives every request a timeout: idle is how long a request may make no progress
+// (no request body read, no response headers, no response body bytes) before it is
+// cancelled. An idle timer rather than a deadline bounds a call that hangs without
+// cutting a large blob that is still moving.
 type countingTransport struct {
 	inner http.RoundTripper
 	c     *counters
+	idle  time.Duration
 }
+
+// ErrStalled means a registry request made no progress for the idle timeout.
+var ErrStalled = errors.New("registry request stalled")
+
+// stalled is ErrStalled as a net.Error timeout, so retries treat it as one.
+type stalled struct{ after time.Duration }
+
+func (s stalled) Error() string   { return fmt.Sprintf("%v: no progress for %s", ErrStalled, s.after) }
+func (s stalled) Is(t error) bool { return t == ErrStalled }
+func (stalled) Timeout() bool     { return true }
+func (stalled) Temporary() bool   { return true }
 
 func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.c.requests.Add(1)
+	if t.idle <= 0 {
+		resp, err := t.inner.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
+		return resp, nil
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	cause := stalled{after: t.idle}
+	dog := time.AfterFunc(t.idle, func() { cancel(cause) })
+	req = req.Clone(ctx)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &kickingBody{ReadCloser: req.Body, dog: dog, idle: t.idle}
+	}
 	resp, err := t.inner.RoundTrip(req)
 	if err != nil {
+		dog.Stop()
+		cancel(nil)
+		if errors.Is(context.Cause(ctx), ErrStalled) {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), cause)
+		}
 		return nil, err
 	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.bytesIn}
+	dog.Reset(t.idle)
+	resp.Body = &countingBody{ReadCloser: &kickingBody{ReadCloser: resp.Body, dog: dog, idle: t.idle, ctx: ctx, cancel: cancel}, n: &t.c.bytesIn}
 	return resp, nil
+}
+
+// kickingBody resets the idle timer on every read; as a response body it also ends the
+// request's context on Close and reports a stall as such.
+type kickingBody struct {
+	io.ReadCloser
+	dog    *time.Timer
+	idle   time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func (b *kickingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.dog.Reset(b.idle)
+	}
+	if err != nil && b.ctx != nil && !errors.Is(err, io.EOF) {
+		if c := context.Cause(b.ctx); errors.Is(c, ErrStalled) {
+			return n, c
+		}
+	}
+	return n, err
+}
+
+func (b *kickingBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.cancel != nil {
+		b.dog.Stop()
+		b.cancel(nil)
+	}
+	return err
 }
 
 type countingBody struct {
@@ -73,11 +143,32 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxRetryAfter is the longest Retry-After a run waits for (unless Backoff.Max is longer).
+const maxRetryAfter = 2 * time.Minute
+
 // Backoff is the retry schedule for 429, 5xx, resets and cut transfers.
 type Backoff struct {
 	Initial time.Duration // first wait
-	Max     time.Duration // cap of one wait (Retry-After is honoured up to it)
+	Max     time.Duration // cap of one backoff wait; Retry-After is honoured up to max(Max, 2m)
 	Steps   int           // attempts in all
+
+	// sleep replaces the timer in tests, which record the waits instead of timing them.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// wait sleeps d or until ctx is done.
+func (b Backoff) wait(ctx context.Context, d time.Duration) error {
+	if b.sleep != nil {
+		return b.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // DefaultBackoff waits 250ms, 500ms, 1s, 2s, 4s: about 8s over six attempts.
@@ -105,22 +196,50 @@ func retry(ctx context.Context, b Backoff, c *counters, f func() error) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		d := wait
-		var ra *retryAfter
-		if errors.As(err, &ra) && ra.wait > d {
-			d = min(ra.wait, b.Max)
+		d := wait + time.Duration(rand.Int64N(int64(wait/10)+1))
+		if ra, ok := serverWait(err); ok {
+			// The server said when: exactly then, neither sooner nor (jitter) later. A
+			// wish beyond maxRetryAfter is not worth waiting for in a run.
+			if ra > max(b.Max, maxRetryAfter) {
+				return fmt.Errorf("server asks to retry after %s: %w", ra, err)
+			}
+			d = ra
 		}
-		d += time.Duration(rand.Int64N(int64(d/10) + 1))
 		c.retries.Add(1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
+		if werr := b.wait(ctx, d); werr != nil {
+			return errors.Join(err, werr)
 		}
 		wait = min(wait*2, b.Max)
 	}
+}
+
+// serverWait is the wait a Retry-After header asked for, if the error carries one.
+func serverWait(err error) (time.Duration, bool) {
+	var ra *retryAfter
+	if errors.As(err, &ra) {
+		return ra.wait, true
+	}
+	return 0, false
+}
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date (RFC 9110
+// 10.2.3). A date in the past means now. ok is false for anything else.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if sec < 0 {
+			return 0, false
+		}
+		return time.Duration(min(sec, int64(24*time.Hour/time.Second))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
 }
 
 // errShortBlob means a blob read ended before its size or with the wrong digest.
@@ -252,10 +371,8 @@ func (rc *regClient) do(ctx context.Context, repo string, push bool, req *http.R
 	}
 	if err := transport.CheckError(resp, codes...); err != nil {
 		resp.Body.Close()
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if sec, perr := strconv.Atoi(s); perr == nil {
-				return nil, &retryAfter{err: err, wait: time.Duration(sec) * time.Second}
-			}
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return nil, &retryAfter{err: err, wait: d}
 		}
 		return nil, err
 	}
@@ -359,9 +476,10 @@ func (rc *regClient) getManifestOnce(ctx context.Context, repo, ref string) (*ma
 	return &manifest{Digest: d, MediaType: mt, Body: body}, nil
 }
 
-// putManifest writes m under ref (its digest, or a tag).
-func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manifest) error {
-	err := retry(ctx, rc.backoff, rc.c, func() error {
+// putManifest writes m under ref (its digest, or a tag). stored is the digest the
+// registry says it stored (Docker-Content-Digest), "" when it did not say.
+func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manifest) (stored string, err error) {
+	err = retry(ctx, rc.backoff, rc.c, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, rc.url(repo, "/manifests/"+ref), strings.NewReader(string(m.Body)))
 		if err != nil {
 			return err
@@ -372,12 +490,13 @@ func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manif
 			return err
 		}
 		resp.Body.Close()
+		stored = resp.Header.Get("Docker-Content-Digest")
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("writing manifest %s/%s:%s: %w", rc.reg.RegistryStr(), repo, ref, err)
+		return "", fmt.Errorf("writing manifest %s/%s:%s: %w", rc.reg.RegistryStr(), repo, ref, err)
 	}
-	return nil
+	return stored, nil
 }
 
 // blobExists is one HEAD; found is false on 404.
@@ -561,4 +680,36 @@ func (rc *regClient) servedLocally(ctx context.Context, repo, digest string) (bo
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusPartialContent, nil
+}
+
+// referrers lists the manifests that name digest as their subject, through the OCI 1.1
+// referrers API. supported is false when the registry has no such API (404), as
+// distribution 2.8 does; clients then use the sha256-<hex> fallback tag.
+func (rc *regClient) referrers(ctx context.Context, repo, digest string) (idx *v1.IndexManifest, supported bool, err error) {
+	err = retry(ctx, rc.backoff, rc.c, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rc.url(repo, "/referrers/"+digest), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", string(types.OCIImageIndex))
+		resp, err := rc.do(ctx, repo, false, req, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, string(types.OCIImageIndex)) {
+			// Something answered 200 that is not the referrers API (a catch-all route).
+			return nil
+		}
+		idx, err = v1.ParseIndexManifest(io.LimitReader(resp.Body, maxManifestSize))
+		supported = err == nil
+		return err
+	})
+	if s := statusOf(err); s == http.StatusNotFound || s == http.StatusMethodNotAllowed || s == http.StatusBadRequest {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("listing referrers of %s in %s/%s: %w", digest, rc.reg.RegistryStr(), repo, err)
+	}
+	return idx, supported, nil
 }

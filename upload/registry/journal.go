@@ -13,9 +13,12 @@ import (
 	"github.com/imgpipe/imgpipe/site"
 )
 
-// journal remembers which blobs were read whole through which cache and repository,
-// and when. A pull-through cache cannot be asked what it holds (HEAD falls through to the
-// upstream), so this record is what makes warming resumable.
+// journal remembers which blobs a cache confirmed storing, for which repository, and
+// when. It is a hint, never the truth: a HEAD through a pull-through cache falls through
+// to the upstream and proves nothing, so a rerun asks for each listed blob's first byte
+// (one ranged GET, answered 206 only from the cache's own storage) and warms again
+// whatever the cache lost (wiped, expired). What the journal saves is the fill, which
+// is where the time goes.
 type journal struct {
 	path string
 	ttl  time.Duration

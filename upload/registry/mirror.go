@@ -51,6 +51,7 @@ type Mirrorer struct {
 	progress  func(Event)
 	log       *slog.Logger
 	sigSuffix []string
+	idle      time.Duration
 }
 
 // Option configures a Mirrorer.
@@ -90,14 +91,27 @@ func WithJournal(path string, ttl time.Duration) Option {
 	}
 }
 
+// WithTimeout bounds every registry request: one that makes no progress for d (no
+// response headers, no body bytes either way) is cancelled and retried. Default 1 minute;
+// it is an idle timeout, so a large blob that keeps moving is never cut.
+func WithTimeout(d time.Duration) Option {
+	return func(m *Mirrorer) {
+		if d > 0 {
+			m.idle = d
+		}
+	}
+}
+
 // WithProgress receives progress events; it must be safe for concurrent use.
 func WithProgress(f func(Event)) Option { return func(m *Mirrorer) { m.progress = f } }
 
 // WithLogger sets the logger for debug details (default: silent).
 func WithLogger(l *slog.Logger) Option { return func(m *Mirrorer) { m.log = l } }
 
-// WithSignatureSuffixes sets the cosign tag suffixes carried with each image
-// (default ".sig" and ".att": tags sha256-<hex>.sig and sha256-<hex>.att).
+// WithSignatureSuffixes sets the cosign tag suffixes carried with each image (default
+// ".sig", ".att" and "": tags sha256-<hex>.sig, sha256-<hex>.att and the OCI referrers
+// fallback tag sha256-<hex>, under which registries without the referrers API, such as
+// distribution 2.8, keep cosign v3's sigstore bundles).
 func WithSignatureSuffixes(s ...string) Option { return func(m *Mirrorer) { m.sigSuffix = s } }
 
 // New returns a Mirrorer.
@@ -108,7 +122,8 @@ func New(opts ...Option) *Mirrorer {
 		backoff:   DefaultBackoff(),
 		journalTT: 6 * 24 * time.Hour,
 		log:       slog.New(slog.DiscardHandler),
-		sigSuffix: []string{".sig", ".att"},
+		sigSuffix: []string{".sig", ".att", ""},
+		idle:      time.Minute,
 	}
 	for _, o := range opts {
 		o(m)
@@ -117,8 +132,9 @@ func New(opts ...Option) *Mirrorer {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64
 		// Blobs stream straight from one connection to another; bigger buffers mean
-		// fewer syscalls per MiB than the 4 KiB default.
-		t.WriteBufferSize, t.ReadBufferSize = 256<<10, 256<<10
+		// fewer syscalls per MiB than the 4 KiB default. 64 KiB, not more: every idle
+		// connection keeps both, and a warm rerun opens many (RSS goal < 64 MiB).
+		t.WriteBufferSize, t.ReadBufferSize = 64<<10, 64<<10
 		m.base = t
 	}
 	return m
@@ -199,6 +215,9 @@ type Totals struct {
 	BytesRead    int64   `json:"bytes_read"`
 	Retries      int64   `json:"retries"`
 	Seconds      float64 `json:"seconds"`
+	// JournalStale counts blobs the warm journal listed that the cache no longer held
+	// (wiped or expired) and that were warmed again.
+	JournalStale int64 `json:"journal_stale,omitempty"`
 }
 
 // run is the state of one Run.
@@ -219,6 +238,68 @@ type run struct {
 	confirms map[string]*atomic.Bool
 	// pending are blobs warmed but not yet confirmed as kept by their cache.
 	pending []warmedBlob
+	// journalStale counts journal entries the cache no longer backed.
+	journalStale atomic.Int64
+	// stores learns, per cache host, how fast it stores blobs, and whether dropping a
+	// response and asking lets it store at all.
+	stores map[string]*storeStats
+}
+
+// storeStats is what a run learned about one cache's background stores.
+type storeStats struct {
+	bytesPerSec float64 // smoothed
+	whole       bool    // polling never confirmed a blob here: read blobs whole
+}
+
+// expectStore is how long the cache at host should take to store size bytes.
+func (r *run) expectStore(host string, size int64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rate := 50e6 // a first guess, on the slow side: an early poll costs the cache an upstream fetch
+	if st := r.stores[host]; st != nil && st.bytesPerSec > 0 {
+		rate = st.bytesPerSec
+	}
+	return time.Duration(float64(size) / rate * float64(time.Second))
+}
+
+func (r *run) noteStore(host string, size int64, took time.Duration) {
+	if size < 1<<20 || took <= 0 {
+		return // small blobs time the poll, not the store
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.storeStat(host)
+	rate := float64(size) / took.Seconds()
+	if st.bytesPerSec == 0 {
+		st.bytesPerSec = rate
+	} else {
+		st.bytesPerSec = 0.7*st.bytesPerSec + 0.3*rate
+	}
+}
+
+// giveUpAsking switches a cache that never confirmed a blob to whole reads.
+func (r *run) giveUpAsking(host string) {
+	if r.confirming(host).Load() {
+		return // it confirmed before: this blob was slow, not the method wrong
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.storeStat(host).whole = true
+}
+
+func (r *run) readsWhole(host string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.storeStat(host).whole
+}
+
+func (r *run) storeStat(host string) *storeStats {
+	st, ok := r.stores[host]
+	if !ok {
+		st = &storeStats{}
+		r.stores[host] = st
+	}
+	return st
 }
 
 func (r *run) confirming(host string) *atomic.Bool {
@@ -246,21 +327,49 @@ type blobEntry struct {
 // in every case but a setup failure.
 func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, error) {
 	start := time.Now()
-	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{}, confirms: map[string]*atomic.Bool{}}
-	r.base = &countingTransport{inner: m.base, c: &r.c}
+	r := m.newRun()
+	rep := &Report{DryRun: m.dryRun, Images: make([]ImageReport, len(placements))}
+	epIndex := r.planEndpoints(ctx, placements, rep)
+	r.mirrorAll(ctx, placements, rep, epIndex)
+	r.confirmWarmed(ctx)
+	if !m.dryRun {
+		r.verifyAll(ctx, placements, rep)
+		// What check reads instead of pulling through the caches.
+		r.recordWarmed(ctx, placements, rep)
+	}
+	if err := r.journal.save(); err != nil {
+		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
+	}
+	failed := r.sum(rep, start)
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("%w: %d of %d images failed: %w", ErrIncomplete, len(failed), rep.Totals.Images, errors.Join(failed...))
+	}
+	return rep, nil
+}
+
+// newRun sets up the state of one Run, with its journal (an unreadable one is empty).
+func (m *Mirrorer) newRun() *run {
+	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{},
+		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}}
+	r.base = &countingTransport{inner: m.base, c: &r.c, idle: m.idle}
+	r.journal = newJournal("", m.journalTT, time.Now())
 	if m.journal != "" {
 		j, err := loadJournal(m.journal, m.journalTT, time.Now())
 		if err != nil {
 			m.log.Warn("ignoring unreadable warm journal", "path", m.journal, "err", err)
 		}
 		r.journal = j
-	} else {
-		r.journal = newJournal("", m.journalTT, time.Now())
 	}
+	return r
+}
 
-	rep := &Report{DryRun: m.dryRun, Images: make([]ImageReport, len(placements))}
-
-	// Resolve each endpoint's mode once; auto probes with the first image's repository.
+// planEndpoints fills each image's report from its placement and resolves each
+// endpoint's mode once (auto probes with the first image's repository, except in a dry
+// run). It returns the index in rep.Endpoints of each upstream|host.
+func (r *run) planEndpoints(ctx context.Context, placements []Placement, rep *Report) map[string]int {
 	modes := map[string]Mode{}
 	epIndex := map[string]int{}
 	for i, p := range placements {
@@ -282,30 +391,41 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 		if !ok {
 			k = len(rep.Endpoints)
 			epIndex[key] = k
-			er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
-			if p.Endpoint.Mode == ModeAuto && m.dryRun {
-				// The probe opens an upload session: a mutation a dry run must not make.
-				er.Note = "auto: not probed in a dry run; planned with reads only"
-			} else if p.Endpoint.Mode == ModeAuto {
-				if mode, ok := modes[p.Endpoint.Host]; ok {
-					er.Mode = mode
-				} else {
-					ref, _ := ParseRef(p.Ref)
-					mode, err := r.probe(ctx, p.Endpoint, ref.at(p.Endpoint).Repository)
-					if err != nil {
-						er.Error = err.Error()
-					} else {
-						modes[p.Endpoint.Host] = mode
-						er.Mode = mode
-					}
-				}
-			}
-			rep.Endpoints = append(rep.Endpoints, er)
+			rep.Endpoints = append(rep.Endpoints, r.endpointReport(ctx, p, modes))
 		}
 		rep.Endpoints[k].Images++
 	}
+	return epIndex
+}
 
-	// Images fail independently: one image's error must not cancel the others.
+// endpointReport is the report of p's endpoint, its auto mode probed once per host.
+func (r *run) endpointReport(ctx context.Context, p Placement, modes map[string]Mode) EndpointReport {
+	er := EndpointReport{Upstream: p.Endpoint.Upstream, Host: p.Endpoint.Host, Mode: p.Endpoint.Mode}
+	switch {
+	case p.Endpoint.Mode != ModeAuto:
+	case r.m.dryRun:
+		// The probe opens an upload session: a mutation a dry run must not make.
+		er.Note = "auto: not probed in a dry run (the probe opens an upload, and a read through a pull-through cache fills it)"
+	default:
+		if mode, ok := modes[p.Endpoint.Host]; ok {
+			er.Mode = mode
+			return er
+		}
+		ref, _ := ParseRef(p.Ref)
+		mode, err := r.probe(ctx, p.Endpoint, ref.at(p.Endpoint).Repository)
+		if err != nil {
+			er.Error = err.Error()
+			return er
+		}
+		modes[p.Endpoint.Host] = mode
+		er.Mode = mode
+	}
+	return er
+}
+
+// mirrorAll pushes or warms every placed image, a bounded number per endpoint at a
+// time. Images fail independently: one image's error must not cancel the others.
+func (r *run) mirrorAll(ctx context.Context, placements []Placement, rep *Report, epIndex map[string]int) {
 	var wg sync.WaitGroup
 	for i, p := range placements {
 		ir := &rep.Images[i]
@@ -323,7 +443,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem := r.sem("img|" + ep.Host)
+			sem := r.imageSem(ep)
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -332,7 +452,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 			}
 			defer func() { <-sem }()
 			var err error
-			if ep.Mode == ModeWarm || ep.Mode == ModeAuto && m.dryRun {
+			if ep.Mode == ModeWarm || ep.Mode == ModeAuto && r.m.dryRun {
 				err = r.warmImage(ctx, p, ep, ir)
 			} else {
 				err = r.pushImage(ctx, p, ep, ir)
@@ -344,35 +464,32 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 		}()
 	}
 	wg.Wait()
-	r.confirmWarmed(ctx)
+}
 
-	if !m.dryRun {
-		var vwg sync.WaitGroup
-		for i, p := range placements {
-			ir := &rep.Images[i]
-			if p.Unmirrored || ir.Status == StatusFailed {
-				continue
-			}
-			vwg.Add(1)
-			go func() {
-				defer vwg.Done()
-				sem := r.sem("img|" + p.Endpoint.Host)
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if err := r.verify(ctx, p, ir); err != nil {
-					ir.Status, ir.Error = StatusFailed, err.Error()
-				}
-			}()
+// verifyAll checks every image that did not fail at its mirror.
+func (r *run) verifyAll(ctx context.Context, placements []Placement, rep *Report) {
+	var wg sync.WaitGroup
+	for i, p := range placements {
+		ir := &rep.Images[i]
+		if p.Unmirrored || ir.Status == StatusFailed {
+			continue
 		}
-		vwg.Wait()
-		// What check reads instead of pulling through the caches.
-		r.recordWarmed(ctx, placements, rep)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem := r.sem("img|" + p.Endpoint.Host)
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := r.verify(ctx, p, ir); err != nil {
+				ir.Status, ir.Error = StatusFailed, err.Error()
+			}
+		}()
 	}
+	wg.Wait()
+}
 
-	if err := r.journal.save(); err != nil {
-		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
-	}
-
+// sum fills the per-image counts and the totals, and returns the failed images.
+func (r *run) sum(rep *Report, start time.Time) []error {
 	var failed []error
 	t := &rep.Totals
 	for i := range rep.Images {
@@ -404,13 +521,8 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	t.BlobsSkipped, t.BlobsMounted = r.blobsSkipped.Load(), r.blobsMounted.Load()
 	t.Requests, t.BytesRead, t.Retries = r.c.requests.Load(), r.c.bytesIn.Load(), r.c.retries.Load()
 	t.Seconds = time.Since(start).Seconds()
-	if ctx.Err() != nil {
-		return rep, fmt.Errorf("mirroring: %w", ctx.Err())
-	}
-	if len(failed) > 0 {
-		return rep, fmt.Errorf("%w: %d of %d images failed: %w", ErrIncomplete, len(failed), t.Images, errors.Join(failed...))
-	}
-	return rep, nil
+	t.JournalStale = r.journalStale.Load()
+	return failed
 }
 
 func (r *run) emit(e Event) {
@@ -419,15 +531,30 @@ func (r *run) emit(e Event) {
 	}
 }
 
-func (r *run) sem(key string) chan struct{} {
+func (r *run) sem(key string) chan struct{} { return r.semN(key, r.m.jobs) }
+
+func (r *run) semN(key string, n int) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.sems[key]
 	if !ok {
-		s = make(chan struct{}, r.m.jobs)
+		s = make(chan struct{}, n)
 		r.sems[key] = s
 	}
 	return s
+}
+
+// imageSem bounds the images in flight at an endpoint. Pushing, jobs images at a time
+// keep the blob pool busy. Warming, an image mostly waits: on its blobs' stores, and on
+// a blob it shares with other repositories, which the cache can only store for one
+// repository at a time (see warmBlob). Holding jobs images in that queue starved the
+// blob pool of other images' work, so warm lets many more images in; the blob pool
+// (jobs per cache) is what bounds the load on the cache.
+func (r *run) imageSem(ep Endpoint) chan struct{} {
+	if ep.Mode == ModeWarm {
+		return r.semN("warmimg|"+ep.Host, 16*r.m.jobs)
+	}
+	return r.sem("img|" + ep.Host)
 }
 
 func (r *run) blob(key string) *blobEntry {

@@ -3,10 +3,14 @@ package registry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -40,26 +44,27 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		digest, ir.Digest, ir.DigestSource = d, d, "upstream"
 		ir.note("digest not in the lock; resolved upstream")
 	}
-	wrote, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, digest, ref.Tag, ir)
+	// The signature lookups upstream overlap the image's own copy.
+	var sigs []sigRef
+	var sigErr error
+	looked := make(chan struct{})
+	go func() {
+		defer close(looked)
+		sigs, sigErr = r.signatureTags(ctx, src, ref.Repository, digest)
+	}()
+	wrote, confirmed, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, digest, ref.Tag, ir)
+	<-looked
 	if err != nil {
 		return err
 	}
-	for _, suffix := range r.m.sigSuffix {
-		tag := sigTag(digest, suffix)
-		d, found, err := src.headManifest(ctx, ref.Repository, tag)
-		if err != nil {
-			return fmt.Errorf("looking for %s: %w", tag, err)
-		}
-		if !found {
-			continue
-		}
-		w, err := r.pushTagged(ctx, src, dst, ref.Repository, dstRepo, d, tag, ir)
-		if err != nil {
-			return fmt.Errorf("copying %s: %w", tag, err)
-		}
-		wrote = wrote || w
-		ir.Signatures = append(ir.Signatures, tag)
+	if sigErr != nil {
+		return sigErr
 	}
+	w, c, err := r.pushSignatures(ctx, src, dst, ref.Repository, dstRepo, digest, sigs, ir)
+	if err != nil {
+		return err
+	}
+	wrote, confirmed = wrote || w, confirmed && c
 	switch {
 	case r.m.dryRun && wrote:
 		ir.Status = StatusPlanned
@@ -67,64 +72,128 @@ func (r *run) pushImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusCopied
 	default:
 		ir.Status = StatusPresent
-		ir.current = true
 	}
+	// Every tag was seen at, or written with, the expected digest by the mirror itself:
+	// verification has nothing left to ask.
+	ir.current = confirmed && !r.m.dryRun
 	return nil
 }
 
+// pushSignatures copies the signature tags found upstream and, unless the referrers
+// fallback tag was among them, the referrers the upstream lists through its API.
+func (r *run) pushSignatures(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, sigs []sigRef, ir *ImageReport) (wrote, confirmed bool, err error) {
+	confirmed = true
+	for _, s := range sigs {
+		w, c, err := r.pushTagged(ctx, src, dst, srcRepo, dstRepo, s.digest, s.tag, ir)
+		if err != nil {
+			return false, false, fmt.Errorf("copying %s: %w", s.tag, err)
+		}
+		wrote, confirmed = wrote || w, confirmed && c
+		ir.Signatures = append(ir.Signatures, s.tag)
+	}
+	if !r.carriesReferrers() || slices.ContainsFunc(sigs, func(s sigRef) bool { return s.tag == sigTag(digest, "") }) {
+		return wrote, confirmed, nil
+	}
+	tag, w, err := r.pushReferrers(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	if err != nil {
+		return false, false, err
+	}
+	if tag != "" {
+		ir.Signatures = append(ir.Signatures, tag)
+		confirmed = confirmed && !w // the merged tag was written: verification looks
+	}
+	return wrote || w, confirmed, nil
+}
+
+// sigRef is a signature tag found upstream and its digest.
+type sigRef struct{ tag, digest string }
+
+// signatureTags looks up every signature suffix upstream at once; most images lack
+// most of them, and one round trip each in a row is the latency of a whole image.
+func (r *run) signatureTags(ctx context.Context, src *regClient, repo, digest string) ([]sigRef, error) {
+	found := make([]sigRef, len(r.m.sigSuffix))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, suffix := range r.m.sigSuffix {
+		g.Go(func() error {
+			tag := sigTag(digest, suffix)
+			d, ok, err := src.headManifest(gctx, repo, tag)
+			if err != nil {
+				return fmt.Errorf("looking for %s: %w", tag, err)
+			}
+			if ok {
+				found[i] = sigRef{tag: tag, digest: d}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []sigRef
+	for _, s := range found {
+		if s.tag != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // pushTagged makes tag (or, without a tag, the digest) resolve to digest at the mirror.
-// wrote is false when the mirror already had it.
-func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (wrote bool, err error) {
+// wrote is false when the mirror already had it; confirmed is true when the mirror
+// itself answered with digest for the tag (its HEAD, or the Docker-Content-Digest of
+// the PUT), so nothing needs to look again.
+func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (wrote, confirmed bool, err error) {
 	at := tag
 	if at == "" {
 		at = digest
 	}
 	have, found, err := dst.headManifest(ctx, dstRepo, at)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if found && have == digest {
-		return false, nil
+		return false, true, nil
 	}
 	if found && tag != "" {
 		ir.note("mirror tag %s pointed at %s; moving it to %s", tag, have, digest)
 	}
-	m, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	m, stored, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if tag != "" && !r.m.dryRun {
-		if err := dst.putManifest(ctx, dstRepo, tag, m); err != nil {
-			return false, err
+		if stored, err = dst.putManifest(ctx, dstRepo, tag, m); err != nil {
+			return false, false, err
 		}
 	}
-	return true, nil
+	return true, stored == digest, nil
 }
 
 // pushManifest copies the manifest digest and everything it references, children first,
 // so the registry never holds a manifest whose content is missing.
-func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (*manifest, error) {
+// stored is the digest the mirror confirmed for it ("" in a dry run).
+func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (m *manifest, stored string, err error) {
 	m, found, err := src.getManifest(ctx, srcRepo, digest)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !found {
-		return nil, fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
+		return nil, "", fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
 	}
 	ir.tally.manifests.Add(1)
-	if _, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
-		return nil, err
+	if d, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
+		return nil, "", err
 	} else if ok {
-		return m, nil
+		return m, d, nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	children, blobs, err := references(m)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, c := range children {
 		g.Go(func() error {
-			_, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
+			_, _, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
 			return err
 		})
 	}
@@ -132,14 +201,14 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 		g.Go(func() error { return r.pushBlob(gctx, src, dst, srcRepo, dstRepo, b, ir) })
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !r.m.dryRun {
-		if err := dst.putManifest(ctx, dstRepo, digest, m); err != nil {
-			return nil, err
+		if stored, err = dst.putManifest(ctx, dstRepo, digest, m); err != nil {
+			return nil, "", err
 		}
 	}
-	return m, nil
+	return m, stored, nil
 }
 
 // references splits what a manifest points at into child manifests and blobs.
@@ -227,7 +296,7 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	mounted := false
 	err := retry(ctx, r.m.backoff, &r.c, func() error {
 		loc, ok, err := dst.startUpload(ctx, dstRepo, digest, from)
-		if err != nil && from != "" && statusOf(err) >= 400 && statusOf(err) < 500 {
+		if err != nil && from != "" && mountRefused(err) {
 			// A token scoped to this repository may not cover reading the other one:
 			// upload instead of mounting.
 			from = ""
@@ -265,4 +334,68 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
+}
+
+// mountRefused says a cross-repository mount was refused for good (401, 403, 404, 400...),
+// so an upload is the way on. Throttling (429) and timeouts (408) are not refusals: they
+// are retried as a mount, after the wait the registry asked for.
+func mountRefused(err error) bool {
+	s := statusOf(err)
+	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout
+}
+
+// carriesReferrers says whether the run carries OCI referrers (the "" suffix, the
+// referrers fallback tag, is among the signature suffixes).
+func (r *run) carriesReferrers() bool { return slices.Contains(r.m.sigSuffix, "") }
+
+// pushReferrers carries the referrers (cosign v3 bundles, attestations) that the
+// upstream lists only through the OCI referrers API, without a fallback tag: each is
+// copied by digest, and a mirror without the referrers API (distribution 2.8) gets them
+// under the fallback tag sha256-<hex>, merged with what that tag already lists, which
+// is where cosign looks on such a registry. tag is the fallback tag when one was
+// written or found current; wrote says something was (or, dry, would be) written.
+func (r *run) pushReferrers(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (tag string, wrote bool, err error) {
+	idx, ok, err := src.referrers(ctx, srcRepo, digest)
+	if err != nil || !ok || len(idx.Manifests) == 0 {
+		return "", false, err
+	}
+	for _, d := range idx.Manifests {
+		if _, _, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, d.Digest.String(), ir); err != nil {
+			return "", false, fmt.Errorf("copying referrer %s: %w", d.Digest, err)
+		}
+	}
+	if _, api, err := dst.referrers(ctx, dstRepo, digest); err != nil || api {
+		return "", !api, err // a mirror with the API indexes the subjects itself
+	}
+	tag = sigTag(digest, "")
+	merged := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	cur, found, err := dst.getManifest(ctx, dstRepo, tag)
+	if err != nil {
+		return "", false, err
+	}
+	if found {
+		if old, err := v1.ParseIndexManifest(bytes.NewReader(cur.Body)); err == nil {
+			merged.Manifests = old.Manifests
+		}
+	}
+	n := len(merged.Manifests)
+	for _, d := range idx.Manifests {
+		if !slices.ContainsFunc(merged.Manifests, func(x v1.Descriptor) bool { return x.Digest == d.Digest }) {
+			merged.Manifests = append(merged.Manifests, d)
+		}
+	}
+	if len(merged.Manifests) == n {
+		return tag, false, nil
+	}
+	if r.m.dryRun {
+		return tag, true, nil
+	}
+	body, err := json.Marshal(merged)
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := dst.putManifest(ctx, dstRepo, tag, &manifest{MediaType: types.OCIImageIndex, Body: body}); err != nil {
+		return "", false, fmt.Errorf("writing referrers tag %s: %w", tag, err)
+	}
+	return tag, true, nil
 }

@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 )
 
-// warmImage pre-seeds a pull-through cache by reading through it what a node would:
+// warmImage pre-seeds a pull-through cache by asking through it for what a node would:
 // the manifest by tag (so the cache records the tag), every child manifest by digest,
-// and every blob to its end (the cache stores a blob only when it was read whole).
-// The image's signature tags go the same way. Nothing is pushed.
+// and every blob until the cache has stored it (see fillBlob). The image's signature
+// tags go the same way, at the same time. Nothing is pushed.
 func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *ImageReport) error {
 	ref, err := ParseRef(p.Ref)
 	if err != nil {
@@ -30,25 +31,10 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		at = p.Digest
 	}
 	if r.m.dryRun {
-		// A GET through a cache fills it; a HEAD does not.
-		d, found, err := mc.headManifest(ctx, repo, at)
-		if err != nil {
-			return err
-		}
-		if !found && ep.Mode == ModeAuto {
-			// Unprobed (see Run): a plain registry simply does not have it yet.
-			ir.note("not at %s yet: a real run probes the endpoint, then pushes or warms", ep.Host)
-			ir.Status = StatusPlanned
-			return nil
-		}
-		if !found {
-			return fmt.Errorf("%s not found through %s", p.Ref, ep.Host)
-		}
-		if p.Digest == "" {
-			ir.Digest, ir.DigestSource = d, "upstream"
-		} else if d != p.Digest {
-			ir.note("upstream tag now points at %s, not the lock's %s", d, p.Digest)
-		}
+		// A pull-through cache cannot be asked anything without filling it: distribution
+		// answers a manifest HEAD by fetching and storing the manifest, so even a HEAD
+		// writes. The plan says so instead of probing.
+		ir.note("%s is (or may be) a pull-through cache, which cannot be probed without populating it: not probed in a dry run", ep.Host)
 		ir.Status = StatusPlanned
 		return nil
 	}
@@ -74,28 +60,49 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.tally.manifests.Add(1)
 	tagCurrent := m.Digest == ir.Digest
-	if err := r.warmTree(ctx, mc, repo, m, ir); err != nil {
+	if err := r.warmWithSignatures(ctx, mc, repo, m, ir); err != nil {
 		return err
-	}
-	for _, suffix := range r.m.sigSuffix {
-		tag := sigTag(ir.Digest, suffix)
-		sm, found, err := r.getThroughCache(ctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
-		if err != nil {
-			return fmt.Errorf("looking for %s: %w", tag, err)
-		}
-		if !found {
-			continue
-		}
-		ir.tally.manifests.Add(1)
-		if err := r.warmTree(ctx, mc, repo, sm, ir); err != nil {
-			return fmt.Errorf("warming %s: %w", tag, err)
-		}
-		ir.Signatures = append(ir.Signatures, tag)
 	}
 	ir.Status = StatusWarmed
 	// The cache just served the tag at the expected digest and every signature tag:
 	// that is what verification would ask again.
 	ir.current = tagCurrent
+	return nil
+}
+
+// warmWithSignatures warms the image's tree and its signature tags together: each
+// lookup of a tag the image lacks is a round trip to the upstream, and one after another
+// they were the tail of every image. The tags found are recorded in suffix order.
+func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.warmTree(gctx, mc, repo, m, ir) })
+	carried := make([]bool, len(r.m.sigSuffix))
+	for i, suffix := range r.m.sigSuffix {
+		tag := sigTag(ir.Digest, suffix)
+		g.Go(func() error {
+			sm, found, err := r.getThroughCache(gctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
+			if err != nil {
+				return fmt.Errorf("looking for %s: %w", tag, err)
+			}
+			if !found {
+				return nil
+			}
+			ir.tally.manifests.Add(1)
+			if err := r.warmTree(gctx, mc, repo, sm, ir); err != nil {
+				return fmt.Errorf("warming %s: %w", tag, err)
+			}
+			carried[i] = true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, suffix := range r.m.sigSuffix {
+		if carried[i] {
+			ir.Signatures = append(ir.Signatures, sigTag(ir.Digest, suffix))
+		}
+	}
 	return nil
 }
 
@@ -110,10 +117,8 @@ func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref stri
 			return m, found, err
 		}
 		r.c.retries.Add(1)
-		select {
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		case <-time.After(wait):
+		if err := r.m.backoff.wait(ctx, wait); err != nil {
+			return nil, false, err
 		}
 		wait = min(wait*2, r.m.backoff.Max)
 	}
@@ -144,19 +149,16 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 	return g.Wait()
 }
 
-// warmBlob reads one blob through the cache to its end and checks its digest. A blob
-// the journal says was warmed recently is skipped. Reads of one digest are serialised
-// per cache: distribution streams a blob that is already in flight without storing it
-// for the second repository.
+// warmBlob makes the cache store one blob for repo. A blob the journal lists is only
+// asked for (one ranged GET: the journal is a hint, the cache may have been wiped or may
+// have expired it); anything else is filled. Work on one digest is serialised per cache:
+// distribution tracks its background stores by digest alone, and a read while another
+// repository's store is running is streamed without being stored for this repository.
 func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport) error {
 	digest := b.Digest.String()
 	ir.tally.blobs.Add(1)
 	host := mc.reg.RegistryStr()
 	jkey := host + "/" + repo + "@" + digest
-	if r.journal.fresh(jkey) {
-		r.blobsSkipped.Add(1)
-		return nil
-	}
 	e := r.blob(host + "|" + digest)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -171,42 +173,149 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
+	if r.journal.fresh(jkey) {
+		if ok, err := r.stored(ctx, mc, repo, digest); err == nil && ok {
+			e.repos[repo] = true
+			r.blobsSkipped.Add(1)
+			return nil
+		}
+		r.journalStale.Add(1)
+	}
 	if e.last != "" {
-		// Another repository read this blob through the cache a moment ago. distribution
-		// tracks its background stores by digest alone: a read while that store is still
-		// running is streamed without being stored for this repository. Let it finish.
+		// Another repository read this blob through the cache and did not see it stored:
+		// let that store finish before this read, or this one is not stored.
 		r.waitKept(ctx, mc, e.last, digest)
 	}
-	if err := r.readBlob(ctx, mc, repo, digest, b.Size); err != nil {
+	kept, err := r.fillBlob(ctx, mc, repo, digest, b.Size)
+	if err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
-	e.last = repo
-	r.mu.Lock()
-	r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
-	r.mu.Unlock()
 	e.repos[repo] = true
+	if kept {
+		r.journal.add(jkey)
+	} else {
+		e.last = repo
+		r.mu.Lock()
+		r.pending = append(r.pending, warmedBlob{mc: mc, repo: repo, digest: digest, size: b.Size, jkey: jkey, ir: ir})
+		r.mu.Unlock()
+	}
 	ir.tally.moved.Add(1)
 	ir.tally.bytes.Add(b.Size)
 	r.emit(Event{Kind: "blob", Image: ir.Ref, Digest: digest, Bytes: b.Size})
 	return nil
 }
 
-// waitKept polls, briefly, until the cache serves digest from its storage for repo.
+// stored is one ranged GET asking whether the cache serves digest from its own storage
+// for repo; a 429 is asked again after the wait the cache named.
+func (r *run) stored(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
+	var ok bool
+	err := retry(ctx, r.m.backoff, &r.c, func() error {
+		var err error
+		ok, err = mc.servedLocally(ctx, repo, digest)
+		return err
+	})
+	return ok, err
+}
+
+// fillBlob has the cache store a blob it does not hold. distribution's proxy answers a
+// GET of such a blob with two fetches from its upstream: one streamed to the client and
+// one, in the background, into its storage, which goes on when the client hangs up.
+// Reading the stream to its end therefore moves every byte twice and costs the client a
+// full read, for nothing the store needs. So the response is dropped as soon as its
+// headers arrive, and ranged GETs then ask, spaced out, until the cache serves the blob
+// from storage. A cache that does not show it stored in good time (no Range support, or
+// one that stores only what its client reads) gets a whole read instead, and the blob is
+// confirmed at the end of the run. kept says the cache confirmed it.
+func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) (kept bool, err error) {
+	host := mc.reg.RegistryStr()
+	if !r.readsWhole(host) {
+		err = retry(ctx, r.m.backoff, &r.c, func() error {
+			rc, _, err := mc.openBlob(ctx, repo, digest)
+			if err != nil {
+				return err
+			}
+			rc.Close()
+			kept, err = r.waitStored(ctx, mc, repo, digest, size)
+			return err
+		})
+		if err != nil || kept {
+			return kept, err
+		}
+	}
+	return false, r.readBlob(ctx, mc, repo, digest, size)
+}
+
+// waitStored polls until the cache serves digest from storage for repo. The first poll
+// comes when the store rate seen on this cache says the blob should be in, then the
+// time waited grows by half (capped at 1s), so a slow store costs a few polls, not hundreds;
+// a 429 is asked again when the cache said. It returns false when the cache never
+// confirmed in good time.
+func (r *run) waitStored(ctx context.Context, mc *regClient, repo, digest string, size int64) (bool, error) {
+	host := mc.reg.RegistryStr()
+	expect := r.expectStore(host, size)
+	patience := 5*time.Second + 4*expect
+	if r.confirming(host).Load() {
+		// This cache confirms: a slow blob is slow, not a cache that never will.
+		patience = time.Minute + time.Duration(size/(1<<20))*time.Second
+	}
+	start := time.Now()
+	var missed time.Duration // when a poll last found the blob not yet stored
+	wait := max(expect, 10*time.Millisecond)
+	for {
+		if err := r.m.backoff.wait(ctx, wait); err != nil {
+			return false, err
+		}
+		ok, err := mc.servedLocally(ctx, repo, digest)
+		if err == nil && ok {
+			r.confirming(host).Store(true)
+			// The store ended between the last miss and now: learn the midpoint, not the
+			// overrun, or the estimate (and the next first poll) drifts later and later.
+			r.noteStore(host, size, (missed+time.Since(start))/2)
+			return true, nil
+		}
+		missed = time.Since(start)
+		if err != nil && !retryable(err) {
+			return false, err
+		}
+		// Grow the time waited by half: each poll of a blob still being stored costs the
+		// cache an upstream fetch it drops at once, so polls stay few (log1.5 of the
+		// overrun), and the overrun past the store stays under half of it.
+		waited := time.Since(start)
+		wait = min(max(waited/2, 10*time.Millisecond), time.Second)
+		if ra, isRA := serverWait(err); isRA {
+			// Throttled: ask again when the cache said; that wait is the cache's, not
+			// a sign that it will never confirm.
+			wait = ra
+			patience += ra
+		}
+		if waited+wait > patience {
+			r.giveUpAsking(host)
+			return false, nil
+		}
+	}
+}
+
+// waitKept polls, briefly, until the cache serves digest from its storage for repo. A
+// 429 is asked again when the cache said.
 func (r *run) waitKept(ctx context.Context, mc *regClient, repo, digest string) {
 	wait := 50 * time.Millisecond
 	for i := 0; i < 6; i++ {
-		select {
-		case <-ctx.Done():
+		if r.m.backoff.wait(ctx, wait) != nil {
 			return
-		case <-time.After(wait):
 		}
-		if ok, err := mc.servedLocally(ctx, repo, digest); err != nil || ok {
+		ok, err := mc.servedLocally(ctx, repo, digest)
+		if ra, isRA := serverWait(err); isRA {
+			wait = ra
+			continue
+		}
+		if err != nil || ok {
 			return
 		}
 		wait *= 2
 	}
 }
 
+// readBlob reads a blob through the cache to its end.
 func (r *run) readBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) error {
 	return retry(ctx, r.m.backoff, &r.c, func() error {
 		rc, _, err := mc.openBlob(ctx, repo, digest)
@@ -244,6 +353,7 @@ func (r *run) confirmWarmed(ctx context.Context) {
 	wait := 50 * time.Millisecond
 	rounds := r.m.backoff.Steps + 2
 	interrupted := false
+	var asked atomic.Int64 // the longest Retry-After of a round, in nanoseconds
 	if ctx.Err() != nil && len(todo) > 0 {
 		// Interrupted: one quick look, so the journal keeps what was done and a rerun
 		// does not read it again.
@@ -255,12 +365,12 @@ func (r *run) confirmWarmed(ctx context.Context) {
 	}
 	for round := 0; len(todo) > 0 && round < rounds; round++ {
 		if round > 0 || interrupted {
-			select {
-			case <-ctx.Done():
+			// A cache that answered 429 gets at least the wait it asked for.
+			if r.m.backoff.wait(ctx, max(wait, time.Duration(asked.Load()))) != nil {
 				return
-			case <-time.After(wait):
 			}
 			wait = min(wait*2, r.m.backoff.Max, 2*time.Second)
+			asked.Store(0)
 		}
 		var wg sync.WaitGroup
 		for i := range todo {
@@ -278,6 +388,10 @@ func (r *run) confirmWarmed(ctx context.Context) {
 					}
 				}
 				ok, err := wb.mc.servedLocally(ctx, wb.repo, wb.digest)
+				if ra, isRA := serverWait(err); isRA {
+					for cur := asked.Load(); int64(ra) > cur && !asked.CompareAndSwap(cur, int64(ra)); cur = asked.Load() {
+					}
+				}
 				if err == nil && ok {
 					wb.kept = true
 					r.confirming(wb.mc.reg.RegistryStr()).Store(true)
