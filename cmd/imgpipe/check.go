@@ -46,6 +46,7 @@ type checkFlags struct {
 	deep        bool
 	journal     string
 	only        []string
+	cacheDir    string
 	factory     factoryFlags
 }
 
@@ -92,6 +93,7 @@ GitHub issue from a JSON report.`,
 	fl.StringVarP(&f.output, "output", "o", formatTable, "output format: table, json or markdown")
 	fl.BoolVar(&f.deep, "deep", false, "read every blob (pull-through caches: this refills what they lost)")
 	fl.StringVar(&f.journal, "journal", "", `warm journal that mirror keeps (default: the user cache dir, as mirror's; "off" disables)`)
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "download cache imgpipe fetch filled, to size compressed disk images (default: $XDG_CACHE_HOME/imgpipe or ~/.cache/imgpipe)")
 	fl.StringSliceVar(&f.only, "checks", nil, "run only these checks: registry, proxmox, factory, cluster (default: every one the site configures)")
 	f.factory.bind(fl)
 	cmd.AddCommand(a.newCheckIssueCmd())
@@ -119,6 +121,11 @@ func (a *app) runCheck(cmd *cobra.Command, f checkFlags) error {
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
+		return err
+	}
+	// The lock names fetched files by digest; the Proxmox check measures a compressed
+	// disk image's raw size from this machine's copy when there is one.
+	if err := a.locateArtifacts(lock, f.cacheDir); err != nil {
 		return err
 	}
 	var refs []*site.Lock

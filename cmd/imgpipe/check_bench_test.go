@@ -66,7 +66,7 @@ func BenchmarkCheckSite(b *testing.B) {
 	more := fmt.Sprintf("proxmox:\n  site: lab\n  url: %s\n  caFile: %s\n  nodes: [pve1, pve2, pve3]\n  storage: local\n  isoMethod: download-url\n", pve.URL, ca)
 	s := newRegCheckSite(b, regOpts{total: 30, profiles: benchProfiles, factoryURL: f.URL(), more: more})
 	s.env[proxmox.TokenEnv] = pve.Token()
-	for _, args := range [][]string{{"schematic", "push"}, {"fetch", "--cache-dir", filepath.Join(s.dir, "cache")}, {"upload", "iso"}, {"upload", "template"}} {
+	for _, args := range [][]string{{"schematic", "push"}, {"fetch"}, {"upload", "iso"}, {"upload", "template"}} {
 		args = append(args, "--config", s.config, "--lock", s.lockPath)
 		if _, stderr, code := runImgpipeTB(b, s.env, args...); code != 0 {
 			b.Fatalf("imgpipe %s = exit %d\n%s", strings.Join(args, " "), code, stderr)

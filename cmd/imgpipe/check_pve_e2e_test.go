@@ -49,7 +49,7 @@ func newPVECheckSite(t *testing.T) *pveCheckSite {
 	s := &pveCheckSite{checkSite: newCheckSite(t, cfg), factory: f, pve: pve,
 		env: map[string]string{proxmox.TokenEnv: pve.Token(), "HOME": dir, "XDG_CACHE_HOME": filepath.Join(dir, "xdg")}}
 	s.run(t, "schematic", "push")
-	s.run(t, "fetch", "--cache-dir", filepath.Join(dir, "cache"))
+	s.run(t, "fetch") // into the default cache ($XDG_CACHE_HOME/imgpipe), where upload and check look
 	s.run(t, "upload", "iso")
 	s.run(t, "upload", "template")
 	s.lock = readLockT(t, s.lockPath)
@@ -125,6 +125,11 @@ func TestCheckProxmoxEndToEnd(t *testing.T) {
 	s.addForeign()
 	rep, code, stderr := s.check(t)
 	wantClean(t, "after upload, with foreign volumes and VMs", rep, code, stderr, check.CheckProxmox)
+	for _, it := range rep.Items {
+		if it.Kind == "import" && it.Detail != "" {
+			t.Errorf("import disk %s: %q; want its raw size measured from the fetched .raw.zst and checked", it.Name, it.Detail)
+		}
+	}
 	if n := len(rep.Items); n != 2*3+2+2 {
 		t.Errorf("%d proxmox items; want 10 (2 ISOs on 3 nodes, 2 import disks, 2 templates): %v", n, rep.Items)
 	}
