@@ -112,6 +112,12 @@ func TestNodesErrors(t *testing.T) {
 		t.Errorf("Nodes(with an Ubuntu node) = %v; want ErrNotTalos naming legacy-1 and its OS image", err)
 	}
 
+	// No InternalIP: talosctl could not reach it; named.
+	noIP := clustertest.NodeJSON(clustertest.Node{Name: "w-9", Talos: "v1.9.5", Kubelet: "v1.32.3"})
+	if _, err := readNodes(t, clustertest.NewKubeAPI(t, noIP)); err == nil || !strings.Contains(err.Error(), "node w-9: no InternalIP") {
+		t.Errorf("Nodes(no InternalIP) = %v; want an error naming w-9", err)
+	}
+
 	// Unreachable: a server that is gone.
 	gone := clustertest.NewKubeAPI(t)
 	cfg, err := cluster.LoadKubeconfig(gone.Kubeconfig, "")
@@ -197,7 +203,7 @@ func TestEnrichFromTalosAPI(t *testing.T) {
 
 type fakeMatcher map[[2]string]string
 
-func (f fakeMatcher) Match(talos, schematic string) (string, string) {
+func (f fakeMatcher) Match(talos, schematic, _ string) (string, string) {
 	if p, ok := f[[2]string{talos, schematic}]; ok {
 		return p, ""
 	}

@@ -9,9 +9,9 @@ import (
 )
 
 // Matcher finds the profile a node's running schematic belongs to at its running
-// Talos release; upgrade.SchematicMatcher is one.
+// Talos release (role breaks ties); upgrade.SchematicMatcher is one.
 type Matcher interface {
-	Match(talos, schematic string) (profile, why string)
+	Match(talos, schematic, role string) (profile, why string)
 }
 
 // Source says where to read a cluster from.
@@ -82,7 +82,7 @@ func inventoryNode(n *Node, m Matcher) upgrade.Node {
 	case m == nil:
 		why = "no site profiles to match the schematic against"
 	default:
-		out.Profile, why = m.Match(n.Talos, n.Schematic)
+		out.Profile, why = m.Match(n.Talos, n.Schematic, n.Role)
 	}
 	if out.Profile == "" && n.ProfileLabel != "" {
 		out.Profile = n.ProfileLabel

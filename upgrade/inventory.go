@@ -25,6 +25,25 @@ type Inventory struct {
 	// Cluster names the cluster in plans and tuppr resource names (optional).
 	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty"`
 	Nodes   []Node `yaml:"nodes" json:"nodes"`
+
+	src []byte         // the file's bytes, for line numbers in errors
+	loc *yamlx.Locator // parsed from src on the first error that needs a line
+}
+
+// lineOf is the line nodes[i] starts at in the file it was parsed from, 0 when
+// unknown. The file is parsed for lines only when an error needs one: a second
+// YAML parse of a 10,000-node inventory is a fifth of planning it.
+func (inv *Inventory) lineOf(i int) int {
+	if i < len(inv.Nodes) && inv.Nodes[i].Line > 0 {
+		return inv.Nodes[i].Line
+	}
+	if inv.src == nil {
+		return 0
+	}
+	if inv.loc == nil {
+		inv.loc = yamlx.NewLocator(inv.src)
+	}
+	return inv.loc.Line("nodes", i)
 }
 
 // Node is one machine as it runs now.
@@ -53,7 +72,8 @@ type Node struct {
 	// "schematic: ..."): nothing is guessed. `imgpipe inventory` writes it.
 	Unknown []string `yaml:"unknown,omitempty" json:"unknown,omitempty"`
 
-	// Line is where the node starts in the inventory file (0 when unknown), for errors.
+	// Line is where the node starts in the inventory file, when a caller knows it
+	// (0: ParseInventory finds it from the file when an error needs it).
 	Line int `yaml:"-" json:"-"`
 }
 
@@ -95,8 +115,13 @@ func ParseInventory(file string, data []byte) (*Inventory, error) {
 }
 
 func (inv *Inventory) validate(file string, data []byte) error {
-	loc := yamlx.NewLocator(data)
-	at := func(msg string, path ...any) error { return yamlx.At(file, loc, msg, path...) }
+	inv.src = data
+	at := func(msg string, path ...any) error {
+		if inv.loc == nil {
+			inv.loc = yamlx.NewLocator(data)
+		}
+		return yamlx.At(file, inv.loc, msg, path...)
+	}
 	var errs []error
 	if inv.Cluster != "" && !nodeNameRE.MatchString(inv.Cluster) {
 		errs = append(errs, at(fmt.Sprintf("cluster name %q must be lower-case letters, digits, '-' and '.'", inv.Cluster), "cluster"))
@@ -109,7 +134,6 @@ func (inv *Inventory) validate(file string, data []byte) error {
 	controlPlanes := 0
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
-		n.Line = loc.Line("nodes", i)
 		field := func(msg, f string) { errs = append(errs, at(msg, "nodes", i, f)) }
 		switch {
 		case n.Name == "":

@@ -42,8 +42,9 @@ nodes:
 	if got := inv.Nodes[0].Kubernetes; got != "1.32.3" {
 		t.Errorf("ParseInventory(good) nodes[0].kubernetes = %q; want 1.32.3 (normalized)", got)
 	}
-	if got := inv.Nodes[1].Line; got != 10 {
-		t.Errorf("ParseInventory(good) nodes[1].Line = %d; want 10", got)
+	// Lines are found from the file when an error needs them.
+	if got := inv.lineOf(1); got != 10 {
+		t.Errorf("ParseInventory(good) lineOf(1) = %d; want 10", got)
 	}
 
 	tests := []struct {
@@ -175,7 +176,7 @@ func FuzzParseInventory(f *testing.F) {
 		for i := range again.Nodes {
 			again.Nodes[i].Line, inv.Nodes[i].Line = 0, 0
 		}
-		if !reflect.DeepEqual(again, inv) {
+		if !reflect.DeepEqual(again.Nodes, inv.Nodes) || again.Cluster != inv.Cluster {
 			t.Fatalf("round trip changed the inventory:\n%+v\n%+v", inv, again)
 		}
 	})

@@ -13,30 +13,45 @@ import (
 type SchematicMatcher struct {
 	resolve  Resolver
 	profiles []string
+	roles    map[string]string              // profile -> controlplane | worker ("" = either)
 	byTalos  map[string]map[string][]string // talos -> schematic -> profiles
 	failed   map[string]string              // talos -> why resolution failed
 }
 
-// NewSchematicMatcher matches against profiles (the site's profile names).
-func NewSchematicMatcher(resolve Resolver, profiles []string) *SchematicMatcher {
-	return &SchematicMatcher{resolve: resolve, profiles: slices.Clone(profiles),
+// NewSchematicMatcher matches against profiles (the site's profile names); roles
+// (profile -> controlplane or worker) breaks ties between profiles that share a
+// schematic, such as a control-plane and a worker profile with the same extensions.
+func NewSchematicMatcher(resolve Resolver, profiles []string, roles map[string]string) *SchematicMatcher {
+	return &SchematicMatcher{resolve: resolve, profiles: slices.Clone(profiles), roles: roles,
 		byTalos: map[string]map[string][]string{}, failed: map[string]string{}}
 }
 
 // Match returns the profile whose schematic at talos is schematic, or "" and why not.
-// Two profiles with one schematic (they differ only outside it) are ambiguous: no match.
-func (m *SchematicMatcher) Match(talos, schematic string) (profile, why string) {
+// Profiles sharing the schematic are told apart by the node's role; if that leaves
+// more than one, the match is ambiguous: no match.
+func (m *SchematicMatcher) Match(talos, schematic, role string) (profile, why string) {
 	ids, ok := m.byTalos[talos]
 	if !ok {
 		ids = m.index(talos)
 		m.byTalos[talos] = ids
 	}
 	got := ids[schematic]
+	if len(got) > 1 {
+		var same []string
+		for _, p := range got {
+			if r := m.roles[p]; r == "" || r == role {
+				same = append(same, p)
+			}
+		}
+		if len(same) > 0 {
+			got = same
+		}
+	}
 	switch {
 	case len(got) == 1:
 		return got[0], ""
 	case len(got) > 1:
-		return "", fmt.Sprintf("schematic %s is profile %s alike at %s", short(schematic), strings.Join(got, " and "), talos)
+		return "", fmt.Sprintf("schematic %s is profile %s alike at %s, for a %s node", short(schematic), strings.Join(got, " and "), talos, role)
 	case m.failed[talos] != "":
 		return "", fmt.Sprintf("schematic %s: the site's profiles do not resolve at %s (%s)", short(schematic), talos, m.failed[talos])
 	}

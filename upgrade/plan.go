@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -85,14 +86,20 @@ type Options struct {
 	// GPU overrides GPU detection per profile (site config `gpu:`); profiles not listed
 	// are GPU profiles when they carry an NVIDIA extension.
 	GPU map[string]bool
-	// HealthTimeout is the health gate's wait (default "10m").
-	HealthTimeout string
+	// HealthTimeout is the health gate's wait (default 10m); whole seconds, at least 1s.
+	HealthTimeout time.Duration
 	// Imgpipe is how the plan's lock, pre-seed and pre-warm steps invoke imgpipe
 	// (default "imgpipe"); the CLI adds the --config and --matrix it planned with, so
 	// those steps resolve exactly what the plan did.
 	Imgpipe string
 	// InventoryFile names the inventory in errors.
 	InventoryFile string
+	// Profiles, when set, limits the plan to the nodes of these site profiles (a canary,
+	// or one pool such as the GPU workers); other nodes, and nodes whose profile is
+	// unknown, are left out. Kubernetes upgrades are cluster-wide, so such a plan keeps
+	// the cluster's Kubernetes: Kubernetes must be empty, and a path that needs a
+	// Kubernetes step is refused with ErrClusterKubernetes.
+	Profiles []string
 }
 
 // Plan is an upgrade plan: the JSON contract of `imgpipe upgrade-plan -o json`.
@@ -106,6 +113,35 @@ type Plan struct {
 	Hops    []Hop    `json:"hops"`
 	Nodes   int      `json:"nodes"`
 	Notes   []string `json:"notes,omitempty"`
+	// HealthTimeout is how long each health gate waits ("10m", "1h30m").
+	HealthTimeout string `json:"health_timeout"`
+	// ProfileFilter is upgrade-plan --profile: only nodes of these profiles are
+	// planned (Nodes counts them) and the plan has no Kubernetes step.
+	ProfileFilter []string `json:"profile_filter,omitempty"`
+}
+
+// DefaultHealthTimeout is the health gates' wait when Options leave it unset.
+const DefaultHealthTimeout = 10 * time.Minute
+
+// CheckHealthTimeout accepts whole seconds from 1s to 24h: talosctl, kubectl and
+// tuppr's duration pattern (^([0-9]+[smh])+$) all read that form.
+func CheckHealthTimeout(d time.Duration) error {
+	if d < time.Second || d > 24*time.Hour || d%time.Second != 0 {
+		return fail.Usage(fmt.Errorf("--health-timeout %s: give whole seconds between 1s and 24h, like 10m or 1h30m", d))
+	}
+	return nil
+}
+
+// FormatDuration writes d the short way: 10m, 1h30m, 45s.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // State is a set of versions: From lists every distinct running version, To the target.
@@ -190,11 +226,27 @@ type Step struct {
 	Schematic     string `json:"schematic,omitempty"`
 	SchematicFrom string `json:"schematic_from,omitempty"`
 	Note          string `json:"note,omitempty"`
+	// Talos is the release an upgrade step installs; Kubernetes the version an
+	// upgrade-k8s step goes to. The script renders its commands from these typed
+	// fields, not from Command.
+	Talos      string `json:"talos,omitempty"`
+	Kubernetes string `json:"kubernetes,omitempty"`
+	// Preserve is set on upgrades from Talos < v1.8 (--preserve keeps EPHEMERAL).
+	Preserve bool `json:"preserve,omitempty"`
+	// GPU marks the drain, upgrade and uncordon steps of a drained GPU node: the
+	// script checks its NVIDIA modules are loaded before uncordoning it.
+	GPU bool `json:"gpu,omitempty"`
+	// Reimage marks an upgrade to the release the node runs already, for a new schematic.
+	Reimage bool `json:"reimage,omitempty"`
 }
+
+// q shell-quotes one value of a command.
+func q(s string) string { return ShellQuote(s) }
 
 // node is the planner's running view of one inventory node.
 type node struct {
 	*Node
+	idx       int // in the inventory
 	talos     *semver.Version
 	k8s       *semver.Version
 	gpu       bool
@@ -215,9 +267,11 @@ type planner struct {
 	nodes   []*node
 	cp      *node // the control-plane node upgrade-k8s and health gates run against
 	notes   []string
+	fixedK  *semver.Version // the cluster's Kubernetes, pinned by Options.Profiles
 	upgrade map[[2]string]error
 	k8sOK   map[[2]string]error
 	patch   map[uint64]string
+	catchUp map[string]string // Kubernetes version -> why a catch-up step to it was planned
 }
 
 // NewPlan plans the upgrade of every inventory node to opts.To. It refuses (errors
@@ -237,8 +291,11 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if opts.Parallel < 1 {
 		return nil, fail.Usage(fmt.Errorf("--parallel %d: give a batch size of 1 or more", opts.Parallel))
 	}
-	if opts.HealthTimeout == "" {
-		opts.HealthTimeout = "10m"
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = DefaultHealthTimeout
+	}
+	if err := CheckHealthTimeout(opts.HealthTimeout); err != nil {
+		return nil, err
 	}
 	if opts.Imgpipe == "" {
 		opts.Imgpipe = "imgpipe"
@@ -249,11 +306,23 @@ func NewPlan(m *compat.Matrix, inv *Inventory, resolve Resolver, opts Options) (
 	if inv == nil || len(inv.Nodes) == 0 {
 		return nil, fail.Usage(errors.New("the inventory lists no nodes"))
 	}
-	if err := unknownProfiles(inv); err != nil {
-		return nil, err
+	if len(opts.Profiles) > 0 {
+		if opts.Kubernetes != "" {
+			return nil, fail.Usage(errors.New("--kubernetes with --profile: Kubernetes upgrades are cluster-wide; plan them without --profile"))
+		}
+		known := opts.KnownProfiles
+		if known == nil { // no site config to check against: only empty names are refused
+			known = opts.Profiles
+		}
+		if err := CheckProfiles(known, opts.Profiles); err != nil {
+			return nil, err
+		}
+		opts.Profiles = slices.Compact(slices.Sorted(slices.Values(opts.Profiles)))
+	} else if err := unknownProfiles(inv); err != nil {
+		return nil, err // with --profile, nodes of unknown profile are left out instead
 	}
 	p := &planner{m: m, inv: inv, resolve: resolve, opts: opts,
-		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}}
+		upgrade: map[[2]string]error{}, k8sOK: map[[2]string]error{}, patch: map[uint64]string{}, catchUp: map[string]string{}}
 	return p.plan()
 }
 
@@ -265,7 +334,8 @@ func (p *planner) plan() (*Plan, error) {
 	if err := p.loadNodes(); err != nil {
 		return nil, err
 	}
-	plan := &Plan{Schema: Schema, Cluster: p.inv.Cluster, Path: p.opts.Path, Nodes: len(p.nodes), Hops: []Hop{}}
+	plan := &Plan{Schema: Schema, Cluster: p.inv.Cluster, Path: p.opts.Path, Nodes: len(p.nodes), Hops: []Hop{},
+		HealthTimeout: FormatDuration(p.opts.HealthTimeout), ProfileFilter: p.opts.Profiles}
 	plan.From = p.state()
 
 	var ahead []string
@@ -276,7 +346,7 @@ func (p *planner) plan() (*Plan, error) {
 	}
 	if len(ahead) > 0 {
 		return nil, fail.Policy(fmt.Errorf("%w: target Talos %s is older than what nodes run (%s): pick a newer --to",
-			ErrDowngrade, target.Version, strings.Join(ahead, ", ")))
+			ErrDowngrade, target.Version, firstN(ahead, 10)))
 	}
 
 	kt, err := p.targetKubernetes(target)
@@ -302,7 +372,7 @@ func (p *planner) plan() (*Plan, error) {
 				return nil, err
 			}
 			errs = append(errs, err)
-			if errors.Is(err, ErrKubernetesTooNew) || errors.Is(err, ErrKubernetesStep) {
+			if errors.Is(err, ErrKubernetesTooNew) || errors.Is(err, ErrKubernetesStep) || errors.Is(err, ErrClusterKubernetes) {
 				break // later hops would only repeat the same refusal
 			}
 			continue
@@ -330,41 +400,47 @@ func (p *planner) loadNodes() error {
 		in := &p.inv.Nodes[i]
 		tv, err := semver.StrictNewVersion(strings.TrimPrefix(in.Talos, "v"))
 		if err != nil {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("Talos version %q: %v", in.Talos, err)))
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("Talos version %q: %v", in.Talos, err)))
 			continue
 		}
 		kv, err := semver.StrictNewVersion(strings.TrimPrefix(in.Kubernetes, "v"))
 		if err != nil {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("Kubernetes version %q: %v", in.Kubernetes, err)))
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("Kubernetes version %q: %v", in.Kubernetes, err)))
 			continue
 		}
-		if p.opts.KnownProfiles != nil && !slices.Contains(p.opts.KnownProfiles, in.Profile) {
-			errs = append(errs, p.nodeErr(in, fmt.Sprintf("profile %q is not in the site config (profiles: %s): fix the node's profile or pass --config",
+		if p.opts.KnownProfiles != nil && p.selected(in) && !slices.Contains(p.opts.KnownProfiles, in.Profile) {
+			errs = append(errs, p.nodeErr(i, in, fmt.Sprintf("profile %q is not in the site config (profiles: %s): fix the node's profile or pass --config",
 				in.Profile, strings.Join(p.opts.KnownProfiles, ", "))))
 			continue
 		}
 		own := *in // the plan advances versions as hops pass; the caller's inventory stays as given
-		n := &node{Node: &own, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
+		n := &node{Node: &own, idx: i, talos: tv, k8s: kv, gpu: in.GPU, schematic: in.Schematic}
 		p.nodes = append(p.nodes, n)
 		if in.Role == RoleControlPlane && (p.cp == nil || in.Name < p.cp.Name) {
 			p.cp = n
 		}
 	}
 	if len(errs) > 0 {
-		return fail.Usage(errors.Join(errs...))
+		return fail.Usage(boundedList(errs, 10))
 	}
 	if p.cp == nil {
 		return fail.Usage(fmt.Errorf("%s: no controlplane node: Kubernetes upgrades and health gates run against one", p.opts.InventoryFile))
+	}
+	if err := p.narrow(); err != nil {
+		return err
 	}
 	// A kubelet newer than the API server is outside Kubernetes' version skew policy;
 	// planning from it would step that node's Kubernetes backwards.
 	ck := p.clusterK()
 	for _, n := range p.nodes {
 		if n.k8s.GreaterThan(ck) {
-			errs = append(errs, p.nodeErr(n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
+			errs = append(errs, p.nodeErr(n.idx, n.Node, fmt.Sprintf("kubelet %s is newer than the control plane's Kubernetes %s (kubelets may not be newer than the API server): check the inventory", n.k8s, ck)))
 		}
 	}
-	return fail.Usage(errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil
+	}
+	return fail.Usage(boundedList(errs, 10))
 }
 
 // unknownProfiles refuses the nodes whose profile could not be matched, by name, the
@@ -384,9 +460,9 @@ func unknownProfiles(inv *Inventory) error {
 		ErrUnknownProfile, len(errs), "imgpipe.dev/profile", boundedList(errs, 10)))
 }
 
-func (p *planner) nodeErr(n *Node, msg string) error {
-	if n.Line > 0 {
-		return fmt.Errorf("%s:%d: node %s: %s", p.opts.InventoryFile, n.Line, n.Name, msg)
+func (p *planner) nodeErr(i int, n *Node, msg string) error {
+	if line := p.inv.lineOf(i); line > 0 {
+		return fmt.Errorf("%s:%d: node %s: %s", p.opts.InventoryFile, line, n.Name, msg)
 	}
 	return fmt.Errorf("%s: node %s: %s", p.opts.InventoryFile, n.Name, msg)
 }
@@ -408,6 +484,9 @@ func (p *planner) state() State {
 
 // clusterK is the control plane's Kubernetes: what upgrade-k8s starts from.
 func (p *planner) clusterK() *semver.Version {
+	if p.fixedK != nil {
+		return p.fixedK
+	}
 	var k *semver.Version
 	for _, n := range p.nodes {
 		if n.Role == RoleControlPlane && (k == nil || n.k8s.GreaterThan(k)) {
@@ -418,6 +497,9 @@ func (p *planner) clusterK() *semver.Version {
 }
 
 func (p *planner) targetKubernetes(target *compat.Release) (*semver.Version, error) {
+	if len(p.opts.Profiles) > 0 {
+		return p.keepKubernetes(target.Version)
+	}
 	ck := p.clusterK()
 	var kt *semver.Version
 	if q := strings.TrimSpace(p.opts.Kubernetes); q != "" {
@@ -580,7 +662,7 @@ func (p *planner) checkNodePaths(hops []*compat.Release) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fail.Policy(fmt.Errorf("%w: %w", ErrNoPath, errors.Join(errs...)))
+		return fail.Policy(fmt.Errorf("%w:\n%w", ErrNoPath, boundedList(errs, 10)))
 	}
 	return nil
 }
@@ -695,49 +777,9 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 		}
 	}
 
-	// Kubernetes steps the hop needs first: every upgraded node's kubelet must be in
-	// the hop's supported range. Kubernetes is never downgraded.
-	rng := compat.SupportedKubernetes(rel.Version)
-	minMinor, maxMinor := minorOf(rng.MinMinor), minorOf(rng.MaxMinor)
-	var tooNew []string
-	for _, n := range part {
-		if n.k8s.Minor() > maxMinor {
-			tooNew = append(tooNew, fmt.Sprintf("%s runs %s", n.Name, n.k8s))
-		}
-	}
-	if len(tooNew) > 0 {
-		hint := ""
-		if p.opts.Path == PathConservative {
-			hint = "; --path minimal may skip this release"
-		}
-		return nil, fmt.Errorf("%w: %s supports Kubernetes %s to %s, and Kubernetes cannot be downgraded (%s)%s",
-			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, strings.Join(tooNew, ", "), hint)
-	}
-	var pre []*semver.Version
-	for {
-		lag := false
-		for _, n := range part {
-			if n.k8s.Minor() < minMinor {
-				lag = true
-			}
-		}
-		if !lag {
-			break
-		}
-		ck := p.clusterK()
-		next := ck
-		if ck.Minor() < minMinor {
-			next = p.newestPatch(ck.Minor()+1, rel)
-		}
-		if err := p.k8sStep(next); err != nil {
-			return nil, fmt.Errorf("%w: %s needs Kubernetes %s or newer first: %v", ErrKubernetesStep, label, rng.MinMinor, err)
-		}
-		pre = append(pre, next)
-	}
-	for _, n := range part {
-		if err := p.k8sSupported(rel.Version, n.k8s); err != nil {
-			return nil, fmt.Errorf("%s: node %s: %w", label, n.Name, err)
-		}
+	pre, err := p.k8sBefore(label, rel, part)
+	if err != nil {
+		return nil, err
 	}
 	hop.Kubernetes = p.clusterK().String()
 
@@ -835,33 +877,17 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	}
 	if len(drops) > 0 {
 		p.advance(part, rel, lock)
-		return nil, fmt.Errorf("%w:\n%w", ErrExtensionDropped, joinIndented(drops))
+		return nil, fmt.Errorf("%w:\n%w", ErrExtensionDropped, boundedList(drops, 10))
 	}
 	sortRollout(part)
 
 	// Trailing Kubernetes steps, to the target, after this hop's node upgrades.
 	var post []*semver.Version
-	if final {
-		upgraded := map[*node]bool{}
-		for _, n := range part {
-			upgraded[n] = true
-		}
-		talosOf := func(n *node) string {
-			if upgraded[n] {
-				return rel.Version
-			}
-			return n.Talos
-		}
-		for !p.aligned(kt) {
-			ck := p.clusterK()
-			next := kt
-			if kt.Minor() > ck.Minor()+1 {
-				next = p.newestPatch(ck.Minor()+1, rel)
-			}
-			if err := p.k8sStepAt(next, talosOf); err != nil {
-				return nil, fmt.Errorf("%w: reaching Kubernetes %s after %s: %v", ErrKubernetesStep, kt, label, err)
-			}
-			post = append(post, next)
+	if final && len(p.opts.Profiles) > 0 {
+		p.noteKubeletSkew(kt)
+	} else if final {
+		if post, err = p.k8sAfter(label, rel, part, kt); err != nil {
+			return nil, err
 		}
 	}
 
@@ -884,21 +910,159 @@ func (p *planner) hop(i int, rel *compat.Release, final bool, kt *semver.Version
 	return hop, nil
 }
 
+// k8sBefore returns the Kubernetes steps a hop needs first: every upgraded node's
+// kubelet must be in the hop's supported range. Kubernetes is never downgraded.
+func (p *planner) k8sBefore(label string, rel *compat.Release, part []*node) ([]*semver.Version, error) {
+	rng := compat.SupportedKubernetes(rel.Version)
+	minMinor, maxMinor := minorOf(rng.MinMinor), minorOf(rng.MaxMinor)
+	var tooNew []string
+	for _, n := range part {
+		if n.k8s.Minor() > maxMinor {
+			tooNew = append(tooNew, fmt.Sprintf("%s runs %s", n.Name, n.k8s))
+		}
+	}
+	if len(tooNew) > 0 {
+		hint := ""
+		if p.opts.Path == PathConservative {
+			hint = "; --path minimal may skip this release"
+		}
+		return nil, fmt.Errorf("%w: %s supports Kubernetes %s to %s, and Kubernetes cannot be downgraded (%s)%s",
+			ErrKubernetesTooNew, label, rng.MinMinor, rng.MaxMinor, firstN(tooNew, 10), hint)
+	}
+	var pre []*semver.Version
+	for {
+		lag := false
+		for _, n := range part {
+			if n.k8s.Minor() < minMinor {
+				lag = true
+			}
+		}
+		if !lag {
+			break
+		}
+		if len(p.opts.Profiles) > 0 {
+			return nil, p.lagRefusal(label, rng.MinMinor, part, minMinor)
+		}
+		ck := p.clusterK()
+		next := ck
+		if ck.Minor() < minMinor {
+			next = p.newestPatch(ck.Minor()+1, rel)
+		}
+		steps, err := p.skewSteps(next, func(n *node) string { return n.Talos })
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s needs Kubernetes %s or newer first: %v", ErrKubernetesStep, label, rng.MinMinor, err)
+		}
+		pre = append(pre, steps...)
+	}
+	for _, n := range part {
+		if err := p.k8sSupported(rel.Version, n.k8s); err != nil {
+			return nil, fmt.Errorf("%s: node %s: %w", label, n.Name, err)
+		}
+	}
+	return pre, nil
+}
+
+// k8sAfter returns the Kubernetes steps from the cluster's version to kt, one minor at
+// a time, after the last hop's nodes run rel.
+func (p *planner) k8sAfter(label string, rel *compat.Release, part []*node, kt *semver.Version) ([]*semver.Version, error) {
+	var post []*semver.Version
+	upgraded := map[*node]bool{}
+	for _, n := range part {
+		upgraded[n] = true
+	}
+	talosOf := func(n *node) string {
+		if upgraded[n] {
+			return rel.Version
+		}
+		return n.Talos
+	}
+	for !p.aligned(kt) {
+		ck := p.clusterK()
+		next := kt
+		if kt.Minor() > ck.Minor()+1 {
+			next = p.newestPatch(ck.Minor()+1, rel)
+		}
+		steps, err := p.skewSteps(next, talosOf)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reaching Kubernetes %s after %s: %v", ErrKubernetesStep, kt, label, err)
+		}
+		post = append(post, steps...)
+	}
+	return post, nil
+}
+
 // advance records that nodes now run rel, with their profile as resolved for it (when
 // lock is not nil).
 func (p *planner) advance(nodes []*node, rel *compat.Release, lock *site.Lock) {
+	type after struct {
+		prior    map[string]extRef // shared by the profile's nodes: read only
+		from, id string
+	}
+	byProfile := map[string]*after{}
 	for _, n := range nodes {
 		n.talos, n.Talos = rel.Semver(), rel.Version
 		if lock == nil {
 			continue
 		}
-		if prof, ok := lock.Profile(n.Profile); ok {
-			n.prior = extSet(prof)
-			n.priorFrom = fmt.Sprintf("profile %s at %s", n.Profile, rel.Version)
-			n.schematic = prof.Schematic.ID
-			n.profileID = prof.Schematic.ID
+		a, ok := byProfile[n.Profile]
+		if !ok {
+			if prof, found := lock.Profile(n.Profile); found {
+				a = &after{prior: extSet(prof), from: fmt.Sprintf("profile %s at %s", n.Profile, rel.Version), id: prof.Schematic.ID}
+			}
+			byProfile[n.Profile] = a
+		}
+		if a != nil {
+			n.prior, n.priorFrom, n.schematic, n.profileID = a.prior, a.from, a.id, a.id
 		}
 	}
+}
+
+// skewSteps moves the cluster to Kubernetes k. When the control plane's next minor
+// would leave a kubelet further behind the API server than the version skew policy
+// allows (3 minors from 1.28, 2 before), a catch-up step to the control plane's
+// current version comes first: upgrade-k8s brings every kubelet to it.
+func (p *planner) skewSteps(k *semver.Version, talosOf func(*node) string) ([]*semver.Version, error) {
+	var out []*semver.Version
+	ck := p.clusterK()
+	if k.Minor() > ck.Minor() {
+		skew := uint64(2)
+		if k.Minor() >= 28 {
+			skew = 3
+		}
+		var lag []*node
+		for _, n := range p.nodes {
+			if n.k8s.Minor()+skew < k.Minor() {
+				lag = append(lag, n)
+			}
+		}
+		if len(lag) > 0 {
+			why := fmt.Sprintf("kubelet skew catch-up: %s lag more than %d minors behind Kubernetes %s; upgrade-k8s --to %s (the control plane's version) brings every kubelet within the skew policy first",
+				nodeVersions(lag, 5), skew, k, ck)
+			if err := p.k8sStepAt(ck, talosOf); err != nil {
+				return nil, fmt.Errorf("catching kubelets up to %s: %w", ck, err)
+			}
+			p.catchUp[ck.String()] = why
+			p.notef("%s", why)
+			out = append(out, ck)
+		}
+	}
+	if err := p.k8sStepAt(k, talosOf); err != nil {
+		return nil, err
+	}
+	return append(out, k), nil
+}
+
+// nodeVersions names nodes with their kubelet, the first max and a count.
+func nodeVersions(nodes []*node, max int) string {
+	var parts []string
+	for i, n := range nodes {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(nodes)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", n.Name, n.k8s))
+	}
+	return "kubelets of " + strings.Join(parts, ", ")
 }
 
 // k8sStep moves the whole cluster to Kubernetes k (upgrade-k8s updates every kubelet),
@@ -949,152 +1113,6 @@ func (p *planner) isGPU(prof *site.Profile) bool {
 		}
 	}
 	return false
-}
-
-// steps lays out a hop's rollout: pre-seed and pre-warm, Kubernetes steps the hop
-// needs, control-plane nodes one at a time, GPU workers (drained) then the other
-// workers in batches, Kubernetes steps to the target; a health gate after each.
-func (p *planner) steps(hop *Hop, rel *compat.Release, lock *site.Lock, part []*node, pre, post []*semver.Version) {
-	cp := p.cp
-	health := Step{Node: cp.Name, Address: cp.Address, Action: ActionHealth,
-		Command: fmt.Sprintf("talosctl health --nodes %s --wait-timeout %s", cp.Address, p.opts.HealthTimeout)}
-	add := func(s Step) { hop.Steps = append(hop.Steps, s) }
-
-	// Pin each image set the hop needs in a lockfile (`imgpipe resolve --lock`), then
-	// mirror it and pre-warm the installers from it, before any node moves.
-	im := p.opts.Imgpipe
-	hopProfiles := profilesOf(part)
-	pin := func(talos, k, why string) string {
-		file := fmt.Sprintf("upgrade-%s.lock.json", talos)
-		if k != hop.Kubernetes || talos != rel.Version {
-			file = fmt.Sprintf("upgrade-%s-k8s-%s.lock.json", talos, k)
-		}
-		cmd := fmt.Sprintf("%s resolve --talos %s --kubernetes %s", im, talos, k)
-		if len(hopProfiles) > 0 {
-			cmd += " --profile " + strings.Join(hopProfiles, ",")
-		}
-		add(Step{Action: ActionLock, Command: cmd + " --lock " + file, Note: why})
-		add(Step{Action: ActionPreseed, Command: fmt.Sprintf("%s mirror --lock %s", im, file),
-			Note: fmt.Sprintf("images of Talos %s with Kubernetes %s into the site mirrors", talos, k)})
-		return file
-	}
-	if len(pre) > 0 {
-		prev := p.nodes[0].Talos // the release the cluster runs while the steps before the hop run
-		for _, n := range p.nodes {
-			if semver.MustParse(n.Talos).LessThan(semver.MustParse(prev)) {
-				prev = n.Talos
-			}
-		}
-		for _, k := range pre {
-			pin(prev, k.String(), fmt.Sprintf("Kubernetes %s, needed before Talos %s", k, rel.Version))
-		}
-	}
-	file := pin(rel.Version, hop.Kubernetes, fmt.Sprintf("Talos %s as every profile of the hop resolves for it", rel.Version))
-	for _, k := range post {
-		pin(rel.Version, k.String(), fmt.Sprintf("Kubernetes %s, after Talos %s", k, rel.Version))
-	}
-	seen := map[string]bool{}
-	for _, n := range part {
-		prof, ok := lock.Profile(n.Profile)
-		if !ok || seen[prof.Installer] {
-			continue
-		}
-		seen[prof.Installer] = true
-		add(Step{Profile: n.Profile, Action: ActionPrewarm, Image: prof.Installer,
-			Command: fmt.Sprintf("%s schematic prewarm --lock %s --profile %s", im, file, n.Profile),
-			Note:    "the factory builds an installer on its first pull; build it before the first node needs it"})
-	}
-	k8s := func(k *semver.Version) {
-		add(Step{Node: cp.Name, Address: cp.Address, Action: ActionUpgradeK8s,
-			Command: fmt.Sprintf("talosctl upgrade-k8s --nodes %s --to %s", cp.Address, k)})
-		add(health)
-	}
-	for _, k := range pre {
-		k8s(k)
-	}
-
-	single := len(p.nodes) == 1
-	if single {
-		hop.Notes = append(hop.Notes, "single-node cluster: workloads are down while the node reboots; nothing to drain to")
-	}
-	batch := 0
-	upgrade := func(n *node) {
-		prof, _ := lock.Profile(n.Profile)
-		cmd := fmt.Sprintf("talosctl upgrade --nodes %s --image %s", n.Address, prof.Installer)
-		var notes []string
-		if n.talos.LessThan(v18) {
-			// Before v1.8 an upgrade wipes EPHEMERAL unless told not to: that loses
-			// local volumes and the images just pre-warmed.
-			cmd += " --preserve"
-			notes = append(notes, "--preserve: before Talos v1.8 an upgrade wipes EPHEMERAL otherwise")
-		}
-		from := ""
-		switch {
-		case n.talos.Equal(rel.Semver()):
-			from = n.schematic
-			notes = append(notes, fmt.Sprintf("re-image: runs %s already but schematic %s, not the profile's %s", rel.Version, short(n.schematic), short(prof.Schematic.ID)))
-		case n.schematic != "" && n.schematic != prof.Schematic.ID:
-			from = n.schematic
-			notes = append(notes, fmt.Sprintf("schematic %s -> %s", short(n.schematic), short(prof.Schematic.ID)))
-		}
-		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUpgrade,
-			Image: prof.Installer, Command: cmd, Batch: batch, Schematic: prof.Schematic.ID, SchematicFrom: from,
-			Note: strings.Join(notes, "; ")})
-	}
-	drain := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionDrain, Batch: batch,
-			Command: fmt.Sprintf("kubectl drain %s --ignore-daemonsets --delete-emptydir-data --timeout %s", n.Name, p.opts.HealthTimeout),
-			Note:    "GPU node: move GPU workloads off before the driver extensions change"})
-	}
-	uncordon := func(n *node) {
-		add(Step{Node: n.Name, Address: n.Address, Role: n.Role, Profile: n.Profile, Action: ActionUncordon, Batch: batch,
-			Command: "kubectl uncordon " + n.Name})
-	}
-	group := func(nodes []*node, size int) {
-		for len(nodes) > 0 {
-			b := nodes[:min(size, len(nodes))]
-			nodes = nodes[len(b):]
-			batch++
-			drained := !single && b[0].gpu
-			if drained {
-				for _, n := range b {
-					drain(n)
-				}
-			}
-			for _, n := range b {
-				upgrade(n)
-			}
-			h := health
-			h.Batch = batch
-			add(h)
-			if drained {
-				for _, n := range b {
-					uncordon(n)
-				}
-			}
-		}
-	}
-	var cps, gpus, workers []*node
-	for _, n := range part {
-		switch {
-		case n.Role == RoleControlPlane:
-			cps = append(cps, n)
-		case n.gpu:
-			gpus = append(gpus, n)
-		default:
-			workers = append(workers, n)
-		}
-	}
-	// Control-plane nodes one at a time (etcd quorum); a GPU control-plane node is
-	// drained on its own.
-	for _, n := range cps {
-		group([]*node{n}, 1)
-	}
-	group(gpus, p.opts.Parallel)
-	group(workers, p.opts.Parallel)
-	for _, k := range post {
-		k8s(k)
-	}
 }
 
 var v18 = semver.MustParse("1.8.0")

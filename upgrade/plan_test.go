@@ -502,3 +502,65 @@ func TestNewPlanRefusesOmittedOptional(t *testing.T) {
 		t.Errorf("NewPlan error names cp-1, whose profile keeps the extension:\n%v", err)
 	}
 }
+
+// TestKubeletSkewCatchUp: a kubelet 3 minors behind the control plane is brought up to
+// the control plane's version before the control plane's next minor, and the plan says so.
+func TestKubeletSkewCatchUp(t *testing.T) {
+	t.Parallel()
+	p, err := planFor(t, "skew.yaml", "", Options{To: "v1.9.x", Kubernetes: "1.32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, h := range p.Hops {
+		steps = append(steps, h.KubernetesSteps...)
+	}
+	if want := []string{"1.31.4", "1.32.4"}; !slices.Equal(steps, want) {
+		t.Errorf("NewPlan(skew) Kubernetes steps = %v; want %v (catch-up first)", steps, want)
+	}
+	note := strings.Join(p.Notes, "\n")
+	if !strings.Contains(note, "kubelet skew catch-up") || !strings.Contains(note, "worker-1 (1.28.0)") || strings.Contains(note, "worker-2") {
+		t.Errorf("NewPlan(skew) notes = %q; want the catch-up named with worker-1 only", note)
+	}
+}
+
+// TestRefusalsBounded: a refusal at 10,000 nodes names the first nodes and counts
+// the rest, instead of listing every node on one line.
+func TestRefusalsBounded(t *testing.T) {
+	t.Parallel()
+	m := testMatrix(t)
+	cfg := testSite(t)
+	tests := []struct {
+		name string
+		edit func(n *Node)
+		want error
+	}{
+		{"downgrade", func(n *Node) { n.Talos = "v1.11.6"; n.Kubernetes = "1.33.6" }, ErrDowngrade},
+		{"unknown profile", func(n *Node) {
+			if n.Role == RoleWorker {
+				n.Profile, n.Unknown = "", []string{"profile: schematic abc matches no site profile"}
+			}
+		}, ErrUnknownProfile},
+		{"extension dropped", func(n *Node) {
+			if n.Role == RoleWorker {
+				n.Extensions = []string{"siderolabs/qemu-guest-agent", "siderolabs/iscsi-tools"}
+			}
+		}, ErrExtensionDropped},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			inv := bigInventory(10000)
+			for i := range inv.Nodes {
+				tt.edit(&inv.Nodes[i])
+			}
+			_, err := NewPlan(m, inv, SiteResolver(m, cfg, "embedded"), Options{To: "v1.10.x", KnownProfiles: profileNames(cfg)})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("NewPlan(10,000 nodes, %s) = %v; want %v", tt.name, err, tt.want)
+			}
+			if msg := err.Error(); len(msg) > 8<<10 || !strings.Contains(msg, "more") {
+				t.Errorf("NewPlan(10,000 nodes, %s) error is %d bytes; want a bounded message ending in a count:\n%.600s", tt.name, len(msg), msg)
+			}
+		})
+	}
+}

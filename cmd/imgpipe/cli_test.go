@@ -85,6 +85,8 @@ func TestFlagCompletion(t *testing.T) {
 		{[]string{"__complete", "-c", cfg, "export", "terraform", "-p", "w"}, []string{"worker"}},
 		{[]string{"__complete", "build", "--stages", ""}, []string{"resolve", "schematic", "verify", "fetch", "mirror", "upload"}},
 		{[]string{"__complete", "upgrade-plan", "-o", ""}, []string{"table", "json", "yaml", "script", "tuppr"}},
+		{[]string{"__complete", "-c", cfg, "upgrade-plan", "--profile", ""}, []string{"controlplane", "worker", "gpu\tTuring+", "edge"}},
+		{[]string{"__complete", "-c", cfg, "upgrade-plan", "-p", "gpu,w"}, []string{"worker"}},
 		{[]string{"__complete", "-c", cfg, "upgrade-plan", "--to", "v1.1"}, []string{"v1.12.x\tfrom the site config", "v1.13.x", "v1.12.x", "v1.11.6"}},
 		{[]string{"__complete", "version", "-o", ""}, []string{"json"}},
 	}

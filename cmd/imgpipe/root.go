@@ -119,7 +119,7 @@ Exit codes (every command):
 		a.newMachineConfigCmd(),
 		a.newBuildCmd(),
 		a.newVerifyCmd(),
-		a.newUpgradePlanCmd(),
+		a.newUpgradePlanCmd(), a.newInventoryCmd(),
 		a.newMirrorCmd(), a.newImagesCmd(),
 		a.newUploadCmd(),
 		a.newExportCmd(),

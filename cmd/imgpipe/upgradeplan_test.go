@@ -39,6 +39,8 @@ func TestUpgradePlanGolden(t *testing.T) {
 		{"cli-cluster-v1.10.tuppr.yaml", []string{"-o", "tuppr"}},
 		{"cli-cluster-v1.10-minimal.txt", []string{"--path", "minimal"}},
 		{"cli-k8s-old-v1.13.txt", []string{"--inventory", upgradeTestdata + "/k8s-old.yaml", "--to", "v1.13.x"}},
+		// Golden scripts: kubelet skew catch-up (1.28 kubelet, control plane 1.31 -> 1.32).
+		{"cli-skew-v1.9-k8s-1.32.sh", []string{"--inventory", upgradeTestdata + "/skew.yaml", "--to", "v1.9.x", "--kubernetes", "1.32", "-o", "script"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -109,7 +111,7 @@ func TestUpgradePlanExitCodes(t *testing.T) {
 		{"kubernetes too new for the hop", []string{"--inventory", upgradeTestdata + "/k8s-new.yaml", "--config", cfg, "--to", "v1.9.x"}, exitPolicy, "hop 1 (Talos v1.8.4)"},
 		{"GPU driver has no build in a hop", []string{"--inventory", upgradeTestdata + "/gpu-550.yaml", "--config", cfg, "--to", "v1.10.x"}, exitPolicy, "hop 2 (Talos v1.10.9)"},
 		{"extension dropped", []string{"--inventory", upgradeTestdata + "/drop.yaml", "--config", cfg, "--to", "v1.10.x"}, exitPolicy, "siderolabs/iscsi-tools"},
-		{"no inventory", []string{"--to", "v1.10.x"}, exitUsage, "--inventory is required"},
+		{"no inventory", []string{"--to", "v1.10.x"}, exitUsage, "--inventory or --kubeconfig is required"},
 		{"missing inventory file", []string{"--inventory", filepath.Join(dir, "none.yaml"), "--to", "v1.10.x"}, exitUsage, "reading inventory"},
 		{"bad inventory", []string{"--inventory", bad, "--to", "v1.10.x"}, exitUsage, "bad.yaml:3: nodes[0].role"},
 		{"unknown output", []string{"--inventory", upgradeTestdata + "/single.yaml", "--to", "v1.9.x", "-o", "xml"}, exitUsage, "unknown output format"},

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# imgpipe upgrade plan (conservative path) for cluster skew: 3 nodes
+# from Talos v1.9.6, Kubernetes 1.28.0, 1.31.4
+# to   Talos v1.9.6, Kubernetes 1.32.4
+#
+# Review before running. Use talosctl v1.9.6 or newer, and a kubeconfig for kubectl.
+# Safe to re-run after a failure: every node and Kubernetes step is checked first
+# and skipped when done; nothing is downgraded. A failing command stops the script.
+# note: kubelet skew catch-up: kubelets of worker-1 (1.28.0) lag more than 3 minors behind Kubernetes 1.32.4; upgrade-k8s --to 1.31.4 (the control plane's version) brings every kubelet within the skew policy first
+set -euo pipefail
+
+SNAPSHOT_DIR="${SNAPSHOT_DIR:-.}"   # etcd snapshots before each control-plane hop go here
+GPU_CHECK_TRIES="${GPU_CHECK_TRIES:-30}"
+
+# talos_version ADDR: the Talos version the node runs now (talosctl version, server part).
+talos_version() {
+  talosctl version --nodes "$1" | awk '/^Server:/ { s = 1 } s && $1 == "Tag:" { print $2; exit }'
+}
+# node_schematic NODE: the running schematic (annotation extensions.talos.dev/schematic).
+node_schematic() {
+  kubectl get node "$1" -o jsonpath='{.metadata.annotations.extensions\.talos\.dev/schematic}'
+}
+# version_lt A B: A is older than B.
+version_lt() {
+  [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]
+}
+# needs_upgrade NODE ADDR TALOS SCHEMATIC: true when the node runs an older Talos, or
+# TALOS with another known schematic (a re-image); false, with a line saying why, when it is
+# at or past the step. Never true for a node past TALOS: no downgrades.
+needs_upgrade() {
+  local cur schematic
+  cur="$(talos_version "$2")"
+  if [ -z "$cur" ]; then
+    echo "cannot read the running Talos version of $1 ($2): stopping" >&2
+    exit 1
+  fi
+  if version_lt "$cur" "$3"; then
+    return 0
+  fi
+  if [ "$cur" != "$3" ]; then
+    echo "skip $1: runs $cur, past $3 (never downgraded)"
+    return 1
+  fi
+  # An unknown running schematic (no annotation) is not a reason to upgrade again.
+  schematic="$(node_schematic "$1")"
+  if [ -n "$4" ] && [ -n "$schematic" ] && [ "$schematic" != "$4" ]; then
+    return 0
+  fi
+  echo "skip $1: runs $3 already"
+  return 1
+}
+# etcd_snapshot NODE ADDR: save etcd to a dated file before a control-plane node moves.
+etcd_snapshot() {
+  local file
+  file="$SNAPSHOT_DIR/etcd-$1-$(date -u +%Y%m%dT%H%M%SZ).snapshot"
+  echo "etcd snapshot of $1 -> $file"
+  talosctl etcd snapshot --nodes "$2" "$file"
+}
+# apiserver_version: the API server's version (v1.31.4).
+apiserver_version() {
+  kubectl get --raw /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p'
+}
+# oldest_kubelet: the oldest kubelet version of any node.
+oldest_kubelet() {
+  kubectl get nodes -o jsonpath='{range .items[*]}{.status.nodeInfo.kubeletVersion}{"\n"}{end}' | sort -V | head -n 1
+}
+# needs_k8s VERSION: true when the API server or a kubelet is older than VERSION;
+# false when everything is there, or when the API server is past it (no downgrade).
+needs_k8s() {
+  local api kubelet
+  api="$(apiserver_version)"
+  kubelet="$(oldest_kubelet)"
+  if [ -z "$api" ] || [ -z "$kubelet" ]; then
+    echo "cannot read the Kubernetes versions: stopping" >&2
+    exit 1
+  fi
+  if version_lt "v$1" "$api"; then
+    echo "skip upgrade-k8s --to $1: the API server runs $api (never downgraded)"
+    return 1
+  fi
+  if version_lt "$api" "v$1" || version_lt "$kubelet" "v$1"; then
+    return 0
+  fi
+  echo "skip upgrade-k8s --to $1: API server and every kubelet run it already"
+  return 1
+}
+# require_nvidia NODE ADDR: the NVIDIA kernel modules are loaded again, else stop with
+# the node still cordoned.
+require_nvidia() {
+  local i modules
+  for ((i = 0; i < GPU_CHECK_TRIES; i++)); do
+    # Read first, then grep: grep -q exiting early would fail the pipe under pipefail.
+    modules="$(talosctl read --nodes "$2" /proc/modules || true)"
+    if grep -q '^nvidia ' <<<"$modules"; then
+      return 0
+    fi
+    sleep 10
+  done
+  echo "NVIDIA modules are not loaded on $1 ($2) after its upgrade: left cordoned, stopping" >&2
+  exit 1
+}
+# wait_batch PID:NODE...: wait for every upgrade of a parallel batch, then fail if any
+# failed, naming them; no sibling is left running when the script exits.
+wait_batch() {
+  local job failed=()
+  for job in "$@"; do
+    if ! wait "${job%%:*}"; then
+      failed+=("${job#*:}")
+    fi
+  done
+  if [ "${#failed[@]}" -gt 0 ]; then
+    echo "upgrade failed on: ${failed[*]} (the rest of the batch finished); fix and re-run: finished nodes are skipped" >&2
+    exit 1
+  fi
+}
+# On Ctrl-C or TERM, stop the batch's talosctl processes too.
+trap 'jobs -p | xargs -r kill 2>/dev/null; wait; exit 130' INT TERM
+HEALTH_TIMEOUT=10m
+
+# === hop 1/1: Talos v1.9.6, Kubernetes 1.31.4 -> 1.32.4 ===
+echo 'hop 1/1: Talos v1.9.6'
+# Talos v1.9.6 as every profile of the hop resolves for it
+imgpipe --config ../../upgrade/testdata/site.yaml resolve --talos v1.9.6 --kubernetes 1.31.4 --lock upgrade-v1.9.6.lock.json
+# images of Talos v1.9.6 with Kubernetes 1.31.4 into the site mirrors
+imgpipe --config ../../upgrade/testdata/site.yaml mirror --lock upgrade-v1.9.6.lock.json
+# Kubernetes 1.32.4, after Talos v1.9.6
+imgpipe --config ../../upgrade/testdata/site.yaml resolve --talos v1.9.6 --kubernetes 1.32.4 --lock upgrade-v1.9.6-k8s-1.32.4.lock.json
+# images of Talos v1.9.6 with Kubernetes 1.32.4 into the site mirrors
+imgpipe --config ../../upgrade/testdata/site.yaml mirror --lock upgrade-v1.9.6-k8s-1.32.4.lock.json
+# kubelet skew catch-up: kubelets of worker-1 (1.28.0) lag more than 3 minors behind Kubernetes 1.32.4; upgrade-k8s --to 1.31.4 (the control plane's version) brings every kubelet within the skew policy first
+if needs_k8s 1.31.4; then
+  talosctl upgrade-k8s --nodes 10.2.0.11 --to 1.31.4 --dry-run
+  talosctl upgrade-k8s --nodes 10.2.0.11 --to 1.31.4
+fi
+talosctl health --nodes 10.2.0.11 --wait-timeout "$HEALTH_TIMEOUT"
+if needs_k8s 1.32.4; then
+  talosctl upgrade-k8s --nodes 10.2.0.11 --to 1.32.4 --dry-run
+  talosctl upgrade-k8s --nodes 10.2.0.11 --to 1.32.4
+fi
+talosctl health --nodes 10.2.0.11 --wait-timeout "$HEALTH_TIMEOUT"
