@@ -51,7 +51,9 @@ func TestResolveEligibility(t *testing.T) {
 		{"v1.13.x", compat.ResolveOptions{MinReleaseAge: 24 * time.Hour, Now: now}, "v1.13.10", []string{"v1.13.12", "v1.13.11"}},
 		// v1.13.8 has no firstSeen: recorded before refresh tracked it, so it has soaked.
 		{"v1.13.x", compat.ResolveOptions{MinReleaseAge: 30 * 24 * time.Hour, Now: now}, "v1.13.8", []string{"v1.13.12", "v1.13.11", "v1.13.10", "v1.13.9"}},
-		{"v1.13.x", compat.ResolveOptions{Pre: true}, "v1.13.11", []string{"v1.13.12"}},
+		// --pre admits prereleases, never an unverified release (issue 13: only by exact version).
+		{"v1.13.x", compat.ResolveOptions{Pre: true}, "v1.13.10", []string{"v1.13.12", "v1.13.11"}},
+		{"v1.13.11", compat.ResolveOptions{}, "v1.13.11", nil},
 		{"v1.13.10", compat.ResolveOptions{MinReleaseAge: 72 * time.Hour, Now: now}, "v1.13.10", nil}, // exact: asked for
 		{"latest", compat.ResolveOptions{}, "v1.13.10", []string{"v1.14.0-beta.1", "v1.13.12", "v1.13.11"}},
 	}

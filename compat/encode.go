@@ -59,9 +59,20 @@ func releases(rs []Release) *yaml.Node {
 		exts := &yaml.Node{Kind: yaml.MappingNode}
 		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
-			v := mapping("tag", scalarStr(e.Tag), "digest", scalarStr(e.Digest))
+			v := mapping("tag", scalarStr(e.Tag), "digest", scalarStr(e.Digest), "tier", scalarStr(e.Tier))
 			v.Style = yaml.FlowStyle
 			exts.Content = append(exts.Content, scalarStr(name), v)
+		}
+		overlays := &yaml.Node{Kind: yaml.MappingNode}
+		for _, name := range slices.Sorted(maps.Keys(r.Overlays)) {
+			o := r.Overlays[name]
+			boards := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+			for _, b := range o.Boards {
+				boards.Content = append(boards.Content, scalarStr(b))
+			}
+			v := mapping("tag", scalarStr(o.Tag), "digest", scalarStr(o.Digest), "boards", boards)
+			v.Style = yaml.FlowStyle
+			overlays.Content = append(overlays.Content, scalarStr(name), v)
 		}
 		img := r.Images
 		images := mapping(
@@ -89,6 +100,7 @@ func releases(rs []Release) *yaml.Node {
 			"kubernetes", scalarStr(r.Kubernetes),
 			"images", images,
 			"extensions", exts,
+			"overlays", overlays,
 		)
 		n.Content = append(n.Content, rel)
 	}

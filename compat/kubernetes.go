@@ -92,6 +92,27 @@ func UpgradeableFrom(to, from string) error {
 	return nil
 }
 
+// fallbackKubernetes is the Kubernetes version for a release the matrix records no
+// default for (a prerelease known from its catalog only): the newest version the matrix
+// knows that machinery says the release supports. Without one the error names the
+// supported range, so the user knows what --kubernetes to pass.
+func (m *Matrix) fallbackKubernetes(rel *Release) (string, error) {
+	var best *semver.Version
+	for _, v := range m.KubernetesVersions() {
+		if KubernetesSupported(rel.Version, v.String()) == nil {
+			best = v
+		}
+	}
+	if best != nil {
+		return best.String(), nil
+	}
+	r := SupportedKubernetes(rel.Version)
+	if r.MaxMinor == "" {
+		return "", fail.Usage(fmt.Errorf("Talos %s has no default Kubernetes version in the matrix and machinery knows no supported range for it: pass --kubernetes", rel.Version))
+	}
+	return "", fail.Usage(fmt.Errorf("Talos %s has no default Kubernetes version in the matrix and none of the matrix's Kubernetes versions is in its supported range %s to %s: pass --kubernetes %s.x", rel.Version, r.MinMinor, r.MaxMinor, r.MaxMinor))
+}
+
 // ParseKubernetes parses "1.32.4" or "v1.32.4".
 func ParseKubernetes(s string) (*semver.Version, error) {
 	v, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
@@ -108,7 +129,7 @@ func (m *Matrix) ResolveKubernetes(query string, rel *Release) (string, error) {
 	q := strings.TrimPrefix(strings.TrimSpace(query), "v")
 	if q == "" {
 		if rel.Kubernetes == "" {
-			return "", fail.Usage(fmt.Errorf("Talos %s has no default Kubernetes version in the matrix: pass --kubernetes", rel.Version))
+			return m.fallbackKubernetes(rel)
 		}
 		return rel.Kubernetes, nil
 	}

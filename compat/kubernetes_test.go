@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/compat"
@@ -132,9 +133,23 @@ func TestResolveKubernetes(t *testing.T) {
 	if _, err := m.ResolveKubernetes("banana", rel); !errors.Is(err, fail.ErrUsage) {
 		t.Errorf("ResolveKubernetes(%q) = %v; want fail.ErrUsage", "banana", err)
 	}
-	partial, _ := m.Release("v1.14.0")
-	if _, err := m.ResolveKubernetes("", partial); !errors.Is(err, fail.ErrUsage) {
-		t.Errorf("ResolveKubernetes(\"\", v1.14.0 without a default) = %v; want fail.ErrUsage", err)
+	// Without a recorded default: the newest known version machinery supports there.
+	for _, v := range []string{"v1.14.0", "v1.14.0-beta.1", "v1.14.0-alpha.0"} {
+		nodefault, _ := m.Release(v)
+		got, err := m.ResolveKubernetes("", nodefault)
+		if err != nil || got != "1.36.3" {
+			t.Errorf("ResolveKubernetes(\"\", %s without a default) = %q, %v; want 1.36.3 (v1.13.9's, the newest known)", v, got, err)
+			continue
+		}
+		if err := compat.KubernetesSupported(v, got); err != nil {
+			t.Errorf("KubernetesSupported(%s, %s) = %v", v, got, err)
+		}
+	}
+	// None known in range: the error says which range and what to pass.
+	old := &compat.Matrix{Releases: []compat.Release{{Version: "v1.14.0-beta.1"}, {Version: "v1.7.0", Kubernetes: "1.30.0"}}}
+	_, err := old.ResolveKubernetes("", &old.Releases[0])
+	if !errors.Is(err, fail.ErrUsage) || !strings.Contains(err.Error(), "pass --kubernetes 1.") {
+		t.Errorf("ResolveKubernetes(\"\", nothing known in range) = %v; want a usage error naming the range", err)
 	}
 }
 

@@ -37,7 +37,9 @@ type Matrix struct {
 
 // ExtensionMeta is what the matrix knows about an extension independent of release.
 type ExtensionMeta struct {
-	Tier string `yaml:"tier,omitempty"` // core | extra | contrib
+	// Tier is the tier in the newest release that lists the extension; a release whose
+	// catalog says otherwise records its own (ExtensionTag.Tier).
+	Tier string `yaml:"tier,omitempty"` // core | extra | contrib | deprecated
 	// Since is the first Talos release that ships the extension under this name.
 	Since string `yaml:"since,omitempty"`
 	// Until is the last Talos release that ships it under this name (renamed or dropped after).
@@ -52,9 +54,9 @@ type Release struct {
 	Prerelease bool   `yaml:"prerelease,omitempty"`
 	Broken     bool   `yaml:"broken,omitempty"`
 	// Unverified marks a release whose existence no primary source (the Image Factory's
-	// version list, the Talos tag) confirmed; like a prerelease it is only chosen when
-	// asked for by exact version or with --pre. A release the factory lists is not
-	// unverified: refresh clears the flag.
+	// version list, the Talos tag) confirmed: it is only chosen when asked for by its
+	// exact version, even with --pre. A release the factory lists is not unverified:
+	// refresh clears the flag.
 	Unverified bool `yaml:"unverified,omitempty"`
 	// FirstSeen is when `imgpipe matrix refresh` first saw the factory list the release
 	// (RFC 3339, UTC). A site's soak period (minimumReleaseAge) counts from it; a
@@ -69,6 +71,9 @@ type Release struct {
 	Images CoreImages `yaml:"images,omitempty"`
 	// Extensions maps a short extension name to its tag and digest in this release's catalog.
 	Extensions map[string]ExtensionTag `yaml:"extensions"`
+	// Overlays maps a short overlay image name ("sbc-rockchip") to its tag, digest and
+	// the boards (overlay names) it serves in this release.
+	Overlays map[string]OverlayImage `yaml:"overlays,omitempty"`
 
 	semver *semver.Version
 }
@@ -89,10 +94,45 @@ type CoreImages struct {
 	KubeProxy             string `yaml:"kube-proxy,omitempty"`
 }
 
-// ExtensionTag is an extension's image tag and digest in one release catalog.
+// ExtensionTag is an extension's image tag and digest in one release catalog. The
+// digest belongs to this (release, name) pair: the same name:tag can have another
+// digest in another release, so digests are never shared by tag.
 type ExtensionTag struct {
 	Tag    string `yaml:"tag"`
 	Digest string `yaml:"digest"` // "sha256:<64 hex>" or DigestUnknown
+	// Tier is set only where this release's tier differs from extensions.<name>.tier.
+	Tier string `yaml:"tier,omitempty"`
+}
+
+// OverlayImage is one official overlay image in a release: its tag (empty when no
+// source gave it), its digest (or DigestUnknown) and the board names it provides.
+type OverlayImage struct {
+	Tag    string   `yaml:"tag,omitempty"`
+	Digest string   `yaml:"digest"`
+	Boards []string `yaml:"boards"`
+}
+
+// OfficialRepository is where official extension and overlay images live
+// ("<repo>/zfs:<tag>", "<repo>/sbc-rockchip:<tag>").
+const OfficialRepository = "ghcr.io/siderolabs"
+
+// Tier returns an extension's tier in release r: the release's own when recorded,
+// else the extension's.
+func (m *Matrix) Tier(r *Release, name string) string {
+	if e, ok := r.Extensions[name]; ok && e.Tier != "" {
+		return e.Tier
+	}
+	return m.Extensions[name].Tier
+}
+
+// Overlay returns the overlay image that provides board in release r ("sbc-rockchip").
+func (r *Release) Overlay(board string) (string, OverlayImage, bool) {
+	for _, img := range slices.Sorted(maps.Keys(r.Overlays)) {
+		if slices.Contains(r.Overlays[img].Boards, board) {
+			return img, r.Overlays[img], true
+		}
+	}
+	return "", OverlayImage{}, false
 }
 
 // Semver returns the parsed version.
@@ -112,7 +152,7 @@ func (r *Release) FirstSeenTime() (t time.Time, ok bool) {
 }
 
 // Ineligible says why a range query passes over the release ("" when it may pick it):
-// broken, a prerelease or unverified (unless opts.Pre), or still soaking (seen less
+// broken, unverified, a prerelease (unless opts.Pre), or still soaking (seen less
 // than opts.MinReleaseAge before opts.Now).
 func (r *Release) Ineligible(opts ResolveOptions) string {
 	switch {
@@ -120,8 +160,10 @@ func (r *Release) Ineligible(opts ResolveOptions) string {
 		return "broken"
 	case r.Prerelease && !opts.Pre:
 		return "prerelease; use --pre"
-	case r.Unverified && !opts.Pre:
-		return "unverified: no primary source lists it; use --pre"
+	case r.Unverified:
+		// Predicted or not confirmed by any primary source: only by its exact version,
+		// even with --pre, until a refresh from a factory that lists it clears the flag.
+		return "unverified: no primary source lists it; name it exactly, or confirm it with `imgpipe matrix refresh`"
 	}
 	if opts.MinReleaseAge > 0 {
 		if seen, ok := r.FirstSeenTime(); ok {
@@ -135,24 +177,24 @@ func (r *Release) Ineligible(opts ResolveOptions) string {
 }
 
 var (
-	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	extNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*[a-z0-9]$`)
-	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	k8sRE     = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-	tiers     = []string{"core", "extra", "contrib"}
+	k8sRE = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
+	tiers = []string{"core", "extra", "contrib", "deprecated"}
 )
 
 // Parse decodes and validates matrix.yaml. file names the source in errors
 // ("matrix.yaml:42: releases[3].extensions.glibc.digest: ..."). Errors wrap fail.ErrUsage.
 func Parse(file string, data []byte) (*Matrix, error) {
-	var m Matrix
-	if err := yamlx.Decode(file, data, &m); err != nil {
-		return nil, fail.Usage(fmt.Errorf("parsing compatibility matrix: %w", err))
+	m, err := decodeCanonical(data)
+	if err != nil {
+		m = &Matrix{}
+		if err := yamlx.Decode(file, data, m); err != nil {
+			return nil, fail.Usage(fmt.Errorf("parsing compatibility matrix: %w", err))
+		}
 	}
 	if err := m.validate(file, data); err != nil {
 		return nil, fail.Usage(fmt.Errorf("validating compatibility matrix: %w", err))
 	}
-	return &m, nil
+	return m, nil
 }
 
 func (m *Matrix) validate(file string, data []byte) error {
@@ -167,21 +209,7 @@ func (m *Matrix) validate(file string, data []byte) error {
 	if m.SchemaVersion != SchemaVersion {
 		errs = append(errs, at(fmt.Sprintf("schema version %d is not supported (this imgpipe reads %d)", m.SchemaVersion, SchemaVersion), "schemaVersion"))
 	}
-	for name, meta := range m.Extensions {
-		if !extNameRE.MatchString(name) {
-			errs = append(errs, at(fmt.Sprintf("invalid extension name %q", name), "extensions", name))
-		}
-		if meta.Tier != "" && !slices.Contains(tiers, meta.Tier) {
-			errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", meta.Tier, strings.Join(tiers, ", ")), "extensions", name, "tier"))
-		}
-		for field, v := range map[string]string{"since": meta.Since, "until": meta.Until} {
-			if v != "" {
-				if _, err := parseTalos(v); err != nil {
-					errs = append(errs, at(err.Error(), "extensions", name, field))
-				}
-			}
-		}
-	}
+	errs = append(errs, m.validateMeta(at)...)
 	if len(m.Releases) == 0 {
 		errs = append(errs, at("no releases", "releases"))
 	}
@@ -207,20 +235,87 @@ func (m *Matrix) validate(file string, data []byte) error {
 		if r.Kubernetes != "" && !k8sRE.MatchString(r.Kubernetes) {
 			errs = append(errs, at(fmt.Sprintf("kubernetes %q is not a version like 1.32.4", r.Kubernetes), "releases", i, "kubernetes"))
 		}
+		errs = append(errs, validateOverlays(r, i, at)...)
+		if extensionsValid(r) {
+			continue // the common case: no need to sort names for deterministic messages
+		}
 		for _, name := range slices.Sorted(maps.Keys(r.Extensions)) {
 			e := r.Extensions[name]
-			if !extNameRE.MatchString(name) {
+			if !isExtName(name) {
 				errs = append(errs, at(fmt.Sprintf("invalid extension name %q (use the short name, without siderolabs/)", name), "releases", i, "extensions", name))
 			}
-			if !tagRE.MatchString(e.Tag) {
+			if !isTag(e.Tag) {
 				errs = append(errs, at(fmt.Sprintf("invalid tag %q", e.Tag), "releases", i, "extensions", name, "tag"))
 			}
-			if e.Digest != DigestUnknown && !digestRE.MatchString(e.Digest) {
+			if e.Digest != DigestUnknown && !isDigest(e.Digest) {
 				errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", e.Digest, DigestUnknown), "releases", i, "extensions", name, "digest"))
+			}
+			if e.Tier != "" && !slices.Contains(tiers, e.Tier) {
+				errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", e.Tier, strings.Join(tiers, ", ")), "releases", i, "extensions", name, "tier"))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (m *Matrix) validateMeta(at func(string, ...any) error) []error {
+	var errs []error
+	for name, meta := range m.Extensions {
+		if !isExtName(name) {
+			errs = append(errs, at(fmt.Sprintf("invalid extension name %q", name), "extensions", name))
+		}
+		if meta.Tier != "" && !slices.Contains(tiers, meta.Tier) {
+			errs = append(errs, at(fmt.Sprintf("tier %q is not one of %s", meta.Tier, strings.Join(tiers, ", ")), "extensions", name, "tier"))
+		}
+		for _, f := range []struct{ field, v string }{{"since", meta.Since}, {"until", meta.Until}} {
+			if f.v != "" {
+				if _, err := parseTalos(f.v); err != nil {
+					errs = append(errs, at(err.Error(), "extensions", name, f.field))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// extensionsValid is the fast check that each of r's extension rows is well formed.
+func extensionsValid(r *Release) bool {
+	for name, e := range r.Extensions {
+		if !isExtName(name) || !isTag(e.Tag) || e.Digest != DigestUnknown && !isDigest(e.Digest) || e.Tier != "" && !slices.Contains(tiers, e.Tier) {
+			return false
+		}
+	}
+	return true
+}
+
+func validateOverlays(r *Release, i int, at func(string, ...any) error) []error {
+	var errs []error
+	board := map[string]string{}
+	for _, img := range slices.Sorted(maps.Keys(r.Overlays)) {
+		o := r.Overlays[img]
+		if !isExtName(img) {
+			errs = append(errs, at(fmt.Sprintf("invalid overlay image name %q (use the short name, like sbc-rockchip)", img), "releases", i, "overlays", img))
+		}
+		if o.Tag != "" && !isTag(o.Tag) {
+			errs = append(errs, at(fmt.Sprintf("invalid tag %q", o.Tag), "releases", i, "overlays", img, "tag"))
+		}
+		if o.Digest != DigestUnknown && !isDigest(o.Digest) {
+			errs = append(errs, at(fmt.Sprintf("digest %q is neither sha256:<64 hex> nor %q", o.Digest, DigestUnknown), "releases", i, "overlays", img, "digest"))
+		}
+		if len(o.Boards) == 0 {
+			errs = append(errs, at("an overlay image needs at least one board", "releases", i, "overlays", img, "boards"))
+		}
+		for j, b := range o.Boards {
+			if !isBoard(b) {
+				errs = append(errs, at(fmt.Sprintf("invalid board name %q", b), "releases", i, "overlays", img, "boards", j))
+			}
+			if other, dup := board[b]; dup {
+				errs = append(errs, at(fmt.Sprintf("board %s is also provided by %s", b, other), "releases", i, "overlays", img, "boards", j))
+			}
+			board[b] = img
+		}
+	}
+	return errs
 }
 
 // parseTalos parses a Talos version, which must carry the "v" prefix (v1.9.6).

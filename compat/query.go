@@ -17,7 +17,9 @@ var ErrNoRelease = errors.New("no matching Talos release")
 
 // ResolveOptions tune a version query.
 type ResolveOptions struct {
-	// Pre lets range queries pick prereleases and unverified releases.
+	// Pre lets range queries pick prereleases. Unverified releases (the catalog's
+	// predicted one) are never picked by a range, only by their exact version, until a
+	// refresh from a factory that lists them clears the flag.
 	Pre bool
 	// MinReleaseAge is the site's soak period (like Renovate's minimumReleaseAge):
 	// a range query passes over a release first seen less than this before Now.
@@ -50,8 +52,8 @@ var minorOnlyRE = regexp.MustCompile(`^v?\d+\.\d+$`)
 //	>=1.9.3 <1.10     the newest stable release in the range
 //	latest            the newest stable release
 //
-// Broken releases are never picked by a range; prereleases and unverified releases
-// only with opts.Pre. An unknown version names the nearest known one.
+// Broken and unverified releases are never picked by a range; prereleases only with
+// opts.Pre. An unknown version names the nearest known one.
 func (m *Matrix) Resolve(query string, opts ResolveOptions) (*Release, error) {
 	res, err := m.ResolveDetail(query, opts)
 	if err != nil {

@@ -36,9 +36,9 @@ func TestResolve(t *testing.T) {
 		// An exact version is taken even when it is a prerelease or unverified.
 		{"v1.14.0-rc.1", false, "v1.14.0-rc.1"},
 		{"v1.14.0", false, "v1.14.0"},
-		// --pre lets ranges pick prereleases and unverified releases.
-		{"latest", true, "v1.14.0"},
-		{"v1.14.x", true, "v1.14.0"},
+		// --pre lets ranges pick prereleases, never the unverified (predicted) v1.14.0.
+		{"latest", true, "v1.14.0-rc.1"},
+		{"v1.14.x", true, "v1.14.0-rc.1"},
 		{"v1.9.x", true, "v1.9.6"},
 	}
 	for _, tt := range tests {

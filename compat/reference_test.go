@@ -70,21 +70,27 @@ func TestMatrixTagsMatchReference(t *testing.T) {
 		t.Run(rel.Version, func(t *testing.T) {
 			i, ok := byVersion[rel.Version]
 			if !ok {
-				t.Fatalf("release %s is in the matrix but not in talos-data.yaml extensions_by_talos_version", rel.Version)
+				if !inCatalog(t, rel.Version, "") {
+					t.Fatalf("release %s is in neither talos-data.yaml extensions_by_talos_version nor the catalog", rel.Version)
+				}
+				return // TestMatrixMatchesCatalog checks it
 			}
 			refExts := ref.Extensions[i].Extensions
 			for _, name := range watched {
 				got, inMatrix := rel.Extensions[name]
 				want, inRef := refExts[name]
 				switch {
-				case inMatrix != inRef:
+				case inMatrix != inRef && !(inMatrix && inCatalog(t, rel.Version, name)):
 					t.Errorf("%s %s: in matrix = %v, in reference = %v", rel.Version, name, inMatrix, inRef)
-				case inMatrix && got.Tag != want.Tag:
+				case inMatrix && inRef && got.Tag != want.Tag:
 					t.Errorf("%s %s tag = %q; want %q", rel.Version, name, got.Tag, want.Tag)
 				}
 			}
 			for name, got := range rel.Extensions {
 				want, ok := refExts[name]
+				if !ok && inCatalog(t, rel.Version, name) {
+					continue // the catalog's (TestMatrixMatchesCatalog)
+				}
 				if !ok {
 					t.Errorf("%s %s: in the matrix but not in the reference (invented?)", rel.Version, name)
 					continue
@@ -104,6 +110,11 @@ func TestMatrixDigestsMatchReference(t *testing.T) {
 	ref := loadReference(t)
 	m := embeddedMatrix(t)
 	refDigest := map[string]string{} // version + " " + name -> digest
+	for _, r := range mustCatalog(t) {
+		if r.Digest != "-" {
+			refDigest[r.Release+" "+strings.TrimPrefix(r.Name, "siderolabs/")] = r.Digest
+		}
+	}
 	for _, e := range ref.Extensions {
 		for name, x := range e.Extensions {
 			if strings.HasPrefix(x.Digest, "sha256:") {
@@ -128,12 +139,17 @@ func TestMatrixDigestsMatchReference(t *testing.T) {
 				pinned++
 			}
 		}
+		for _, o := range rel.Overlays {
+			if o.Digest != compat.DigestUnknown {
+				pinned++
+			}
+		}
 	}
 	// No full digest may hide anywhere else in the file (notes, images, source). The
 	// v1.14.0 note quotes the reference's abbreviated imager digest, which is not a pin.
 	all := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAll(imgpipe.MatrixYAML, -1)
 	if len(all) != pinned {
-		t.Errorf("matrix.yaml has %d full sha256 digests but %d extension digests", len(all), pinned)
+		t.Errorf("matrix.yaml has %d full sha256 digests but %d extension and overlay digests", len(all), pinned)
 	}
 }
 
@@ -192,4 +208,14 @@ func TestSupportedKubernetesMatchesReference(t *testing.T) {
 			t.Errorf("SupportedKubernetes(%q) = %+v; want %+v", r.Version, got, wantRange)
 		}
 	}
+}
+
+// inCatalog reports whether the catalog lists release v (and extension name, unless empty).
+func inCatalog(t *testing.T, v, name string) bool {
+	for _, r := range mustCatalog(t) {
+		if r.Release == v && (name == "" || strings.TrimPrefix(r.Name, "siderolabs/") == name) {
+			return true
+		}
+	}
+	return false
 }

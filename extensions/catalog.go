@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/imgpipe/imgpipe/compat"
 )
@@ -19,7 +20,11 @@ type CatalogEntry struct {
 	Digest string // sha256:<hex>
 }
 
-var imageDigestRE = regexp.MustCompile(`^([a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})@(sha256:[0-9a-f]{64})$`)
+// imageDigestRE is compiled on first use, not at start: its {0,127} makes it the
+// costliest pattern to compile, and only the catalog cross-check needs it.
+var imageDigestRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([a-z0-9.-]+(?::\d+)?(?:/[a-z0-9._-]+)+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})@(sha256:[0-9a-f]{64})$`)
+})
 
 // ParseImageDigests parses the image-digests file of ghcr.io/siderolabs/extensions:<v>:
 // one "<registry>/<repo>:<tag>@sha256:<hex>" per line. Blank lines are skipped; any other
@@ -34,7 +39,7 @@ func ParseImageDigests(data []byte) ([]CatalogEntry, error) {
 		if s == "" {
 			continue
 		}
-		m := imageDigestRE.FindStringSubmatch(s)
+		m := imageDigestRE().FindStringSubmatch(s)
 		if m == nil {
 			errs = append(errs, fmt.Errorf("image-digests line %d: %q is not <repo>:<tag>@sha256:<hex>", line, s))
 			continue

@@ -144,7 +144,7 @@ func UnavailableReason(name, talos, since, until string) string {
 	case fam != FamilyOther && tier == TierProduction && since != "" && compareV(talos, since) < 0:
 		return fmt.Sprintf("%s does not exist for Talos %s: NVIDIA tiers (lts/production) start with %s", name, talos, since)
 	case since != "" && compareV(talos, since) < 0:
-		return fmt.Sprintf("%s is not available for Talos %s: it exists only from %s", name, talos, since)
+		return fmt.Sprintf("%s is not available for Talos %s: %s exists from %s", name, talos, name, since)
 	case until != "" && compareV(talos, until) > 0:
 		return fmt.Sprintf("%s is not available for Talos %s: it was last published for %s", name, talos, until)
 	case since == "" && until == "":

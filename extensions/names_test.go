@@ -61,7 +61,7 @@ func TestUnavailableReason(t *testing.T) {
 		name, talos, since, until string
 		want                      string
 	}{
-		{"nfs-utils", "v1.9.6", "v1.12.0", "", "only from v1.12.0"},
+		{"nfs-utils", "v1.9.6", "v1.12.0", "", "nfs-utils exists from v1.12.0"},
 		{"nvidia-container-toolkit-production", "v1.7.7", "v1.8.0", "", "NVIDIA tiers"},
 		{"nvidia-container-toolkit", "v1.9.6", "v1.7.0", "v1.7.7", "last published for v1.7.7"},
 		{"frobnicator", "v1.9.6", "", "", "not a known extension"},

@@ -291,6 +291,10 @@ func diffExtensions(v string, old, cur map[string]compat.ExtensionTag) []Change 
 	for _, name := range slices.Sorted(maps.Keys(cur)) {
 		n := cur[name]
 		o, ok := old[name]
+		if ok && n.Tier == "" && o.Tier != "" {
+			n.Tier = o.Tier // the release's own tier (the factory list carries none)
+			cur[name] = n
+		}
 		switch {
 		case !ok:
 			out = append(out, Change{Kind: ChangeAddedExtension, Release: v, Extension: name, New: n.Tag})

@@ -53,6 +53,21 @@ type ProfileConfig struct {
 	Overlay         *OverlayConfig    `yaml:"overlay,omitempty"`
 	Bootloader      string            `yaml:"bootloader,omitempty"` // auto | dual-boot | grub | sd-boot
 	SecureBoot      *SecureBootConfig `yaml:"secureboot,omitempty"`
+
+	// --- Schematic fields beyond extensions (issue 13; validated in schematic_config.go) ---
+
+	// DiskImage sets the schematic's customization.diskImage (e.g. 4096-byte sectors).
+	DiskImage *DiskImageConfig `yaml:"diskImage,omitempty"`
+	// SchematicFile adopts an existing schematic exactly: a file (relative to imgpipe.yaml)
+	// holding a schematic as the factory takes it. Its extensions keep their order, so
+	// the ID is the one the factory gave it. The profile then sets no other schematic
+	// field (extensions, extraKernelArgs, meta, overlay, bootloader, secureboot, diskImage).
+	SchematicFile string `yaml:"schematicFile,omitempty"`
+
+	// adopted is SchematicFile's content, read by Config.LoadSchematics.
+	adopted []byte
+	// --- end of the issue 13 fields ---
+
 	// Role is the Kubernetes role nodes of this profile take: controlplane | worker (default from name).
 	Role string `yaml:"role,omitempty"`
 	// GPU marks nodes that must be drained first in upgrades (default: true when an NVIDIA extension is present).
@@ -63,6 +78,12 @@ type ProfileConfig struct {
 	Sysctls map[string]string `yaml:"sysctls,omitempty"`
 	// Patches are this profile's own machine-config patches, merged after the site's (see patches.go).
 	Patches []PatchConfig `yaml:"patches,omitempty"`
+}
+
+// DiskImageConfig is the schematic's disk image customization.
+type DiskImageConfig struct {
+	// SectorSize is the disk image's sector size in bytes (the factory's default: 512).
+	SectorSize uint `yaml:"sectorSize,omitempty"`
 }
 
 // ExtensionConfig names a system extension. Name may be short ("qemu-guest-agent") or
@@ -78,9 +99,10 @@ type MetaConfig struct {
 	Value string `yaml:"value"`
 }
 
-// OverlayConfig selects a board overlay (SBCs).
+// OverlayConfig selects a board overlay (SBCs). Image is optional: by default it is
+// the official overlay image that provides Name in the resolved release.
 type OverlayConfig struct {
-	Image   string         `yaml:"image"`
+	Image   string         `yaml:"image,omitempty"`
 	Name    string         `yaml:"name"`
 	Options map[string]any `yaml:"options,omitempty"`
 }

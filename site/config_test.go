@@ -104,7 +104,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad-mirror.yaml", []string{"imgpipe.yaml:8:", "registries.mirrors.docker.io.mode", "imgpipe.yaml:7:", "endpoint is required"}},
 		{"bad-policy.yaml", []string{"imgpipe.yaml:6:", "verify.policies[0]", "allowUnsigned"}},
 		{"bad-kernel-arg.yaml", []string{"imgpipe.yaml:5:", "profiles[0].extraKernelArgs[0]"}},
-		{"bad-overlay.yaml", []string{"imgpipe.yaml:5:", "profiles[0].overlay", "image and name"}},
+		{"bad-overlay.yaml", []string{"imgpipe.yaml:5:", "profiles[0].overlay", "needs a name"}},
 		{"bad-meta-key.yaml", []string{"imgpipe.yaml:5:", "300"}},
 		{"bad-talos-constraint.yaml", []string{"imgpipe.yaml:4:", "profiles[0].talos"}},
 		{"bad-enrollkeys.yaml", []string{"imgpipe.yaml:6:", "profiles[0].secureboot.enrollKeys", `"always"`}},

@@ -61,6 +61,8 @@ type Profile struct {
 	Installer  string      `json:"installer"`
 	ISO        string      `json:"iso"`
 	DiskImage  string      `json:"disk_image"`
+	// Overlay is the board overlay the schematic names, if any.
+	Overlay *Overlay `json:"overlay,omitempty"`
 	// Artifacts records downloaded files and their checksums (filled by `imgpipe fetch`).
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
@@ -85,6 +87,15 @@ type Extension struct {
 	Tier         string `json:"tier,omitempty"`
 	Version      string `json:"version"`
 	Required     bool   `json:"required"`
+}
+
+// Overlay is a board overlay of a profile's schematic and, when the release's catalog
+// lists it, the overlay image's tagged ref and digest.
+type Overlay struct {
+	Name   string `json:"name"`
+	Image  string `json:"image"` // as the schematic names it, e.g. siderolabs/sbc-rockchip
+	Ref    string `json:"ref,omitempty"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // Omitted is an optional extension left out of a profile, with the reason.

@@ -104,14 +104,7 @@ func (c *Config) validate(file string, loc *yamlx.Locator) error {
 			}
 			names[s] = j
 		}
-		if p.Overlay != nil && (p.Overlay.Image == "" || p.Overlay.Name == "") {
-			at("overlay needs both image and name", "profiles", i, "overlay")
-		}
-		for j, a := range p.ExtraKernelArgs {
-			if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\n") {
-				at(fmt.Sprintf("kernel argument %q must be one non-empty word", a), "profiles", i, "extraKernelArgs", j)
-			}
-		}
+		validateSchematicFields(p, i, at)
 	}
 	oneOf(c.Registries.Mode, modes, "registries", "mode")
 	for host, mc := range c.Registries.Mirrors {
@@ -199,5 +192,8 @@ func (c *Config) ResolvePaths(dir string) {
 	abs(&c.Verify.FactoryKey)
 	for i := range c.Verify.Policies {
 		abs(&c.Verify.Policies[i].Key)
+	}
+	for i := range c.Profiles {
+		abs(&c.Profiles[i].SchematicFile)
 	}
 }

@@ -82,6 +82,10 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 	if err != nil {
 		return nil, err
 	}
+	var k8sNote string
+	if kq == "" && rel.Kubernetes == "" {
+		k8sNote = fmt.Sprintf("Talos %s has no default Kubernetes version in the matrix: using %s, the newest known version its machinery supports (pass --kubernetes to choose)", rel.Version, k8s)
+	}
 	rng := compat.SupportedKubernetes(rel.Version)
 	lock := &Lock{
 		Schema:  LockSchema,
@@ -101,20 +105,10 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 		return nil, err
 	}
 	lock.Kubernetes.Supported = true
-	if rel.Note != "" {
-		lock.Notes = append(lock.Notes, fmt.Sprintf("Talos %s: %s", rel.Version, rel.Note))
+	if k8sNote != "" {
+		lock.Notes = append(lock.Notes, k8sNote)
 	}
-	switch {
-	case rel.Broken:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is marked broken", rel.Version))
-	case rel.Prerelease:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is a prerelease", rel.Version))
-	case rel.Unverified:
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: Talos %s is unverified in the matrix", rel.Version))
-	}
-	if rel.Partial {
-		lock.Notes = append(lock.Notes, fmt.Sprintf("warning: the matrix lists only part of the Talos %s catalog; run `imgpipe matrix refresh`", rel.Version))
-	}
+	lock.Notes = append(lock.Notes, releaseNotes(rel)...)
 
 	profiles, err := selectProfiles(cfg, opts.Profiles)
 	if err != nil {
@@ -134,6 +128,26 @@ func Resolve(m *compat.Matrix, cfg *Config, opts ResolveOptions) (*Lock, error) 
 	}
 	lock.CoreImages = coreImages(rel, k8s)
 	return lock, nil
+}
+
+// releaseNotes are the lock notes a release's marks call for.
+func releaseNotes(rel *compat.Release) []string {
+	var notes []string
+	if rel.Note != "" {
+		notes = append(notes, fmt.Sprintf("Talos %s: %s", rel.Version, rel.Note))
+	}
+	switch {
+	case rel.Broken:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is marked broken", rel.Version))
+	case rel.Prerelease:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is a prerelease", rel.Version))
+	case rel.Unverified:
+		notes = append(notes, fmt.Sprintf("warning: Talos %s is unverified in the matrix", rel.Version))
+	}
+	if rel.Partial {
+		notes = append(notes, fmt.Sprintf("warning: the matrix lists only part of the Talos %s catalog; run `imgpipe matrix refresh`", rel.Version))
+	}
+	return notes
 }
 
 func selectProfiles(cfg *Config, names []string) ([]ProfileConfig, error) {
@@ -175,25 +189,82 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 		SecureBoot: pc.SecureBoot != nil && pc.SecureBoot.Enabled,
 		Extensions: []Extension{}, Omitted: []Omitted{},
 	}
+	exts := pc.Extensions
+	var adopted *schematic.Schematic
+	if pc.SchematicFile != "" && pc.adopted == nil {
+		// Never build a schematic in its place: the ID would silently differ.
+		return nil, fail.Usage(fmt.Errorf("profile %s: schematicFile %s was not read (Config.LoadSchematics)", pc.Name, pc.SchematicFile))
+	}
+	if pc.adopted != nil {
+		sc, err := schematic.Unmarshal(pc.adopted)
+		if err != nil {
+			return nil, fail.Usage(fmt.Errorf("profile %s: schematicFile %s: %w", pc.Name, pc.SchematicFile, err))
+		}
+		adopted, exts = sc, nil
+		for _, name := range sc.Customization.SystemExtensions.OfficialExtensions {
+			exts = append(exts, ExtensionConfig{Name: name})
+		}
+	}
+	errs, pinned := resolveExtensions(m, rel, pc.Name, exts, p)
+	dc, err := extensions.ParseDriverConstraint(pc.NVIDIADriver)
+	if err != nil {
+		errs = append(errs, fail.Usage(fmt.Errorf("profile %s: %w", pc.Name, err)))
+	} else if err := extensions.CheckNVIDIA(rel.Version, pinned, dc); err != nil {
+		errs = append(errs, fmt.Errorf("profile %s, Talos %s: %w", pc.Name, rel.Version, err))
+	}
+	if len(errs) > 0 {
+		joined := errors.Join(errs...)
+		if errors.Is(joined, fail.ErrUsage) {
+			return nil, joined // a config mistake: fix it before judging policy
+		}
+		return nil, fail.Policy(joined)
+	}
+	slices.SortFunc(p.Extensions, func(a, b Extension) int { return strings.Compare(a.Name, b.Name) })
+
+	sc, err := profileSchematic(rel, pc, p, adopted)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.place(sc, cfg.Factory, rel.Version); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// place records the schematic and the factory references derived from its ID.
+func (p *Profile) place(sc *schematic.Schematic, f FactoryConfig, talos string) error {
+	id, err := sc.ID()
+	if err != nil {
+		return fmt.Errorf("profile %s: computing schematic ID: %w", p.Name, err)
+	}
+	raw, err := sc.Marshal()
+	if err != nil {
+		return fmt.Errorf("profile %s: encoding schematic: %w", p.Name, err)
+	}
+	p.Schematic = Schematic{ID: id, YAML: string(raw)}
+	p.Installer = InstallerRef(f.Registry, id, talos, p.Platform, p.SecureBoot)
+	p.ISO = ImageURL(f.URL, id, talos, p.Platform, p.Arch, p.SecureBoot, ".iso")
+	p.DiskImage = ImageURL(f.URL, id, talos, p.Platform, p.Arch, p.SecureBoot, DiskImageSuffix(talos))
+	return nil
+}
+
+// resolveExtensions resolves a profile's extensions against the release's catalog into
+// p.Extensions (and p.Omitted, p.Notes). It returns every problem, and the NVIDIA pins.
+func resolveExtensions(m *compat.Matrix, rel *compat.Release, profile string, exts []ExtensionConfig, p *Profile) ([]error, []extensions.Pinned) {
 	var errs []error
 	var pinned []extensions.Pinned
 	seen := map[string]string{} // normalized name -> configured name
-	for j, ec := range pc.Extensions {
-		name, note := extensions.Normalize(ec.Name, v)
+	for j, ec := range exts {
+		name, note := extensions.Normalize(ec.Name, rel.Semver())
 		if !knownExtension(m, name) {
-			// Not in any release of the matrix: a typo, not a missing build.
-			msg := fmt.Sprintf("profile %s: extensions[%d]: %q is not an extension of any Talos release in the matrix",
-				pc.Name, j, ec.Name)
-			if near := nearestName(m, name); near != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", near)
-			}
-			errs = append(errs, fail.Usage(errors.New(msg)))
+			// Not in any release of the matrix: a typo, or newer than the matrix.
+			errs = append(errs, fail.Usage(unknownExtension(m, rel, profile, j, ec.Name, name)))
 			continue
 		}
 		if first, dup := seen[name]; dup {
 			// Aliases and legacy NVIDIA names can make two configured names one extension.
 			errs = append(errs, fail.Usage(fmt.Errorf("profile %s: %s and %s are the same extension (%s) for Talos %s: list it once",
-				pc.Name, first, ec.Name, name, rel.Version)))
+				profile, first, ec.Name, name, rel.Version)))
 			continue
 		}
 		seen[name] = ec.Name
@@ -211,12 +282,12 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 				p.Omitted = append(p.Omitted, Omitted{Name: extensions.Full(name), Reason: reason})
 				continue
 			}
-			errs = append(errs, fmt.Errorf("%w: profile %s: %s", ErrRequiredExtension, pc.Name, reason))
+			errs = append(errs, fmt.Errorf("%w: profile %s: %s", ErrRequiredExtension, profile, reason))
 			continue
 		}
 		ext := Extension{
 			Name: extensions.Full(name), Ref: "ghcr.io/siderolabs/" + name + ":" + tag.Tag,
-			Version: tag.Tag, Tier: m.Extensions[name].Tier, Required: !ec.Optional,
+			Version: tag.Tag, Tier: m.Tier(rel, name), Required: !ec.Optional,
 			DigestStatus: "unknown",
 		}
 		if tag.Digest != compat.DigestUnknown {
@@ -225,40 +296,44 @@ func resolveProfile(m *compat.Matrix, rel *compat.Release, cfg *Config, pc Profi
 		p.Extensions = append(p.Extensions, ext)
 		pinned = append(pinned, extensions.Pinned{Name: name, Tag: tag.Tag})
 	}
-	dc, err := extensions.ParseDriverConstraint(pc.NVIDIADriver)
-	if err != nil {
-		errs = append(errs, fail.Usage(fmt.Errorf("profile %s: %w", pc.Name, err)))
-	} else if err := extensions.CheckNVIDIA(rel.Version, pinned, dc); err != nil {
-		errs = append(errs, fmt.Errorf("profile %s, Talos %s: %w", pc.Name, rel.Version, err))
-	}
-	if len(errs) > 0 {
-		joined := errors.Join(errs...)
-		if errors.Is(joined, fail.ErrUsage) {
-			return nil, joined // a config mistake: fix it before judging policy
-		}
-		return nil, fail.Policy(joined)
-	}
-	slices.SortFunc(p.Extensions, func(a, b Extension) int { return strings.Compare(a.Name, b.Name) })
+	return errs, pinned
+}
 
+// unknownExtension explains a name no release of the matrix lists: the nearest names of
+// this release's own catalog, and the refresh that would learn a newer extension.
+func unknownExtension(m *compat.Matrix, rel *compat.Release, profile string, j int, configured, name string) error {
+	msg := fmt.Sprintf("profile %s: extensions[%d]: %q is not in the Talos %s catalog nor in any other release the matrix knows",
+		profile, j, configured, rel.Version)
+	if near := nearestNames(rel, name); len(near) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(near, " or "))
+	}
+	newest := m.Releases[len(m.Releases)-1].Version
+	return fmt.Errorf("%s; if it is an extension published after %s, update the matrix with `imgpipe matrix refresh`", msg, newest)
+}
+
+// profileSchematic is the profile's schematic: the adopted file's exactly, or one
+// built from the profile's fields.
+func profileSchematic(rel *compat.Release, pc ProfileConfig, p *Profile, adopted *schematic.Schematic) (*schematic.Schematic, error) {
+	if adopted != nil {
+		if adopted.Overlay.Name != "" {
+			p.Overlay = overlayRef(rel, adopted.Overlay.Image, adopted.Overlay.Name)
+		}
+		return adopted, nil
+	}
 	sc := buildSchematic(pc, p.Extensions)
-	id, err := sc.ID()
-	if err != nil {
-		return nil, fmt.Errorf("profile %s: computing schematic ID: %w", pc.Name, err)
+	if pc.Overlay != nil {
+		ov, err := resolveOverlay(rel, pc, p)
+		if err != nil {
+			return nil, err
+		}
+		sc.Overlay = ov
 	}
-	raw, err := sc.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("profile %s: encoding schematic: %w", pc.Name, err)
-	}
-	p.Schematic = Schematic{ID: id, YAML: string(raw)}
-	p.Installer = InstallerRef(cfg.Factory.Registry, id, rel.Version, pc.Platform, p.SecureBoot)
-	p.ISO = ImageURL(cfg.Factory.URL, id, rel.Version, pc.Platform, pc.Arch, p.SecureBoot, ".iso")
-	p.DiskImage = ImageURL(cfg.Factory.URL, id, rel.Version, pc.Platform, pc.Arch, p.SecureBoot, DiskImageSuffix(rel.Version))
-	return p, nil
+	return &sc, nil
 }
 
 // buildSchematic builds the profile's schematic with image-factory's own types, so
 // the YAML and ID are byte-for-byte what the factory computes. Extensions are already
-// sorted by full name.
+// sorted by full name. The overlay is resolveOverlay's.
 func buildSchematic(pc ProfileConfig, exts []Extension) schematic.Schematic {
 	var sc schematic.Schematic
 	for _, e := range exts {
@@ -268,8 +343,8 @@ func buildSchematic(pc ProfileConfig, exts []Extension) schematic.Schematic {
 	for _, mv := range pc.Meta {
 		sc.Customization.Meta = append(sc.Customization.Meta, schematic.MetaValue{Key: mv.Key, Value: mv.Value})
 	}
-	if pc.Overlay != nil {
-		sc.Overlay = schematic.Overlay{Image: pc.Overlay.Image, Name: pc.Overlay.Name, Options: pc.Overlay.Options}
+	if pc.DiskImage != nil {
+		sc.Customization.DiskImage.SectorSize = pc.DiskImage.SectorSize
 	}
 	if pc.Bootloader != "" {
 		if k, err := imageropts.BootloaderKindString(pc.Bootloader); err == nil {
@@ -365,29 +440,37 @@ func knownExtension(m *compat.Matrix, name string) bool {
 	return false
 }
 
-// nearestName suggests the known extension closest to a misspelled one (edit distance
-// at most 3), or "".
-func nearestName(m *compat.Matrix, name string) string {
-	best, bestD := "", 4
-	seen := map[string]bool{}
-	consider := func(n string) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		if d := editDistance(name, n); d < bestD || d == bestD && n < best {
-			best, bestD = n, d
-		}
+// nearestNames suggests the extensions of the release's own catalog closest to a
+// misspelled name: those at the smallest edit distance (at most 3), else those sharing
+// its first word; at most 3.
+func nearestNames(rel *compat.Release, name string) []string {
+	type cand struct {
+		name string
+		d    int
 	}
-	for n := range m.Extensions {
-		consider(n)
-	}
-	for i := range m.Releases {
-		for n := range m.Releases[i].Extensions {
-			consider(n)
+	var cs []cand
+	prefix, _, _ := strings.Cut(name, "-")
+	for n := range rel.Extensions {
+		d := editDistance(name, n)
+		if d > 3 && !(len(prefix) >= 3 && strings.HasPrefix(n, prefix)) {
+			continue
 		}
+		cs = append(cs, cand{n, d})
 	}
-	return best
+	slices.SortFunc(cs, func(a, b cand) int {
+		if a.d != b.d {
+			return a.d - b.d
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var out []string
+	for _, c := range cs[:min(len(cs), 3)] {
+		if c.d <= 3 && c.d > cs[0].d {
+			break // only the best distance, not the also-rans
+		}
+		out = append(out, c.name)
+	}
+	return out
 }
 
 // editDistance is the Levenshtein distance between a and b.

@@ -1,10 +1,15 @@
 package site_test
 
 import (
-	"github.com/imgpipe/imgpipe/internal/testutil"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/imgpipe/imgpipe/internal/testutil"
 
 	"github.com/siderolabs/image-factory/pkg/schematic"
 	"gopkg.in/yaml.v3"
@@ -67,19 +72,25 @@ func vectorMatrix(t testing.TB, vs []vector) *compat.Matrix {
 	return m
 }
 
-// profileFor expresses a schematic as an imgpipe.yaml profile, or reports that it
-// cannot: imgpipe has no diskImage/owner/embedded config fields, and it always sorts
-// extensions (as the factory UI does), so an unsorted list is not expressible.
-func profileFor(sc *schematic.Schematic) (site.ProfileConfig, bool) {
+// profileFor expresses a schematic as an imgpipe.yaml profile, listing the
+// extensions in shuffled order (Resolve sorts them, as the factory UI does). A list
+// that is not sorted cannot come from a sorted profile: that one adopts the schematic
+// through a schematicFile written to dir.
+func profileFor(t *testing.T, sc *schematic.Schematic, raw, dir string) site.ProfileConfig {
+	t.Helper()
 	c := sc.Customization
-	if sc.Owner != "" || c.EmbeddedMachineConfiguration != "" || c.DiskImage != (schematic.DiskImageCustomization{}) {
-		return site.ProfileConfig{}, false
-	}
-	if !slices.IsSorted(c.SystemExtensions.OfficialExtensions) {
-		return site.ProfileConfig{}, false
+	if sc.Owner != "" || c.EmbeddedMachineConfiguration != "" {
+		t.Fatalf("vector uses a field imgpipe.yaml does not offer: %+v", sc)
 	}
 	p := site.ProfileConfig{Name: "vector", ExtraKernelArgs: c.ExtraKernelArgs}
-	for _, e := range c.SystemExtensions.OfficialExtensions {
+	if !slices.IsSorted(c.SystemExtensions.OfficialExtensions) {
+		file := filepath.Join(dir, "adopted.yaml")
+		if err := os.WriteFile(file, []byte(raw), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return site.ProfileConfig{Name: "vector", SchematicFile: file}
+	}
+	for _, e := range shuffled(c.SystemExtensions.OfficialExtensions) {
 		p.Extensions = append(p.Extensions, site.ExtensionConfig{Name: e})
 	}
 	for _, m := range c.Meta {
@@ -96,60 +107,156 @@ func profileFor(sc *schematic.Schematic) (site.ProfileConfig, bool) {
 		p.SecureBoot = &site.SecureBootConfig{Enabled: true, EnrollKeys: c.SecureBoot.EnrollKeys,
 			IncludeWellKnownCertificates: c.SecureBoot.IncludeWellKnownCertificates}
 	}
-	return p, true
+	if c.DiskImage != (schematic.DiskImageCustomization{}) {
+		p.DiskImage = &site.DiskImageConfig{SectorSize: c.DiskImage.SectorSize}
+	}
+	return p
 }
 
-// TestSchematicVectors builds every published (YAML, ID) pair that imgpipe.yaml can
-// express through ParseConfig and Resolve, and compares the ID and canonical YAML.
+// shuffled returns a deterministic permutation of a that differs from a when a has
+// two or more distinct elements (reversed, then rotated by one).
+func shuffled(a []string) []string {
+	out := slices.Clone(a)
+	slices.Reverse(out)
+	if len(out) > 2 {
+		out = append(out[1:], out[0])
+	}
+	return out
+}
+
+// resolveVector writes the profile into imgpipe.yaml text, parses it as imgpipe does
+// (paths, schematic files) and resolves it.
+func resolveVector(t *testing.T, m *compat.Matrix, pc site.ProfileConfig, talos, dir string) (*site.Lock, error) {
+	t.Helper()
+	cfg := site.DefaultConfig()
+	cfg.Profiles = []site.ProfileConfig{pc}
+	text, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := site.ParseConfig("imgpipe.yaml", text)
+	if err != nil {
+		return nil, fmt.Errorf("ParseConfig = %w\n%s", err, text)
+	}
+	parsed.ResolvePaths(dir)
+	if err := parsed.LoadSchematics("imgpipe.yaml", os.ReadFile); err != nil {
+		return nil, err
+	}
+	return site.Resolve(m, parsed, site.ResolveOptions{Talos: talos})
+}
+
+// TestSchematicVectors builds every published (YAML, ID) pair through imgpipe.yaml
+// text, ParseConfig and Resolve - extensions in shuffled order, the unsorted one by
+// adopting its file - and compares the ID and canonical YAML. Every vector is also
+// adopted as a schematicFile, which must give the same ID.
 func TestSchematicVectors(t *testing.T) {
 	t.Parallel()
 	vs := loadVectors(t, "testdata/schematic_vectors.yaml")
 	m := vectorMatrix(t, vs)
-	var skipped []string
-	built := 0
+	kinds := map[string]int{}
 	for _, v := range vs {
 		sc, err := schematic.Unmarshal([]byte(v.YAML))
 		if err != nil {
 			t.Fatalf("schematic.Unmarshal(%s) = %v", v.Name, err)
 		}
-		pc, ok := profileFor(sc)
-		if !ok {
-			skipped = append(skipped, v.Name)
-			continue
+		dir := t.TempDir()
+		for _, pc := range []site.ProfileConfig{profileFor(t, sc, v.YAML, dir), {Name: "adopted", SchematicFile: "adopted-" + v.ID[:8] + ".yaml"}} {
+			if pc.Name == "adopted" {
+				if err := os.WriteFile(filepath.Join(dir, pc.SchematicFile), []byte(v.YAML), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lock, err := resolveVector(t, m, pc, "v1.8.4", dir)
+			if err != nil {
+				t.Errorf("%s (%s): Resolve = %v", v.Name, pc.Name, err)
+				continue
+			}
+			got := lock.Profiles[0].Schematic
+			if got.ID != v.ID {
+				t.Errorf("%s (%s): schematic ID = %s; want %s", v.Name, pc.Name, got.ID, v.ID)
+			}
+			if got.YAML != v.YAML {
+				t.Errorf("%s (%s): schematic YAML = %q; want %q", v.Name, pc.Name, got.YAML, v.YAML)
+			}
 		}
-		built++
-		// Go through imgpipe.yaml text, as a user would.
-		cfg := site.DefaultConfig()
-		cfg.Profiles = []site.ProfileConfig{pc}
-		text, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed, err := site.ParseConfig("imgpipe.yaml", text)
-		if err != nil {
-			t.Errorf("%s: ParseConfig = %v\n%s", v.Name, err, text)
-			continue
-		}
-		lock, err := site.Resolve(m, parsed, site.ResolveOptions{Talos: "v1.8.4"})
-		if err != nil {
-			t.Errorf("%s: Resolve = %v", v.Name, err)
-			continue
-		}
-		got := lock.Profiles[0].Schematic
-		if got.ID != v.ID {
-			t.Errorf("%s: schematic ID = %s; want %s", v.Name, got.ID, v.ID)
-		}
-		if got.YAML != v.YAML {
-			t.Errorf("%s: schematic YAML = %q; want %q", v.Name, got.YAML, v.YAML)
+		c := sc.Customization
+		for kind, has := range map[string]bool{"overlay": sc.Overlay.Name != "", "meta": len(c.Meta) > 0,
+			"kernel args": len(c.ExtraKernelArgs) > 0, "diskImage": c.DiskImage.SectorSize != 0, "secureboot": c.SecureBoot.IncludeWellKnownCertificates,
+			"unsorted extensions": !slices.IsSorted(c.SystemExtensions.OfficialExtensions), "extensions": len(c.SystemExtensions.OfficialExtensions) > 1} {
+			if has {
+				kinds[kind]++
+			}
 		}
 	}
-	// Only the vectors outside imgpipe.yaml's vocabulary may be skipped.
-	want := []string{"diskImage sectorSize 4096", "extensions amd-ucode,gvisor,gasket-driver (NOT sorted)"}
-	if !slices.Equal(skipped, want) {
-		t.Errorf("skipped vectors = %q; want %q", skipped, want)
+	for _, kind := range []string{"overlay", "meta", "kernel args", "diskImage", "secureboot", "unsorted extensions", "extensions"} {
+		if kinds[kind] == 0 {
+			t.Errorf("no %s vector was built", kind)
+		}
 	}
-	if built < 25 {
-		t.Errorf("built %d vectors; want at least 25", built)
+	if len(vs) < 30 {
+		t.Errorf("built %d vectors; want all 30", len(vs))
+	}
+}
+
+// TestSchematicComputed covers what no published vector has: bootloaders, kernel
+// arguments with quoted spaces, overlay options, sector size with extensions. The ID
+// must be image-factory's own for the equivalent schematic.
+func TestSchematicComputed(t *testing.T) {
+	t.Parallel()
+	m := vectorMatrix(t, []vector{{Name: "x", YAML: "customization:\n    systemExtensions:\n        officialExtensions:\n            - siderolabs/iscsi-tools\n            - siderolabs/util-linux-tools\n"}})
+	tests := []struct {
+		name string
+		pc   site.ProfileConfig
+		want string // the schematic as the factory would be sent it
+	}{
+		{"bootloader sd-boot", site.ProfileConfig{Name: "p", Bootloader: "sd-boot"}, "customization:\n  bootloader: sd-boot\n"},
+		{"bootloader grub", site.ProfileConfig{Name: "p", Bootloader: "grub"}, "customization:\n  bootloader: grub\n"},
+		{"bootloader dual-boot", site.ProfileConfig{Name: "p", Bootloader: "dual-boot"}, "customization:\n  bootloader: dual-boot\n"},
+		{"quoted kernel args", site.ProfileConfig{Name: "p", ExtraKernelArgs: []string{`console="ttyS0 115200"`, `"a b"`, "net.ifnames=0"}},
+			"customization:\n  extraKernelArgs:\n    - 'console=\"ttyS0 115200\"'\n    - '\"a b\"'\n    - net.ifnames=0\n"},
+		{"overlay options", site.ProfileConfig{Name: "p", Arch: "arm64", Overlay: &site.OverlayConfig{Image: "siderolabs/sbc-rockchip", Name: "rock64",
+			Options: map[string]any{"configTxtAppend": "dtoverlay=x", "n": 3}}},
+			"overlay:\n  image: siderolabs/sbc-rockchip\n  name: rock64\n  options:\n    n: 3\n    configTxtAppend: dtoverlay=x\n"},
+		{"sector size and extensions", site.ProfileConfig{Name: "p", DiskImage: &site.DiskImageConfig{SectorSize: 4096}, Extensions: exts("util-linux-tools", "iscsi-tools")},
+			"customization:\n  diskImage: {sectorSize: 4096}\n  systemExtensions:\n    officialExtensions: [siderolabs/iscsi-tools, siderolabs/util-linux-tools]\n"},
+	}
+	for _, tt := range tests {
+		want, err := schematic.Unmarshal([]byte(tt.want))
+		if err != nil {
+			t.Fatalf("%s: schematic.Unmarshal = %v", tt.name, err)
+		}
+		wantID, _ := want.ID()
+		lock, err := resolveVector(t, m, tt.pc, "v1.8.4", t.TempDir())
+		if err != nil {
+			t.Errorf("%s: Resolve = %v", tt.name, err)
+			continue
+		}
+		if got := lock.Profiles[0].Schematic.ID; got != wantID {
+			t.Errorf("%s: schematic ID = %s; want %s\n%s", tt.name, got, wantID, lock.Profiles[0].Schematic.YAML)
+		}
+	}
+}
+
+// TestOverlayByName: a profile names the board only; the image comes from the
+// release's overlay catalog, and the lock records the overlay image's ref.
+func TestOverlayByName(t *testing.T) {
+	t.Parallel()
+	m := embeddedMatrix(t)
+	const rpiVanilla = "ee21ef4a5ef808a9b7484cc0dda0f25075021691c8c09a276591eedb638ea1f9" // published: overlay rpi_generic
+	lock, err := site.Resolve(m, siteConfig(site.ProfileConfig{Name: "rpi", Arch: "arm64", Overlay: &site.OverlayConfig{Name: "rpi_generic"}}), site.ResolveOptions{Talos: "v1.11.2"})
+	if err != nil {
+		t.Fatalf("Resolve(rpi_generic) = %v", err)
+	}
+	p := lock.Profiles[0]
+	if p.Schematic.ID != rpiVanilla {
+		t.Errorf("Resolve(rpi_generic) schematic = %s; want %s", p.Schematic.ID, rpiVanilla)
+	}
+	if p.Overlay == nil || p.Overlay.Ref != "ghcr.io/siderolabs/sbc-raspberrypi:v0.1.5" || p.Overlay.Image != "siderolabs/sbc-raspberrypi" {
+		t.Errorf("Resolve(rpi_generic) overlay = %+v; want sbc-raspberrypi:v0.1.5 (v1.11.2's)", p.Overlay)
+	}
+	_, err = site.Resolve(m, siteConfig(site.ProfileConfig{Name: "rpi", Overlay: &site.OverlayConfig{Name: "rpi_generik"}}), site.ResolveOptions{Talos: "v1.11.2"})
+	if !errors.Is(err, site.ErrUnknownOverlay) || !strings.Contains(err.Error(), "did you mean rpi_generic") {
+		t.Errorf("Resolve(rpi_generik) = %v; want ErrUnknownOverlay suggesting rpi_generic", err)
 	}
 }
 

@@ -44,6 +44,9 @@ func (a *app) loadConfig() (*site.Config, error) {
 		return nil, err
 	}
 	cfg.ResolvePaths(filepath.Dir(path))
+	if err := cfg.LoadSchematics(path, os.ReadFile); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

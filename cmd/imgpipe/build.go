@@ -104,6 +104,12 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.factory.url != "" {
+		// The resolve stage derives installer refs and URLs from it.
+		if err := cfg.OverrideFactory(f.factory.url); err != nil {
+			return err
+		}
+	}
 	m, mname, err := a.loadMatrix()
 	if err != nil {
 		return err

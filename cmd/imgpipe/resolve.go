@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -75,8 +76,11 @@ func (a *app) resolveLock(ctx context.Context, f resolveFlags) (*site.Lock, erro
 	if err != nil {
 		return nil, err
 	}
-	if f.online && f.factory.url != "" {
-		cfg.Factory.URL = f.factory.url
+	if f.factory.url != "" {
+		// Online or not, every derived reference follows --factory.
+		if err := cfg.OverrideFactory(f.factory.url); err != nil {
+			return nil, err
+		}
 	}
 	lock, err := site.Resolve(m, cfg, site.ResolveOptions{
 		Talos: f.talos, Kubernetes: f.kubernetes, Pre: f.pre, Profiles: f.profiles, MatrixName: mname, Now: a.clock(),
@@ -123,6 +127,9 @@ func resolveTable(w io.Writer, l *site.Lock) error {
 		fmt.Fprintf(w, "  installer  %s\n", p.Installer)
 		fmt.Fprintf(w, "  iso        %s\n", p.ISO)
 		fmt.Fprintf(w, "  disk image %s\n", p.DiskImage)
+		if o := p.Overlay; o != nil {
+			fmt.Fprintf(w, "  overlay    %s (%s)\n", o.Name, cmp.Or(o.Ref, o.Image))
+		}
 		if len(p.Extensions) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  EXTENSION\tVERSION\tTIER\tDIGEST")

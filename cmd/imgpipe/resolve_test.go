@@ -62,6 +62,7 @@ func TestResolveGolden(t *testing.T) {
 		{"resolve-v1.12.x.json", []string{"resolve", "--talos", "v1.12.x", "-o", "json"}},
 		{"resolve-v1.7.5-gpu.yaml", []string{"resolve", "--talos", "v1.7.5", "--profile", "gpu,controlplane", "-o", "yaml", "--config", "testdata/gpu-lts.yaml"}},
 		{"resolve-example-config.txt", []string{"resolve", "--config", "../../testdata/imgpipe.yaml"}},
+		{"resolve-schematic-fields-v1.12.x.json", []string{"resolve", "--talos", "v1.12.x", "-o", "json", "--config", "testdata/schematic-fields.yaml"}},
 		{"diff-v1.9.6-v1.12.x.txt", []string{"diff", "v1.9.6", "v1.12.x"}},
 		{"diff-v1.9.6-v1.10.0.json", []string{"diff", "v1.9.6", "v1.10.0", "-o", "json"}},
 	}
@@ -140,6 +141,10 @@ func TestResolveErrors(t *testing.T) {
 	mixedTier := write("mixed.yaml", "version: 1\nprofiles:\n  - name: gpu\n    extensions:\n      - name: nvidia-open-gpu-kernel-modules-lts\n      - name: nvidia-container-toolkit-production\n")
 	driver := write("driver.yaml", "version: 1\nprofiles:\n  - name: gpu\n    nvidiaDriver: 550.x\n    extensions:\n      - name: nvidia-open-gpu-kernel-modules-production\n      - name: nvidia-container-toolkit-production\n")
 	unknownExt := write("unknown.yaml", "version: 1\nprofiles:\n  - name: w\n    extensions:\n      - name: qemu-guest-agnt\n")
+	typo := write("typo.yaml", "version: 1\nprofiles:\n  - name: w\n    extensions:\n      - name: drdb\n")
+	newer := write("newer.yaml", "version: 1\nprofiles:\n  - name: w\n    extensions:\n      - name: harbor-credential-provider\n")
+	unheard := write("unheard.yaml", "version: 1\nprofiles:\n  - name: w\n    extensions:\n      - name: frobnicator\n")
+	i915 := write("i915.yaml", "version: 1\nprofiles:\n  - name: w\n    extensions:\n      - name: i915\n")
 
 	tests := []struct {
 		name     string
@@ -156,6 +161,10 @@ func TestResolveErrors(t *testing.T) {
 		{"unknown profile", []string{"resolve", "--profile", "gpux"}, 2, []string{"gpux", "controlplane, worker, gpu"}},
 		{"required extension missing", []string{"resolve", "--config", needNFS, "--talos", "v1.9.x"}, 3, []string{"nfs-utils", "v1.12.0", "storage"}},
 		{"unknown extension suggests the nearest", []string{"resolve", "--config", unknownExt, "--talos", "v1.9.x"}, 2, []string{"qemu-guest-agnt", "extensions[0]", "did you mean qemu-guest-agent?"}},
+		{"typo suggests from the release's catalog", []string{"resolve", "--config", typo, "--talos", "v1.12.x"}, 2, []string{"drdb", "did you mean drbd?", "matrix refresh"}},
+		{"name of a later release says since when", []string{"resolve", "--config", newer, "--talos", "v1.13.x"}, 3, []string{"harbor-credential-provider exists from v1.14.0-alpha.1", "v1.13.9"}},
+		{"name of a later release, older minor", []string{"resolve", "--config", i915, "--talos", "v1.8.x"}, 3, []string{"i915 exists from v1.9.0"}},
+		{"name unknown to the matrix points at refresh", []string{"resolve", "--config", unheard, "--talos", "v1.12.x"}, 2, []string{"frobnicator", "`imgpipe matrix refresh`"}},
 		{"NVIDIA tier mismatch", []string{"resolve", "--config", mixedTier, "--talos", "v1.10.x"}, 3, []string{"tiers differ", "lts", "production"}},
 		{"NVIDIA driver constraint", []string{"resolve", "--config", driver, "--talos", "v1.10.x"}, 3, []string{"550.x", "570.148.08"}},
 		{"Kubernetes too new", []string{"resolve", "--talos", "v1.9.x", "--kubernetes", "1.33.0"}, 3, []string{"1.33.0", "1.27", "1.32"}},
@@ -163,6 +172,7 @@ func TestResolveErrors(t *testing.T) {
 		{"bad output format", []string{"resolve", "-o", "xml"}, 2, []string{"xml"}},
 		{"bad flag", []string{"resolve", "--tallos", "v1.9.x"}, 2, []string{"tallos"}},
 		{"prerelease needs --pre", []string{"resolve", "--talos", "v1.14.x"}, 3, []string{"v1.14.0-rc.1", "--pre"}},
+		{"unverified stays out of ranges", []string{"resolve", "--talos", ">=1.14.0"}, 3, []string{"v1.14.0 (unverified", "matrix refresh"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,5 +241,48 @@ func TestResolveLockRoundTrip(t *testing.T) {
 	_, stderr, code = runImgpipe(t, nil, "diff", bad, "v1.10.x")
 	if code != 2 || !strings.Contains(stderr, "bad.lock.json") {
 		t.Errorf("diff with corrupt lock: exit %d, stderr %q; want exit 2 naming the file", code, stderr)
+	}
+}
+
+// TestResolvePreAndCatalog: `latest --pre` works (the unverified v1.14.0 is skipped,
+// the newest prerelease taken); an exact prerelease without a recorded Kubernetes
+// default resolves with machinery's range and a note; the extensions that used to be
+// unknown offline resolve.
+func TestResolvePreAndCatalog(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "imgpipe.yaml")
+	body := "version: 1\nprofiles:\n  - name: w\n    extensions:\n"
+	for _, e := range []string{"intel-ucode", "zfs", "gvisor", "drbd", "i915", "tailscale", "amd-ucode"} {
+		body += "      - name: " + e + "\n"
+	}
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args     []string
+		talos    string
+		wantNote string
+	}{
+		{[]string{"--talos", "latest", "--pre"}, "v1.14.0-rc.1", "prerelease"},
+		{[]string{"--talos", "v1.14.0-beta.1"}, "v1.14.0-beta.1", "no default Kubernetes version in the matrix: using 1.36.3"},
+		{[]string{"--talos", "v1.12.x", "--config", cfg}, "v1.12.11", ""},
+		{[]string{"--talos", "v1.9.x", "--config", cfg}, "v1.9.6", ""},
+	}
+	for _, tt := range tests {
+		stdout, stderr, code := runImgpipe(t, nil, append([]string{"resolve", "-o", "json"}, tt.args...)...)
+		if code != 0 {
+			t.Errorf("resolve %v: exit %d: %s", tt.args, code, stderr)
+			continue
+		}
+		var l site.Lock
+		if err := json.Unmarshal([]byte(stdout), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Talos != tt.talos {
+			t.Errorf("resolve %v: Talos %s; want %s", tt.args, l.Talos, tt.talos)
+		}
+		if tt.wantNote != "" && !strings.Contains(strings.Join(l.Notes, "\n"), tt.wantNote) {
+			t.Errorf("resolve %v: notes %q; want one containing %q", tt.args, l.Notes, tt.wantNote)
+		}
 	}
 }

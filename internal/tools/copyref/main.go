@@ -1,6 +1,8 @@
 // Command copyref copies the upstream facts the tests check into the repository's
 // testdata, so tests never read ../shared (absent on GitHub and in any plain clone).
-// It keeps only the sections tests read from shared/reference/talos-data.yaml.
+// It keeps only the sections tests read from shared/reference/talos-data.yaml, and
+// flattens extensions-catalog/extensions-catalog.yaml into extensions-catalog.tsv
+// (one release/extension row per line: what the catalog tests check).
 //
 //	go run ./internal/tools/copyref -ref ../shared/reference -o testdata/reference
 package main
@@ -59,5 +61,41 @@ func run(ref, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "talos-data.yaml"), buf.Bytes(), 0o644)
+	if err := os.WriteFile(filepath.Join(out, "talos-data.yaml"), buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return copyCatalog(ref, out)
+}
+
+// copyCatalog writes extensions-catalog.tsv: release, status, name, ref, tier and
+// digest ("-" when no source listed one) of every catalog row, in catalog order.
+func copyCatalog(ref, out string) error {
+	data, err := os.ReadFile(filepath.Join(ref, "extensions-catalog", "extensions-catalog.yaml"))
+	if err != nil {
+		return err
+	}
+	var cat struct {
+		Releases []struct {
+			Talos      string `yaml:"talos"`
+			Status     string `yaml:"status"`
+			Extensions []struct {
+				Name, Ref, Tier, Digest string
+			} `yaml:"extensions"`
+		} `yaml:"releases"`
+	}
+	if err := yaml.Unmarshal(data, &cat); err != nil {
+		return fmt.Errorf("extensions-catalog.yaml: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# release\tstatus\tname\tref\ttier\tdigest  (copied from shared/reference/extensions-catalog/extensions-catalog.yaml by `go run ./internal/tools/copyref`)\n")
+	for _, r := range cat.Releases {
+		for _, e := range r.Extensions {
+			d := e.Digest
+			if d == "" {
+				d = "-"
+			}
+			fmt.Fprintf(&buf, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Talos, r.Status, e.Name, e.Ref, e.Tier, d)
+		}
+	}
+	return os.WriteFile(filepath.Join(out, "extensions-catalog.tsv"), buf.Bytes(), 0o644)
 }

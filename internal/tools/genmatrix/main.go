@@ -1,5 +1,7 @@
 // Command genmatrix builds matrix.yaml from the reference data gathered from upstream
-// sources (../shared/reference/talos-data.yaml and talos-images.yaml). It exists so the
+// sources (../shared/reference/talos-data.yaml, talos-images.yaml and the official
+// extension catalog extensions-catalog/extensions-catalog.yaml; catalog.go merges the
+// latter). It exists so the
 // embedded matrix's provenance is reproducible; `imgpipe matrix refresh` keeps it current
 // from a live Image Factory afterwards.
 //
@@ -32,9 +34,6 @@ type talosData struct {
 		DefaultKubernetes string `yaml:"default_kubernetes"`
 		Status            string `yaml:"status"`
 	} `yaml:"talos_versions"`
-	Naming struct {
-		TiersRelevant map[string]string `yaml:"tiers_relevant"`
-	} `yaml:"naming_changes"`
 	ExtensionsByVersion []struct {
 		TalosVersion string `yaml:"talos_version"`
 		Prerelease   bool   `yaml:"prerelease"`
@@ -121,11 +120,18 @@ func run(ref, out string) error {
 		}
 	}
 
+	var cat extensionsCatalog
+	if err := readYAML(ref+"/"+catalogFile, &cat); err != nil {
+		return err
+	}
+	if err := mergeCatalog(releases, &cat); err != nil {
+		return fmt.Errorf("merging %s: %w", catalogFile, err)
+	}
+
 	m := &compat.Matrix{
 		SchemaVersion: compat.SchemaVersion,
-		Source: fmt.Sprintf("shared/reference/talos-data.yaml + talos-images.yaml (siderolabs/talos %s, siderolabs/extensions %s)",
-			td.Meta.Snapshots["siderolabs/talos"], td.Meta.Snapshots["siderolabs/extensions"]),
-		Extensions: map[string]compat.ExtensionMeta{},
+		Source: fmt.Sprintf("shared/reference/talos-data.yaml + talos-images.yaml (siderolabs/talos %s, siderolabs/extensions %s) + %s",
+			td.Meta.Snapshots["siderolabs/talos"], td.Meta.Snapshots["siderolabs/extensions"], cat.sourceLine()),
 	}
 	base, _ := semver.NewVersion("1.10.0")
 	noInstaller, _ := semver.NewVersion("1.14.0-0")
@@ -154,51 +160,7 @@ func run(ref, out string) error {
 		return semver.MustParse(a.Version).Compare(semver.MustParse(b.Version))
 	})
 
-	// Extension metadata: tier from the data, first and last release that ship the name.
-	tiers := map[string]string{}
-	for _, ev := range td.ExtensionsByVersion {
-		for name, e := range ev.Extensions {
-			if e.Tier != "" {
-				tiers[name] = e.Tier
-			}
-		}
-	}
-	for i := range m.Releases {
-		r := &m.Releases[i]
-		if r.Prerelease || r.Unverified {
-			continue
-		}
-		for name := range r.Extensions {
-			meta := m.Extensions[name]
-			if meta.Since == "" {
-				meta.Since = r.Version
-			}
-			meta.Until = r.Version
-			m.Extensions[name] = meta
-		}
-	}
-	newest := ""
-	for _, r := range m.Releases {
-		if !r.Prerelease && !r.Unverified {
-			newest = r.Version
-		}
-	}
-	for name, meta := range m.Extensions {
-		if meta.Until == newest {
-			meta.Until = "" // still shipped
-		} else {
-			meta.Note = "renamed or dropped after " + meta.Until
-		}
-		meta.Tier = tiers[name]
-		if meta.Tier == "" {
-			if strings.HasPrefix(name, "nvidia-") || strings.HasPrefix(name, "nonfree-") {
-				meta.Tier = "core"
-			} else {
-				meta.Tier = td.Naming.TiersRelevant[name]
-			}
-		}
-		m.Extensions[name] = meta
-	}
+	extensionMeta(m)
 
 	if err := carryFirstSeen(m, out); err != nil {
 		return err
