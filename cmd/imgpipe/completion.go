@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imgpipe/imgpipe/pipeline"
+	"github.com/imgpipe/imgpipe/pipeline/check"
 	"github.com/imgpipe/imgpipe/site"
 )
 
@@ -26,10 +27,14 @@ func (a *app) registerCompletions(root *cobra.Command) {
 		"mode":     func(*cobra.Command) cobra.CompletionFunc { return fixed("auto", "push", "warm") },
 		"artifact": func(*cobra.Command) cobra.CompletionFunc { return fixed("iso", "disk") },
 		"path":     func(*cobra.Command) cobra.CompletionFunc { return fixed("conservative", "minimal") },
+		"checks":   func(*cobra.Command) cobra.CompletionFunc { return fixed(check.Names...) },
 		"output": func(c *cobra.Command) cobra.CompletionFunc {
 			formats := []string{formatTable, formatJSON, formatYAML}
 			if c.Name() == "upgrade-plan" {
 				formats = append(formats, formatScript, formatTuppr)
+			}
+			if c.Name() == "check" {
+				formats = []string{formatTable, formatJSON, formatMarkdown}
 			}
 			return fixed(formats...)
 		},

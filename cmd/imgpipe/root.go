@@ -125,6 +125,7 @@ Exit codes (every command):
 		a.newExportCmd(),
 		a.newVersionCmd(),
 		a.newRefreshCmd(),
+		a.newCheckCmd(),
 	)
 	usageArgs(root)
 	oneDefault(root)

@@ -41,12 +41,16 @@ var rules = []rule{
 	{pkg: "compat", pure: true, forbidden: append([]string{"site", "site/*", "extensions", "extensions/*"}, stages...)},
 	{pkg: "extensions", pure: true, forbidden: append([]string{"site", "site/*"}, stages...)},
 	{pkg: "site", forbidden: stages},
+	// ghasim emulates GitHub Actions for tests; it stays free of the project so any test can use it.
+	{pkg: "internal/ghasim", forbidden: append([]string{"compat", "extensions", "site", "site/*"}, stages...)},
 	// upgrade plans from values; reading the live cluster is cluster's job, one level up.
 	{pkg: "upgrade", forbidden: stages},
 	// cluster is an I/O package beside factory and upload/*: it may use upgrade, never the CLI or pipeline.
 	{pkg: "cluster", forbidden: []string{"pipeline", "pipeline/*", "factory", "factory/*", "upload", "upload/*", "cmd", "cmd/*"}},
-	// ghasim emulates GitHub Actions for tests; it stays free of the project so any test can use it.
-	{pkg: "internal/ghasim", forbidden: append([]string{"compat", "extensions", "site", "site/*"}, stages...)},
+	// check orchestrates the stage packages' read-only checks; they never know it, and it never knows the CLI.
+	{pkg: "pipeline/check", forbidden: []string{"cmd", "cmd/*"}},
+	{pkg: "upload/registry", forbidden: []string{"pipeline", "pipeline/*", "cmd", "cmd/*"}},
+	{pkg: "upload/proxmox", forbidden: []string{"pipeline", "pipeline/*", "cmd", "cmd/*"}},
 }
 
 func match(patterns []string, path string) bool {

@@ -334,6 +334,8 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	r.confirmWarmed(ctx)
 	if !m.dryRun {
 		r.verifyAll(ctx, placements, rep)
+		// What check reads instead of pulling through the caches.
+		r.recordWarmed(ctx, placements, rep)
 	}
 	if err := r.journal.save(); err != nil {
 		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)
