@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -179,6 +180,13 @@ func (a *app) runBuild(cmd *cobra.Command, f buildFlags) error {
 	)
 
 	pc := cfg.Proxmox
+	if pc.URL != "" && slices.Contains(stages, pipeline.StageUpload) {
+		// A bad proxmox.site/timeouts or a --keep that cannot be scoped is a config
+		// error: refuse it now, not after resolve, verify, fetch and mirror have run.
+		if err := proxmox.Validate(pc, f.keep); err != nil {
+			return err
+		}
+	}
 	if pc.URL != "" {
 		if cmd.Flags().Changed("proxmox-ca") {
 			pc.CAFile, pc.Fingerprint = f.proxmoxCA, ""

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +68,31 @@ func TestItem18ResolveNeedsNoProxmoxToken(t *testing.T) {
 	args[len(args)-5] = "upload"
 	if _, stderr, code := runImgpipe(t, nil, args...); code != exitUsage || !strings.Contains(stderr, "token") {
 		t.Errorf("imgpipe build --stages upload without a Proxmox token = exit %d; want %d about the token\n%s", code, exitUsage, stderr)
+	}
+}
+
+// TestBuildKeepWithoutSiteRefusedUpFront: a --keep that cannot be scoped to a site is a
+// config error found before the first stage runs, not after resolve, verify, fetch and
+// mirror have done their work: no lock is written and the exit is 2.
+func TestBuildKeepWithoutSiteRefusedUpFront(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "imgpipe.yaml")
+	yaml := "version: 1\nprofiles:\n  - name: worker\nproxmox:\n  url: https://127.0.0.1:1/api2/json\n  nodes: [pve1]\n  storage: local\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "imgpipe.lock.json")
+	args := []string{"build", "--config", cfg, "--lock", lock, "--report", "", "--cache-dir", filepath.Join(dir, "cache"),
+		"--stages", "resolve,upload", "--keep", "2", "--talos", "v1.9.5", "-o", "json"}
+	stdout, stderr, code := runImgpipe(t, nil, args...)
+	if code != exitUsage || !strings.Contains(stderr, "site") {
+		t.Errorf("imgpipe build --keep 2 without proxmox.site = exit %d; want %d naming proxmox.site\n%s", code, exitUsage, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("imgpipe build refused up front printed %q on stdout; want nothing", stdout)
+	}
+	if _, err := os.Stat(lock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("imgpipe build refused up front still wrote the lock (stat: %v)", err)
 	}
 }
