@@ -1,6 +1,7 @@
 package factory
 
 import (
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"strconv"
 	"testing"
 	"time"
@@ -30,12 +31,12 @@ func FuzzParseRetryAfter(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseRetryAfter(s, now)
+		d, ok := httpx.ParseRetryAfter(s, now)
 		if d < 0 {
-			t.Errorf("parseRetryAfter(%q) = %v; want never negative", s, d)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v; want never negative", s, d)
 		}
 		if !ok && d != 0 {
-			t.Errorf("parseRetryAfter(%q) = %v, false; want 0 when not ok", s, d)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v, false; want 0 when not ok", s, d)
 		}
 	})
 }

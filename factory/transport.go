@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -215,7 +215,7 @@ func (t *Transport) classify(pol RetryPolicy, attempt int, resp *http.Response, 
 	default:
 		return 0, false
 	}
-	if ra, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if ra, ok := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 		if ra > pol.MaxRetryAfter {
 			return 0, false
 		}
@@ -258,24 +258,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-tm.C:
 		return nil
 	}
-}
-
-// parseRetryAfter reads delta-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
-			return 0, false
-		}
-		// Anything beyond a day is "not soon"; capping keeps the multiplication from overflowing.
-		return time.Duration(min(s, 86400)) * time.Second, true
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(at.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // Retryable reports whether err is a transient transport failure worth retrying:

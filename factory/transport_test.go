@@ -3,6 +3,7 @@ package factory
 import (
 	"context"
 	"errors"
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -249,9 +250,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
 	}
 	for _, tt := range tests {
-		got, ok := parseRetryAfter(tt.in, now)
+		got, ok := httpx.ParseRetryAfter(tt.in, now)
 		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/internal/textdist"
 )
 
 // ErrUnknownOverlay is returned (with fail.ErrUsage) for an overlay name the release's
@@ -65,7 +66,7 @@ func overlayHint(rel *compat.Release, name string) string {
 	var boards []string
 	for _, img := range slices.Sorted(maps.Keys(rel.Overlays)) {
 		for _, b := range rel.Overlays[img].Boards {
-			if editDistance(name, b) <= 3 {
+			if textdist.Levenshtein(name, b) <= 3 {
 				boards = append(boards, b)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/extensions"
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/internal/textdist"
 )
 
 // ErrRequiredExtension is returned (with fail.ErrPolicy) when a required extension is not
@@ -451,7 +452,7 @@ func nearestNames(rel *compat.Release, name string) []string {
 	var cs []cand
 	prefix, _, _ := strings.Cut(name, "-")
 	for n := range rel.Extensions {
-		d := editDistance(name, n)
+		d := textdist.Levenshtein(name, n)
 		if d > 3 && !(len(prefix) >= 3 && strings.HasPrefix(n, prefix)) {
 			continue
 		}
@@ -471,25 +472,4 @@ func nearestNames(rel *compat.Release, name string) []string {
 		out = append(out, c.name)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

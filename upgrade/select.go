@@ -10,6 +10,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/compat"
 	"github.com/imgpipe/imgpipe/internal/fail"
+	"github.com/imgpipe/imgpipe/internal/textdist"
 	"github.com/imgpipe/imgpipe/site"
 )
 
@@ -51,7 +52,7 @@ func nearestProfile(known []string, name string) string {
 	ln := strings.ToLower(name)
 	for _, k := range known {
 		lk := strings.ToLower(k)
-		d := editDistance(ln, lk)
+		d := textdist.Levenshtein(ln, lk)
 		if strings.HasPrefix(lk, ln) || strings.HasPrefix(ln, lk) {
 			d = min(d, 1)
 		}
@@ -60,27 +61,6 @@ func nearestProfile(known []string, name string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // selected reports whether a node takes part in the plan: every node without

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"github.com/imgpipe/imgpipe/upload/proxmox/pvetest"
 )
 
@@ -318,15 +319,15 @@ func FuzzParseRetryAfter(f *testing.F) {
 	}
 	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
+		d, ok := httpx.ParseRetryAfter(v, now)
 		if !ok {
 			return
 		}
 		if d < 0 {
-			t.Errorf("parseRetryAfter(%q) = %s; want no negative wait", v, d)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %s; want no negative wait", v, d)
 		}
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && d != time.Duration(min(n, 86400))*time.Second {
-			t.Errorf("parseRetryAfter(%q) = %s; want %d seconds (capped at a day)", v, d, n)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %s; want %d seconds (capped at a day)", v, d, n)
 		}
 	})
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/imgpipe/imgpipe/internal/httpx"
 )
 
 // manifestAccept lists every manifest type we copy; asking for all of them keeps the
@@ -222,26 +222,6 @@ func serverWait(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date (RFC 9110
-// 10.2.3). A date in the past means now. ok is false for anything else.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if sec < 0 {
-			return 0, false
-		}
-		return time.Duration(min(sec, int64(24*time.Hour/time.Second))) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
-}
-
 // errShortBlob means a blob read ended before its size or with the wrong digest.
 var errShortBlob = errors.New("blob content incomplete or corrupt")
 
@@ -371,7 +351,7 @@ func (rc *regClient) do(ctx context.Context, repo string, push bool, req *http.R
 	}
 	if err := transport.CheckError(resp, codes...); err != nil {
 		resp.Body.Close()
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return nil, &retryAfter{err: err, wait: d}
 		}
 		return nil, err

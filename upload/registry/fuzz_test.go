@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"os"
 	"strings"
 	"testing"
@@ -19,12 +20,12 @@ func FuzzParseRetryAfter(f *testing.F) {
 	}
 	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := parseRetryAfter(v, now)
+		d, ok := httpx.ParseRetryAfter(v, now)
 		if ok && d < 0 {
-			t.Errorf("parseRetryAfter(%q) = %v, true; want a wait >= 0", v, d)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v, true; want a wait >= 0", v, d)
 		}
 		if !ok && d != 0 {
-			t.Errorf("parseRetryAfter(%q) = %v, false; want 0 when refused", v, d)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v, false; want 0 when refused", v, d)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/imgpipe/imgpipe/internal/httpx"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
 )
@@ -40,9 +41,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{"", 0, false},
 	}
 	for _, tc := range tests {
-		got, ok := parseRetryAfter(tc.in, now)
+		got, ok := httpx.ParseRetryAfter(tc.in, now)
 		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.wantOK)
+			t.Errorf("httpx.ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.wantOK)
 		}
 	}
 }
