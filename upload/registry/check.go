@@ -406,34 +406,8 @@ func (r *run) blobPresent(ctx context.Context, mc *regClient, repo string, b v1.
 	case deep:
 		return r.readVerified(ctx, mc, repo, b)
 	default:
-		return r.headBlob(ctx, mc, repo, d)
+		return mc.headBlob(ctx, repo, d, false, r.m.backoff, &r.c) // pull scope: a check needs no push rights
 	}
-}
-
-// headBlob is one HEAD with a pull-scoped token: a check needs no push rights.
-func (r *run) headBlob(ctx context.Context, mc *regClient, repo, digest string) (bool, error) {
-	var found bool
-	err := retry(ctx, r.m.backoff, &r.c, func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, mc.url(repo, "/blobs/"+digest), nil)
-		if err != nil {
-			return err
-		}
-		resp, err := mc.do(ctx, repo, false, req, http.StatusOK)
-		if statusOf(err) == http.StatusNotFound {
-			found = false
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		found = true
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("checking blob %s in %s/%s: %w", digest, mc.reg.RegistryStr(), repo, err)
-	}
-	return found, nil
 }
 
 // readVerified streams a blob whole and checks its size and digest.

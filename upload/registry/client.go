@@ -479,15 +479,22 @@ func (rc *regClient) putManifest(ctx context.Context, repo, ref string, m *manif
 	return stored, nil
 }
 
-// blobExists is one HEAD; found is false on 404.
+// blobExists is one HEAD with a push-scoped token (the push path asks before it
+// uploads); found is false on 404.
 func (rc *regClient) blobExists(ctx context.Context, repo, digest string) (bool, error) {
+	return rc.headBlob(ctx, repo, digest, true, rc.backoff, rc.c)
+}
+
+// headBlob is one HEAD of a blob, retried with b and counted in c; push picks the
+// token's scope (a drift check needs only pull rights). found is false on 404.
+func (rc *regClient) headBlob(ctx context.Context, repo, digest string, push bool, b Backoff, c *counters) (bool, error) {
 	var found bool
-	err := retry(ctx, rc.backoff, rc.c, func() error {
+	err := retry(ctx, b, c, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, rc.url(repo, "/blobs/"+digest), nil)
 		if err != nil {
 			return err
 		}
-		resp, err := rc.do(ctx, repo, true, req, http.StatusOK)
+		resp, err := rc.do(ctx, repo, push, req, http.StatusOK)
 		if statusOf(err) == http.StatusNotFound {
 			found = false
 			return nil
