@@ -104,7 +104,10 @@ type sample struct {
 	// upstream and the mirror or cache registry processes during the sample.
 	ToolCPU     float64 `json:"tool_cpu_s"`
 	RegistryCPU float64 `json:"registry_cpu_s"`
+	UpCPU       float64 `json:"upstream_cpu_s"`
 	Check       string  `json:"check"`
+	// Kinds counts requests by side, method, kind and status ("up GET blob 200").
+	Kinds map[string]int64 `json:"kinds,omitempty"`
 }
 
 type image struct {
@@ -300,7 +303,8 @@ func (b *bench) measure(name string, pair int, dst *counter, f func() (float64, 
 	b.upC.reset()
 	dst.reset()
 	load := load1()
-	regCPU0 := procCPU(b.upC.pid) + procCPU(dst.pid)
+	upCPU0 := procCPU(b.upC.pid)
+	regCPU0 := upCPU0 + procCPU(dst.pid)
 	fmt.Fprintf(os.Stderr, "pair %d: %s (load %.1f) ...", pair, name, load)
 	t := time.Now()
 	ru0 := childCPU()
@@ -309,9 +313,11 @@ func (b *bench) measure(name string, pair int, dst *counter, f func() (float64, 
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	s := sample{Run: name, Pair: pair, Seconds: time.Since(t).Seconds(), Load1: load, PeakRSSMiB: rss,
-		ToolCPU: childCPU() - ru0, RegistryCPU: procCPU(b.upC.pid) + procCPU(dst.pid) - regCPU0,
+		ToolCPU: childCPU() - ru0, RegistryCPU: procCPU(b.upC.pid) + procCPU(dst.pid) - regCPU0, UpCPU: procCPU(b.upC.pid) - upCPU0,
 		Requests: b.upC.requests.Load() + dst.requests.Load(), UpRequests: b.upC.requests.Load(),
-		UpBytes: b.upC.bytes.Load(), DstBytes: dst.bytes.Load()}
+		UpBytes: b.upC.bytes.Load(), DstBytes: dst.bytes.Load(), Kinds: map[string]int64{}}
+	b.upC.kindsInto(s.Kinds, "up")
+	dst.kindsInto(s.Kinds, "mirror")
 	if check != nil {
 		s.Check = check()
 	}
@@ -645,6 +651,49 @@ type counter struct {
 	requests atomic.Int64
 	bytes    atomic.Int64
 	srv      *http.Server
+
+	mu    sync.Mutex
+	kinds map[string]int64 // "GET blob 200" -> requests
+}
+
+// kindOf names a request by method, what it addresses, and the status it got; a blob
+// GET with a Range header is "GET blob(range)".
+func kindOf(r *http.Request, status int) string {
+	p := r.URL.Path
+	k := "other"
+	switch {
+	case p == "/v2/" || p == "/v2":
+		k = "ping"
+	case strings.Contains(p, "/manifests/"):
+		k = "manifest"
+	case strings.Contains(p, "/blobs/uploads/"):
+		k = "upload"
+		if r.URL.Query().Get("mount") != "" {
+			k = "upload(mount)"
+		}
+	case strings.Contains(p, "/blobs/"):
+		k = "blob"
+		if r.Header.Get("Range") != "" {
+			k = "blob(range)"
+		}
+	case strings.Contains(p, "/referrers/"):
+		k = "referrers"
+	}
+	return fmt.Sprintf("%s %s %d", r.Method, k, status)
+}
+
+func (c *counter) count(r *http.Request, status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kinds[kindOf(r, status)]++
+}
+
+func (c *counter) kindsInto(m map[string]int64, side string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, n := range c.kinds {
+		m[side+" "+k] += n
+	}
 }
 
 func newCounter(target string) (*counter, error) {
@@ -656,7 +705,7 @@ func newCounter(target string) (*counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &counter{host: l.Addr().String()}
+	c := &counter{host: l.Addr().String(), kinds: map[string]int64{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
@@ -667,7 +716,12 @@ func newCounter(target string) (*counter, error) {
 			resp.Header.Set("Location", strings.Replace(loc, u.Host, c.host, 1))
 		}
 		resp.Body = &countBody{ReadCloser: resp.Body, n: &c.bytes}
+		c.count(resp.Request, resp.StatusCode)
 		return nil
+	}
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		c.count(r, http.StatusBadGateway)
+		w.WriteHeader(http.StatusBadGateway)
 	}
 	c.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.requests.Add(1)
@@ -680,7 +734,13 @@ func newCounter(target string) (*counter, error) {
 	return c, nil
 }
 
-func (c *counter) reset() { c.requests.Store(0); c.bytes.Store(0) }
+func (c *counter) reset() {
+	c.requests.Store(0)
+	c.bytes.Store(0)
+	c.mu.Lock()
+	c.kinds = map[string]int64{}
+	c.mu.Unlock()
+}
 
 type countBody struct {
 	io.ReadCloser
@@ -907,8 +967,37 @@ func (b *bench) print(w io.Writer, bestConc int) {
 			rss = max(rss, s.PeakRSSMiB)
 		}
 	}
-	fmt.Fprintf(w, "imgpipe peak RSS: %.1f MiB; goal < 64 MiB\n\nsamples (pair: run seconds @load):\n", rss)
+	fmt.Fprintf(w, "imgpipe peak RSS: %.1f MiB; goal < 64 MiB\n", rss)
+	b.printKinds(w, names)
+	fmt.Fprintf(w, "\nsamples (pair: run seconds @load):\n")
 	for _, s := range b.samples {
 		fmt.Fprintf(w, "  %d: %s %.2fs @%.1f\n", s.Pair, s.Run, s.Seconds, s.Load1)
+	}
+}
+
+// printKinds gives, for the last sample of each run, its requests by side (up: the
+// upstream registry; mirror: the mirror or cache), method, kind and status.
+func (b *bench) printKinds(w io.Writer, names []string) {
+	fmt.Fprintln(w, "\nrequests by kind (last sample of each run; up = upstream, mirror = mirror or cache):")
+	for _, n := range names {
+		var last *sample
+		for i := range b.samples {
+			if b.samples[i].Run == n {
+				last = &b.samples[i]
+			}
+		}
+		if last == nil || len(last.Kinds) == 0 || last.Pair == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(last.Kinds))
+		for k := range last.Kinds {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, last.Kinds[k])
+		}
+		fmt.Fprintf(w, "  %s (CPU s: upstream %.2f, mirror %.2f, tool %.2f): %s\n", n, last.UpCPU, last.RegistryCPU-last.UpCPU, last.ToolCPU, strings.Join(parts, ", "))
 	}
 }

@@ -665,8 +665,13 @@ func (rc *regClient) servedLocally(ctx context.Context, repo, digest string) (bo
 	if err != nil {
 		return false, err
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusPartialContent, nil
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return false, nil // hang up on the stream: this closes the connection
+	}
+	// Read the byte, so the connection goes back to the pool instead of being closed.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 16))
+	return true, nil
 }
 
 // referrers lists the manifests that name digest as their subject, through the OCI 1.1
