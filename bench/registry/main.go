@@ -105,7 +105,10 @@ type sample struct {
 	ToolCPU     float64 `json:"tool_cpu_s"`
 	RegistryCPU float64 `json:"registry_cpu_s"`
 	UpCPU       float64 `json:"upstream_cpu_s"`
-	Check       string  `json:"check"`
+	// HarnessCPU is this process's CPU during the sample: the counting proxies, which
+	// every byte of every tool passes through, and the limit row's own client.
+	HarnessCPU float64 `json:"harness_cpu_s"`
+	Check      string  `json:"check"`
 	// Kinds counts requests by side, method, kind and status ("up GET blob 200").
 	Kinds map[string]int64 `json:"kinds,omitempty"`
 }
@@ -307,13 +310,13 @@ func (b *bench) measure(name string, pair int, dst *counter, f func() (float64, 
 	regCPU0 := upCPU0 + procCPU(dst.pid)
 	fmt.Fprintf(os.Stderr, "pair %d: %s (load %.1f) ...", pair, name, load)
 	t := time.Now()
-	ru0 := childCPU()
+	ru0, self0 := childCPU(), selfCPU()
 	rss, err := f()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	s := sample{Run: name, Pair: pair, Seconds: time.Since(t).Seconds(), Load1: load, PeakRSSMiB: rss,
-		ToolCPU: childCPU() - ru0, RegistryCPU: procCPU(b.upC.pid) + procCPU(dst.pid) - regCPU0, UpCPU: procCPU(b.upC.pid) - upCPU0,
+		ToolCPU: childCPU() - ru0, RegistryCPU: procCPU(b.upC.pid) + procCPU(dst.pid) - regCPU0, UpCPU: procCPU(b.upC.pid) - upCPU0, HarnessCPU: selfCPU() - self0,
 		Requests: b.upC.requests.Load() + dst.requests.Load(), UpRequests: b.upC.requests.Load(),
 		UpBytes: b.upC.bytes.Load(), DstBytes: dst.bytes.Load(), Kinds: map[string]int64{}}
 	b.upC.kindsInto(s.Kinds, "up")
@@ -346,6 +349,15 @@ func procCPU(pid int) float64 {
 func childCPU() float64 {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// selfCPU is the user+sys CPU seconds of this process so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
@@ -834,6 +846,7 @@ type stats struct {
 	min, median, max  float64
 	load, rss         float64 // median load, max RSS
 	toolCPU, regCPU   float64 // medians
+	harnessCPU        float64 // median
 	requests, upReq   int64   // medians
 	upBytes, dstBytes int64   // medians
 	checks            string
@@ -853,7 +866,7 @@ func (b *bench) stats(name string) (stats, bool) {
 	secs := make([]float64, len(ss))
 	loads := make([]float64, len(ss))
 	var req, upReq, upB, dstB []int64
-	var tcpu, rcpu []float64
+	var tcpu, rcpu, hcpu []float64
 	checks := map[string]bool{}
 	for i, s := range ss {
 		secs[i], loads[i] = s.Seconds, s.Load1
@@ -861,11 +874,12 @@ func (b *bench) stats(name string) (stats, bool) {
 		upB, dstB = append(upB, s.UpBytes), append(dstB, s.DstBytes)
 		st.rss = max(st.rss, s.PeakRSSMiB)
 		tcpu, rcpu = append(tcpu, s.ToolCPU), append(rcpu, s.RegistryCPU)
+		hcpu = append(hcpu, s.HarnessCPU)
 		checks[s.Check] = true
 	}
 	st.min, st.median, st.max = slices.Min(secs), median(secs), slices.Max(secs)
 	st.load = median(loads)
-	st.toolCPU, st.regCPU = median(tcpu), median(rcpu)
+	st.toolCPU, st.regCPU, st.harnessCPU = median(tcpu), median(rcpu), median(hcpu)
 	st.requests, st.upReq, st.upBytes, st.dstBytes = medianInt(req), medianInt(upReq), medianInt(upB), medianInt(dstB)
 	for c := range checks {
 		if strings.HasPrefix(c, "FAIL") || st.checks == "" {
@@ -921,8 +935,8 @@ func (b *bench) print(w io.Writer, bestConc int) {
 		len(b.images), o.platforms, o.layers, shared, b.sigTags, len(b.unique), float64(b.total)/(1<<30))
 	fmt.Fprintf(w, "imgpipe --jobs %d; crane copy %d processes at a time (its own -j default: GOMAXPROCS); %d interleaved pairs; limit at %d streams; %d CPUs; %s\n\n",
 		o.jobs, o.cranePar, o.pairs, bestConc, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintln(w, "| run | n | min s | median s | max s | load (1m, median) | tool CPU s | registries CPU s | peak RSS MiB | requests | upstream requests | upstream MiB | mirror MiB | check |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| run | n | min s | median s | max s | load (1m, median) | tool CPU s | registries CPU s | harness CPU s | peak RSS MiB | requests | upstream requests | upstream MiB | mirror MiB | check |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	names := []string{runPush, runPushNoop, runCrane, runLimit, runWarm, runWarmNoop, runCranePull}
 	for _, s := range b.samples {
 		if s.Pair == 0 && !slices.Contains(names, s.Run) {
@@ -934,8 +948,8 @@ func (b *bench) print(w io.Writer, bestConc int) {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s |\n", n, st.n, st.min, st.median, st.max,
-			st.load, st.toolCPU, st.regCPU, st.rss, st.requests, st.upReq, mib(st.upBytes), mib(st.dstBytes), st.checks)
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s |\n", n, st.n, st.min, st.median, st.max,
+			st.load, st.toolCPU, st.regCPU, st.harnessCPU, st.rss, st.requests, st.upReq, mib(st.upBytes), mib(st.dstBytes), st.checks)
 	}
 	fmt.Fprintln(w)
 	ratio := func(label, a, bn, goal string) {
@@ -959,6 +973,7 @@ func (b *bench) print(w io.Writer, bestConc int) {
 		}
 	}
 	ratio("warm: imgpipe / sequential crane pull", runWarm, runCranePull, "<= 0.50x")
+	b.printBudget(w, []string{runPush, runCrane, runLimit, runWarm, runCranePull})
 	ratio("push no-op rerun / first run", runPushNoop, runPush, "<= 0.05x")
 	ratio("warm rerun (journal) / first run", runWarmNoop, runWarm, "<= 0.05x")
 	rss := 0.0
@@ -999,5 +1014,22 @@ func (b *bench) printKinds(w io.Writer, names []string) {
 			parts[i] = fmt.Sprintf("%s %d", k, last.Kinds[k])
 		}
 		fmt.Fprintf(w, "  %s (CPU s: upstream %.2f, mirror %.2f, tool %.2f): %s\n", n, last.UpCPU, last.RegistryCPU-last.UpCPU, last.ToolCPU, strings.Join(parts, ", "))
+	}
+}
+
+// printBudget shows what bounds a run on this machine: all its CPU (tool, registries and
+// the harness's proxies) spread over every core is the shortest it could take; a run near
+// that floor is CPU-bound, and only less work, not more concurrency, makes it faster.
+func (b *bench) printBudget(w io.Writer, names []string) {
+	cpus := float64(runtime.NumCPU())
+	fmt.Fprintf(w, "CPU budget (medians; floor = all CPU / %d cores; busy = floor / wall):\n", runtime.NumCPU())
+	for _, n := range names {
+		st, ok := b.stats(n)
+		if !ok {
+			continue
+		}
+		all := st.toolCPU + st.regCPU + st.harnessCPU
+		fmt.Fprintf(w, "  %s: %.2f s CPU (tool %.2f, registries %.2f, harness %.2f) -> floor %.2f s, wall %.2f s, busy %.0f%%\n",
+			n, all, st.toolCPU, st.regCPU, st.harnessCPU, all/cpus, st.median, 100*all/cpus/st.median)
 	}
 }

@@ -240,6 +240,8 @@ type run struct {
 	pending []warmedBlob
 	// journalStale counts journal entries the cache no longer backed.
 	journalStale atomic.Int64
+	// noAPI lists the registries found without the OCI referrers API.
+	noAPI map[string]bool
 	// stores learns, per cache host, how fast it stores blobs, and whether dropping a
 	// response and asking lets it store at all.
 	stores map[string]*storeStats
@@ -353,7 +355,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 // newRun sets up the state of one Run, with its journal (an unreadable one is empty).
 func (m *Mirrorer) newRun() *run {
 	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{},
-		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}}
+		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}, noAPI: map[string]bool{}}
 	r.base = &countingTransport{inner: m.base, c: &r.c, idle: m.idle}
 	r.journal = newJournal("", m.journalTT, time.Now())
 	if m.journal != "" {

@@ -157,22 +157,21 @@ func (r *run) pushTagged(ctx context.Context, src, dst *regClient, srcRepo, dstR
 	if found && tag != "" {
 		ir.note("mirror tag %s pointed at %s; moving it to %s", tag, have, digest)
 	}
-	m, stored, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, ir)
+	_, stored, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, digest, tag, ir)
 	if err != nil {
 		return false, false, err
-	}
-	if tag != "" && !r.m.dryRun {
-		if stored, err = dst.putManifest(ctx, dstRepo, tag, m); err != nil {
-			return false, false, err
-		}
 	}
 	return true, stored == digest, nil
 }
 
 // pushManifest copies the manifest digest and everything it references, children first,
-// so the registry never holds a manifest whose content is missing.
+// so the registry never holds a manifest whose content is missing. It is written under
+// tag when one is given (a PUT by tag stores it by digest too: one request, not two),
+// else by digest. The mirror is not asked first whether it has the manifest: on a fresh
+// mirror the answer is always no, and where it is yes (a resumed run), every blob under
+// it answers its mount request with "present" and moves nothing.
 // stored is the digest the mirror confirmed for it ("" in a dry run).
-func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (m *manifest, stored string, err error) {
+func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest, tag string, ir *ImageReport) (m *manifest, stored string, err error) {
 	m, found, err := src.getManifest(ctx, srcRepo, digest)
 	if err != nil {
 		return nil, "", err
@@ -181,11 +180,6 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 		return nil, "", fmt.Errorf("manifest %s not found in %s/%s", digest, src.reg.RegistryStr(), srcRepo)
 	}
 	ir.tally.manifests.Add(1)
-	if d, ok, err := dst.headManifest(ctx, dstRepo, digest); err != nil {
-		return nil, "", err
-	} else if ok {
-		return m, d, nil
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	children, blobs, err := references(m)
 	if err != nil {
@@ -193,7 +187,7 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 	}
 	for _, c := range children {
 		g.Go(func() error {
-			_, _, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), ir)
+			_, _, err := r.pushManifest(gctx, src, dst, srcRepo, dstRepo, c.Digest.String(), "", ir)
 			return err
 		})
 	}
@@ -203,10 +197,15 @@ func (r *run) pushManifest(ctx context.Context, src, dst *regClient, srcRepo, ds
 	if err := g.Wait(); err != nil {
 		return nil, "", err
 	}
-	if !r.m.dryRun {
-		if stored, err = dst.putManifest(ctx, dstRepo, digest, m); err != nil {
-			return nil, "", err
-		}
+	if r.m.dryRun {
+		return m, "", nil
+	}
+	at := tag
+	if at == "" {
+		at = digest
+	}
+	if stored, err = dst.putManifest(ctx, dstRepo, at, m); err != nil {
+		return nil, "", err
 	}
 	return m, stored, nil
 }
@@ -249,9 +248,14 @@ func isIndexBody(m *manifest) bool {
 }
 
 // pushBlob moves one blob unless the mirror has it. Per registry and digest one
-// goroutine at a time decides: a blob already in another repository of the mirror
-// is mounted (no data), one in this repository is skipped, and only otherwise is it
-// streamed from upstream (never staged on disk).
+// goroutine at a time decides. The upload is opened with a mount request: from another
+// repository of the mirror known to hold the blob, else from the target repository
+// itself, so one POST both asks whether the blob is there (201: linked, no data) and
+// opens the upload that carries it (202). That is one request fewer per blob than a HEAD
+// first, and the same answer: distribution links a mount only from a repository that
+// holds the blob. Only a blob the mirror lacks is streamed from upstream (never staged on
+// disk). A registry that ignores mount parameters answers 202 and gets the data again
+// on a resumed run: a cost, not an error. A dry run writes nothing, so it asks with a HEAD.
 func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRepo string, b v1.Descriptor, ir *ImageReport) error {
 	digest := b.Digest.String()
 	ir.tally.blobs.Add(1)
@@ -262,29 +266,13 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 		r.blobsSkipped.Add(1)
 		return nil
 	}
-	from := ""
+	from := dstRepo
 	for repo := range e.repos {
 		from = repo
 		break
 	}
-	if from == "" {
-		ok, err := dst.blobExists(ctx, dstRepo, digest)
-		if err != nil {
-			return err
-		}
-		if ok {
-			e.repos[dstRepo] = true
-			r.blobsSkipped.Add(1)
-			return nil
-		}
-	}
 	if r.m.dryRun {
-		e.repos[dstRepo] = true
-		if from == "" {
-			ir.tally.moved.Add(1)
-			ir.tally.bytes.Add(b.Size)
-		}
-		return nil
+		return r.planBlob(ctx, dst, dstRepo, from, b, e, ir)
 	}
 	sem := r.sem("blob|" + dst.reg.RegistryStr())
 	select {
@@ -293,40 +281,21 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
-	mounted := false
+	var got blobOutcome
 	err := retry(ctx, r.m.backoff, &r.c, func() error {
-		loc, ok, err := dst.startUpload(ctx, dstRepo, digest, from)
-		if err != nil && from != "" && mountRefused(err) {
-			// A token scoped to this repository may not cover reading the other one:
-			// upload instead of mounting.
-			from = ""
-			loc, ok, err = dst.startUpload(ctx, dstRepo, digest, "")
-		}
-		if err != nil {
-			return err
-		}
-		if ok {
-			mounted = true
-			return nil
-		}
-		rc, _, err := src.openBlob(ctx, srcRepo, digest)
-		if err != nil {
-			dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
-			return err
-		}
-		defer rc.Close()
-		body := io.Reader(newVerifyingReader(rc, digest, b.Size, false))
-		if err := dst.finishUpload(ctx, dstRepo, loc, digest, body, b.Size); err != nil {
-			dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
-			return err
-		}
-		return nil
+		var err error
+		got, err = r.uploadBlob(ctx, src, dst, srcRepo, dstRepo, &from, b)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("copying blob %s: %w", digest, err)
 	}
 	e.repos[dstRepo] = true
-	if mounted {
+	switch got {
+	case blobPresent:
+		r.blobsSkipped.Add(1)
+		return nil
+	case blobMounted:
 		r.blobsMounted.Add(1)
 		return nil
 	}
@@ -336,12 +305,93 @@ func (r *run) pushBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRep
 	return nil
 }
 
+// planBlob is pushBlob in a dry run: a HEAD says whether the blob would move.
+func (r *run) planBlob(ctx context.Context, dst *regClient, dstRepo, from string, b v1.Descriptor, e *blobEntry, ir *ImageReport) error {
+	if from == dstRepo {
+		ok, err := dst.blobExists(ctx, dstRepo, b.Digest.String())
+		if err != nil {
+			return err
+		}
+		if ok {
+			e.repos[dstRepo] = true
+			r.blobsSkipped.Add(1)
+			return nil
+		}
+		ir.tally.moved.Add(1)
+		ir.tally.bytes.Add(b.Size)
+	}
+	e.repos[dstRepo] = true
+	return nil
+}
+
+// blobOutcome is how a blob got into a repository.
+type blobOutcome int
+
+const (
+	blobUploaded blobOutcome = iota // its data was streamed from upstream
+	blobPresent                     // the repository had it already
+	blobMounted                     // linked from another repository, no data
+)
+
+// uploadBlob is one attempt at getting a blob into dstRepo: a mount from *from (which
+// is cleared when the registry refuses mounts from there), else the data streamed from
+// upstream in one PUT.
+func (r *run) uploadBlob(ctx context.Context, src, dst *regClient, srcRepo, dstRepo string, from *string, b v1.Descriptor) (blobOutcome, error) {
+	digest := b.Digest.String()
+	linked := blobMounted
+	if *from == dstRepo {
+		linked = blobPresent
+	}
+	loc, ok, err := dst.startUpload(ctx, dstRepo, digest, *from)
+	if err != nil && *from != "" && mountRefused(err) {
+		// A token scoped to this repository may not cover reading the other one, and a
+		// registry may refuse mounts outright: ask plainly whether the blob is here,
+		// then upload without mounting.
+		*from, linked = "", blobPresent
+		if ok, err = dst.blobExists(ctx, dstRepo, digest); err == nil && !ok {
+			loc, ok, err = dst.startUpload(ctx, dstRepo, digest, "")
+		}
+	}
+	if err != nil {
+		return blobUploaded, err
+	}
+	if ok {
+		return linked, nil
+	}
+	rc, _, err := src.openBlob(ctx, srcRepo, digest)
+	if err != nil {
+		dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
+		return blobUploaded, err
+	}
+	defer rc.Close()
+	body := io.Reader(newVerifyingReader(rc, digest, b.Size, false))
+	if err := dst.finishUpload(ctx, dstRepo, loc, digest, body, b.Size); err != nil {
+		dst.cancelUpload(context.WithoutCancel(ctx), dstRepo, loc)
+		return blobUploaded, err
+	}
+	return blobUploaded, nil
+}
+
 // mountRefused says a cross-repository mount was refused for good (401, 403, 404, 400...),
 // so an upload is the way on. Throttling (429) and timeouts (408) are not refusals: they
 // are retried as a mount, after the wait the registry asked for.
 func mountRefused(err error) bool {
 	s := statusOf(err)
 	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout
+}
+
+// lacksReferrers says whether the registry answered a referrers request of this run as
+// one without the API.
+func (r *run) lacksReferrers(c *regClient) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.noAPI[c.reg.RegistryStr()]
+}
+
+func (r *run) noReferrers(c *regClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noAPI[c.reg.RegistryStr()] = true
 }
 
 // carriesReferrers says whether the run carries OCI referrers (the "" suffix, the
@@ -355,12 +405,21 @@ func (r *run) carriesReferrers() bool { return slices.Contains(r.m.sigSuffix, ""
 // is where cosign looks on such a registry. tag is the fallback tag when one was
 // written or found current; wrote says something was (or, dry, would be) written.
 func (r *run) pushReferrers(ctx context.Context, src, dst *regClient, srcRepo, dstRepo, digest string, ir *ImageReport) (tag string, wrote bool, err error) {
+	if r.lacksReferrers(src) {
+		return "", false, nil
+	}
 	idx, ok, err := src.referrers(ctx, srcRepo, digest)
+	if err == nil && !ok {
+		// No referrers API here (distribution 2.8 answers 404; one that has it answers
+		// 200 with an empty list for a manifest without referrers): asking again for
+		// every other image of this run would get the same answer.
+		r.noReferrers(src)
+	}
 	if err != nil || !ok || len(idx.Manifests) == 0 {
 		return "", false, err
 	}
 	for _, d := range idx.Manifests {
-		if _, _, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, d.Digest.String(), ir); err != nil {
+		if _, _, err := r.pushManifest(ctx, src, dst, srcRepo, dstRepo, d.Digest.String(), "", ir); err != nil {
 			return "", false, fmt.Errorf("copying referrer %s: %w", d.Digest, err)
 		}
 	}

@@ -1,0 +1,162 @@
+package registry_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/imgpipe/imgpipe/site"
+	"github.com/imgpipe/imgpipe/upload/registry"
+	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
+)
+
+// requestLog is a reverse proxy in front of a registry that records every request as
+// "METHOD kind ref status", kind being manifest, blob, upload, referrers or ping.
+type requestLog struct {
+	host string
+	mu   sync.Mutex
+	reqs []string
+}
+
+func logRequests(t *testing.T, target string) *requestLog {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &requestLog{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		rp.ServeHTTP(rec, r)
+		l.mu.Lock()
+		l.reqs = append(l.reqs, fmt.Sprintf("%s %s %d", r.Method, kindOf(r), rec.status))
+		l.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", strings.Replace(loc, u.Host, srv.Listener.Addr().String(), 1))
+		}
+		return nil
+	}
+	l.host = srv.Listener.Addr().String()
+	return l
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
+
+// kindOf names what a request addresses; a manifest reference is kept when it is a
+// digest ("manifest@sha256:..."), so writes by digest can be told from writes by tag.
+func kindOf(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case p == "/v2/" || p == "/v2":
+		return "ping"
+	case strings.Contains(p, "/manifests/"):
+		_, ref, _ := strings.Cut(p, "/manifests/")
+		if strings.HasPrefix(ref, "sha256:") {
+			return "manifest@" + ref
+		}
+		return "manifest:tag"
+	case strings.Contains(p, "/blobs/uploads/"):
+		if r.URL.Query().Get("mount") != "" {
+			return "upload(mount)"
+		}
+		return "upload"
+	case strings.Contains(p, "/blobs/"):
+		return "blob"
+	case strings.Contains(p, "/referrers/"):
+		return "referrers"
+	}
+	return "other"
+}
+
+// count is how many requests start with prefix.
+func (l *requestLog) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.reqs {
+		if strings.HasPrefix(r, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *requestLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reqs = nil
+}
+
+// TestPushRequestsPerBlob pins the push's request pattern on a real docker-registry: one
+// mount POST per blob and repository (which both asks whether the blob is there and opens
+// its upload), no blob HEADs, every manifest written once (the top one only under its
+// tag), one referrers probe per upstream; and a rerun writes nothing at all.
+func TestPushRequestsPerBlob(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t)
+	mirror := registrytest.StartT(t, registrytest.Config{})
+	upLog, mirrorLog := logRequests(t, up.URL()), logRequests(t, mirror.URL())
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
+	for _, im := range images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(upLog.host), Digest: im.Digest})
+	}
+	ps := place(t, lock, mirrorCfg(upLog.host, mirrorLog.host, registry.ModePush))
+	rep, err := registry.New().Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	perRepo, manifests := 0, 0
+	for _, im := range images {
+		perRepo += len(im.Blobs)
+		manifests += len(im.Manifests)
+	}
+	unique, _ := uniqueBlobs(images)
+	checks := []struct {
+		what      string
+		got, want int
+	}{
+		{"blob HEADs at the mirror", mirrorLog.count("HEAD blob"), 0},
+		{"mount POSTs (one per blob and repository)", mirrorLog.count("POST upload(mount)"), perRepo},
+		{"plain upload POSTs", mirrorLog.count("POST upload "), 0},
+		{"blob PUTs (each unique blob once)", mirrorLog.count("PUT upload"), int(unique)},
+		{"blobs mounted from another repository", int(rep.Totals.BlobsMounted), perRepo - int(unique)},
+		{"manifest PUTs (each manifest once)", mirrorLog.count("PUT manifest"), manifests},
+		{"upstream referrers probes", upLog.count("GET referrers"), 1},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d; want %d", c.what, c.got, c.want)
+		}
+	}
+	for _, im := range images {
+		if n := mirrorLog.count("PUT manifest@" + im.Digest); n != 0 {
+			t.Errorf("%s: top manifest written %d times by digest; want only under its tag", im.Repo, n)
+		}
+	}
+	checkServes(t, mirror.Host, images)
+
+	mirrorLog.reset()
+	if _, err := registry.New().Run(context.Background(), ps); err != nil {
+		t.Fatalf("rerun = %v", err)
+	}
+	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		if n := mirrorLog.count(m + " "); n != 0 {
+			t.Errorf("rerun: %d %s requests at the mirror; want none", n, m)
+		}
+	}
+}
