@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -476,12 +476,14 @@ func (j *journal) entry(key string) (time.Time, bool) {
 	return time.Unix(t, 0), true
 }
 
-// recordWarmed adds an image-level entry (cache host/repo@image digest) to the journal
-// for every image this run warmed and verified, dated by the oldest of its blobs'
-// entries: that is when the cache's expiry clock started for the image. A check reads
-// these entries instead of pulling through the cache. An image with a blob the
-// journal does not hold (its cache never confirmed storing it) gets no entry.
-func (r *run) recordWarmed(ctx context.Context, placements []Placement, rep *Report) {
+// recordWarmed adds an image-level entry (cache host/repo@digest) to the journal for
+// every tree (an image, a signature tag) this run warmed blob by blob and verified,
+// dated by the oldest of its blobs' entries: that is when the cache's expiry clock
+// started for it. A check reads these entries instead of pulling through the caches, and
+// a rerun re-checks them by their canary (see imageEntry). A tree with a blob the journal
+// does not hold (its cache never confirmed storing it) gets no entry. The blobs are the
+// ones the run itself walked: nothing is fetched again.
+func (r *run) recordWarmed(placements []Placement, rep *Report) {
 	for i, p := range placements {
 		ir := &rep.Images[i]
 		if ir.Mode != ModeWarm || ir.Status != StatusWarmed || !ir.Verified || ir.Digest == "" {
@@ -495,50 +497,30 @@ func (r *run) recordWarmed(ctx context.Context, placements []Placement, rep *Rep
 		if err != nil {
 			continue
 		}
-		repo := ref.at(p.Endpoint).Repository
-		oldest, err := r.oldestBlobEntry(ctx, mc, repo, ir.Digest)
-		if err != nil {
-			r.m.log.Debug("not recording warmed image", "image", p.Ref, "err", err)
-			continue
+		prefix := mc.reg.RegistryStr() + "/" + ref.at(p.Endpoint).Repository + "@"
+		for _, t := range ir.trees {
+			if t == nil || t.whole || len(t.blobs) == 0 {
+				continue
+			}
+			if oldest, canary, ok := r.oldestEntry(prefix, t); ok {
+				r.journal.addImage(prefix+t.digest, oldest, imageEntry{Canary: canary, Blobs: len(t.blobs)})
+			}
 		}
-		r.journal.mu.Lock()
-		r.journal.Entries[mc.reg.RegistryStr()+"/"+repo+"@"+ir.Digest] = oldest
-		r.journal.dirty = true
-		r.journal.mu.Unlock()
 	}
 }
 
-// errNotJournaled means a blob of an image has no journal entry.
-var errNotJournaled = errors.New("blob not in the warm journal")
-
-// oldestBlobEntry walks an image the cache has just served (its manifests are stored
-// there now) and returns the oldest journal time of its blobs.
-func (r *run) oldestBlobEntry(ctx context.Context, mc *regClient, repo, digest string) (int64, error) {
-	m, found, err := mc.getManifest(ctx, repo, digest)
-	if err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, fmt.Errorf("manifest %s not found", digest)
-	}
-	children, blobs, err := references(m)
-	if err != nil {
-		return 0, err
-	}
-	oldest := time.Now().Unix()
-	for _, b := range blobs {
-		t, ok := r.journal.entry(mc.reg.RegistryStr() + "/" + repo + "@" + b.Digest.String())
+// oldestEntry is the oldest journal time among a tree's blobs and the blob that has it
+// (the smallest digest among equals); ok is false when a blob has no entry.
+func (r *run) oldestEntry(prefix string, t *tree) (oldest int64, canary string, ok bool) {
+	oldest = math.MaxInt64
+	for d := range t.blobs {
+		when, ok := r.journal.entry(prefix + d)
 		if !ok {
-			return 0, fmt.Errorf("%s: %w", b.Digest, errNotJournaled)
+			return 0, "", false
 		}
-		oldest = min(oldest, t.Unix())
-	}
-	for _, c := range children {
-		t, err := r.oldestBlobEntry(ctx, mc, repo, c.Digest.String())
-		if err != nil {
-			return 0, err
+		if ts := when.Unix(); ts < oldest || ts == oldest && d < canary {
+			oldest, canary = ts, d
 		}
-		oldest = min(oldest, t)
 	}
-	return oldest, nil
+	return oldest, canary, true
 }

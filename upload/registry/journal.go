@@ -26,11 +26,24 @@ type journal struct {
 
 	mu      sync.Mutex
 	Entries map[string]int64 `json:"entries"` // host/repo@digest -> unix seconds warmed
-	dirty   bool
+	// Images describes the image-level entries (host/repo@digest of a tag's manifest,
+	// dated by the oldest of its blobs): see imageEntry.
+	Images map[string]imageEntry `json:"images,omitempty"`
+	dirty  bool
+}
+
+// imageEntry lets a rerun re-check a whole warmed image cheaply, by cache identity plus
+// expiry: the image's entry is younger than the journal's TTL (shorter than the cache's),
+// and the cache still serves Canary, the image's blob with the oldest entry (the first
+// to expire), from its own storage. A wiped or replaced cache fails that one ranged GET,
+// and the image is warmed blob by blob again.
+type imageEntry struct {
+	Canary string `json:"canary"`
+	Blobs  int    `json:"blobs"`
 }
 
 func newJournal(path string, ttl time.Duration, now time.Time) *journal {
-	return &journal{path: path, ttl: ttl, now: now, Entries: map[string]int64{}}
+	return &journal{path: path, ttl: ttl, now: now, Entries: map[string]int64{}, Images: map[string]imageEntry{}}
 }
 
 // loadJournal reads path; a missing file is an empty journal. On a corrupt file it
@@ -51,6 +64,9 @@ func loadJournal(path string, ttl time.Duration, now time.Time) (*journal, error
 	if j.Entries == nil {
 		j.Entries = map[string]int64{}
 	}
+	if j.Images == nil {
+		j.Images = map[string]imageEntry{}
+	}
 	// Drop what the caches have expired by now.
 	for k, t := range j.Entries {
 		if now.Sub(time.Unix(t, 0)) > ttl {
@@ -58,7 +74,33 @@ func loadJournal(path string, ttl time.Duration, now time.Time) (*journal, error
 			j.dirty = true
 		}
 	}
+	for k, e := range j.Images {
+		if _, ok := j.Entries[k]; !ok || e.Canary == "" || e.Blobs < 1 {
+			delete(j.Images, k)
+			j.dirty = true
+		}
+	}
 	return j, nil
+}
+
+// image returns the image-level entry of key when both it and its date are fresh.
+func (j *journal) image(key string) (imageEntry, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.Entries[key]; !ok {
+		return imageEntry{}, false
+	}
+	e, ok := j.Images[key]
+	return e, ok
+}
+
+// addImage records an image-level entry dated by the oldest of its blobs' entries.
+func (j *journal) addImage(key string, oldest int64, e imageEntry) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.Entries[key] = oldest
+	j.Images[key] = e
+	j.dirty = true
 }
 
 func (j *journal) fresh(key string) bool {

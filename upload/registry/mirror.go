@@ -186,6 +186,8 @@ type ImageReport struct {
 	// current is set when this run already saw the mirror resolve the tag and every
 	// signature tag to the expected digests; verification needs no second look.
 	current bool
+	// trees are, in warm mode, the image's tree and its signature tags' (nil: not found).
+	trees []*tree
 }
 
 type tally struct {
@@ -337,7 +339,7 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 	if !m.dryRun {
 		r.verifyAll(ctx, placements, rep)
 		// What check reads instead of pulling through the caches.
-		r.recordWarmed(ctx, placements, rep)
+		r.recordWarmed(placements, rep)
 	}
 	if err := r.journal.save(); err != nil {
 		m.log.Warn("could not save warm journal", "path", m.journal, "err", err)

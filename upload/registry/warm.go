@@ -38,7 +38,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 		ir.Status = StatusPlanned
 		return nil
 	}
-	m, found, err := r.getThroughCache(ctx, mc, repo, at, r.m.backoff.Steps, r.m.backoff.Initial)
+	m, found, tries, err := r.getThroughCache(ctx, mc, repo, at, r.m.backoff.Steps, r.m.backoff.Initial)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.tally.manifests.Add(1)
 	tagCurrent := m.Digest == ir.Digest
-	if err := r.warmWithSignatures(ctx, mc, repo, m, ir); err != nil {
+	if err := r.warmWithSignatures(ctx, mc, repo, m, ir, tries == 1); err != nil {
 		return err
 	}
 	ir.Status = StatusWarmed
@@ -73,14 +73,23 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 // warmWithSignatures warms the image's tree and its signature tags together: each
 // lookup of a tag the image lacks is a round trip to the upstream, and one after another
 // they were the tail of every image. The tags found are recorded in suffix order.
-func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport) error {
+//
+// distribution answers 404 for a tag when it could not reach its upstream, so a 404 is
+// worth a second look, but only when the cache has just shown it may be flaky: healthy
+// says it resolved the image's own tag at the first attempt, moments ago. Then a 404 is
+// believed, which saves most images three wasted round trips through cache and upstream.
+func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport, healthy bool) error {
+	ir.trees = make([]*tree, 1+len(r.m.sigSuffix))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.warmTree(gctx, mc, repo, m, ir) })
-	carried := make([]bool, len(r.m.sigSuffix))
+	g.Go(func() error { return r.warmTagged(gctx, mc, repo, m, ir, 0) })
+	attempts := 2
+	if healthy {
+		attempts = 1
+	}
 	for i, suffix := range r.m.sigSuffix {
 		tag := sigTag(ir.Digest, suffix)
 		g.Go(func() error {
-			sm, found, err := r.getThroughCache(gctx, mc, repo, tag, 2, min(r.m.backoff.Initial, 20*time.Millisecond))
+			sm, found, _, err := r.getThroughCache(gctx, mc, repo, tag, attempts, min(r.m.backoff.Initial, 20*time.Millisecond))
 			if err != nil {
 				return fmt.Errorf("looking for %s: %w", tag, err)
 			}
@@ -88,10 +97,9 @@ func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string
 				return nil
 			}
 			ir.tally.manifests.Add(1)
-			if err := r.warmTree(gctx, mc, repo, sm, ir); err != nil {
+			if err := r.warmTagged(gctx, mc, repo, sm, ir, i+1); err != nil {
 				return fmt.Errorf("warming %s: %w", tag, err)
 			}
-			carried[i] = true
 			return nil
 		})
 	}
@@ -99,32 +107,87 @@ func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string
 		return err
 	}
 	for i, suffix := range r.m.sigSuffix {
-		if carried[i] {
+		if ir.trees[i+1] != nil {
 			ir.Signatures = append(ir.Signatures, sigTag(ir.Digest, suffix))
 		}
 	}
 	return nil
 }
 
+// tree is one tagged manifest being warmed (the image, or one of its signature tags)
+// and the blobs found under it, for the image-level journal entry (see recordWarmed).
+type tree struct {
+	digest string
+	// whole says the journal's image entry, re-checked, stood for the whole tree.
+	whole bool
+	mu    sync.Mutex
+	blobs map[string]bool
+}
+
+func (t *tree) add(digest string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.blobs[digest] = true
+}
+
+// warmTagged warms the tree under a tagged manifest into ir.trees[slot] (each slot has
+// one writer). A tree the journal records as warmed whole, whose canary blob the cache
+// still serves from storage, is not walked: that one ranged GET stands for its blobs.
+func (r *run) warmTagged(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport, slot int) error {
+	t := &tree{digest: m.Digest, blobs: map[string]bool{}}
+	ir.trees[slot] = t
+	if n, ok := r.stillWarm(ctx, mc, repo, m.Digest); ok {
+		t.whole = true
+		ir.tally.blobs.Add(int64(n))
+		r.blobsSkipped.Add(int64(n))
+		return nil
+	}
+	return r.warmTree(ctx, mc, repo, m, ir, t)
+}
+
+// stillWarm re-checks an image-level journal entry by cache identity plus expiry: the
+// entry is fresh (younger than the journal's TTL, which is shorter than the cache's), and
+// the cache serves the entry's canary, the image's first blob to expire, from its own
+// storage. It returns the number of blobs the entry stands for.
+func (r *run) stillWarm(ctx context.Context, mc *regClient, repo, digest string) (int, bool) {
+	e, ok := r.journal.image(mc.reg.RegistryStr() + "/" + repo + "@" + digest)
+	if !ok {
+		return 0, false
+	}
+	sem := r.sem("blob|" + mc.reg.RegistryStr())
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, false
+	}
+	defer func() { <-sem }()
+	if kept, err := r.stored(ctx, mc, repo, e.Canary); err != nil || !kept {
+		return 0, false // walk it: every blob's own entry is re-checked, or warmed again
+	}
+	return e.Blobs, true
+}
+
 // getThroughCache fetches a manifest through a pull-through cache. distribution answers
 // 404 when it could not reach its upstream (429, 503, reset) and has no local copy, so a
 // 404 is asked again, attempts times in all, before it is believed. Signature tags, which
 // most images lack, get one quick second look; the image's own tag the full schedule.
-func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int, wait time.Duration) (*manifest, bool, error) {
+// tries is how many GETs it took (the client's own retries of 429 and 5xx count too).
+func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int, wait time.Duration) (m *manifest, found bool, tries int, err error) {
+	before := r.c.retries.Load()
 	for i := 1; ; i++ {
-		m, found, err := mc.getManifest(ctx, repo, ref)
+		m, found, err = mc.getManifest(ctx, repo, ref)
 		if err != nil || found || i >= attempts {
-			return m, found, err
+			return m, found, i + int(r.c.retries.Load()-before), err
 		}
 		r.c.retries.Add(1)
 		if err := r.m.backoff.wait(ctx, wait); err != nil {
-			return nil, false, err
+			return nil, false, i, err
 		}
 		wait = min(wait*2, r.m.backoff.Max)
 	}
 }
 
-func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport) error {
+func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport, t *tree) error {
 	children, blobs, err := references(m)
 	if err != nil {
 		return err
@@ -140,11 +203,11 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 				return fmt.Errorf("child manifest %s not found through %s", c.Digest, mc.reg.RegistryStr())
 			}
 			ir.tally.manifests.Add(1)
-			return r.warmTree(gctx, mc, repo, cm, ir)
+			return r.warmTree(gctx, mc, repo, cm, ir, t)
 		})
 	}
 	for _, b := range blobs {
-		g.Go(func() error { return r.warmBlob(gctx, mc, repo, b, ir) })
+		g.Go(func() error { return r.warmBlob(gctx, mc, repo, b, ir, t) })
 	}
 	return g.Wait()
 }
@@ -154,9 +217,10 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 // have expired it); anything else is filled. Work on one digest is serialised per cache:
 // distribution tracks its background stores by digest alone, and a read while another
 // repository's store is running is streamed without being stored for this repository.
-func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport) error {
+func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport, t *tree) error {
 	digest := b.Digest.String()
 	ir.tally.blobs.Add(1)
+	t.add(digest)
 	host := mc.reg.RegistryStr()
 	jkey := host + "/" + repo + "@" + digest
 	e := r.blob(host + "|" + digest)
