@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +161,73 @@ func TestPushRequestsPerBlob(t *testing.T) {
 			t.Errorf("rerun: %d %s requests at the mirror; want none", n, m)
 		}
 	}
+}
+
+// TestWarmRerunRechecksByCanary: a warm rerun with the journal asks the cache for one
+// blob's first byte per warmed tree (image or signature tag), not one per blob, fetches
+// no manifest by digest, asks for each absent signature tag once, and moves nothing; after one repository is deleted from the cache's storage, the rerun finds out
+// through that image's canary and warms that image, and only it, blob by blob again.
+func TestWarmRerunRechecksByCanary(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t)
+	root := filepath.Join(t.TempDir(), "cache")
+	cache := registrytest.StartT(t, registrytest.Config{Root: root, RemoteURL: up.URL()})
+	cacheLog := logRequests(t, cache.URL())
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
+	for _, im := range images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(up.Host), Digest: im.Digest})
+	}
+	ps := place(t, lock, mirrorCfg(up.Host, cacheLog.host, registry.ModeWarm))
+	journal := filepath.Join(t.TempDir(), "warm.json")
+	m := registry.New(registry.WithJournal(journal, 0), registry.WithBackoff(fastBackoff))
+	if _, err := m.Run(context.Background(), ps); err != nil {
+		t.Fatalf("first warm = %v", err)
+	}
+	trees, blobs := 0, 0
+	for _, im := range images {
+		trees += 1 + len(im.Signatures)
+		blobs += len(im.Blobs)
+	}
+
+	cacheLog.reset()
+	rep, err := m.Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("rerun = %v", err)
+	}
+	if n := cacheLog.count("GET blob"); n != trees {
+		t.Errorf("rerun: %d blob requests to the cache; want %d (one canary per image and signature tag, of %d blobs)", n, trees, blobs)
+	}
+	// Signature tags the upstream lacks are asked for once (the cache had just resolved
+	// the image's tag, so its 404 is believed), and no manifest is fetched by digest.
+	absent := len(images) * 3 // .sig, .att and the referrers tag per image
+	for _, im := range images {
+		absent -= len(im.Signatures)
+	}
+	if n := cacheLog.count("GET manifest:tag 404"); n != absent {
+		t.Errorf("rerun: %d signature tag lookups answered 404; want %d (each absent tag once)", n, absent)
+	}
+	if n := cacheLog.count("GET manifest@"); n != 0 {
+		t.Errorf("rerun: %d manifests fetched by digest; want 0", n)
+	}
+	if rep.Totals.BlobsMoved != 0 || rep.Totals.Warmed != len(images) || rep.Totals.Verified != len(images) {
+		t.Errorf("rerun: %d blobs moved, %d warmed, %d verified; want 0, %d, %d", rep.Totals.BlobsMoved, rep.Totals.Warmed, rep.Totals.Verified, len(images), len(images))
+	}
+
+	// The cache loses one repository (its links; the blobs' data stays, shared by digest).
+	lost := images[1]
+	if err := os.RemoveAll(filepath.Join(root, "docker/registry/v2/repositories", lost.Repo)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = m.Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("rerun after a lost repository = %v", err)
+	}
+	for _, ir := range rep.Images {
+		want := ir.Ref == lost.Ref(up.Host)
+		if got := ir.BlobsMoved > 0; got != want {
+			t.Errorf("after losing %s: %s moved %d blobs; want some = %v", lost.Repo, ir.Ref, ir.BlobsMoved, want)
+		}
+	}
+	up.Stop()
+	checkServes(t, cache.Host, images)
 }
