@@ -218,6 +218,9 @@ func run(ctx context.Context, o options) error {
 		if err := b.profileWarm(ctx); err != nil {
 			return err
 		}
+		if err := b.profilePush(ctx); err != nil {
+			return err
+		}
 	}
 	b.print(os.Stdout, bestConc)
 	raw, _ := json.MarshalIndent(b.samples, "", "  ")
@@ -234,7 +237,15 @@ func run(ctx context.Context, o options) error {
 func (b *bench) fresh(ctx context.Context, name, remote string) (*registrytest.Instance, *counter, func(), error) {
 	root := filepath.Join(b.work, name)
 	os.RemoveAll(root)
-	inst, err := registrytest.Start(ctx, registrytest.Config{Root: root, RemoteURL: remote})
+	cfg := registrytest.Config{Root: root, RemoteURL: remote}
+	if b.o.profile != "" && (name == "upstream" || strings.HasPrefix(name, "profile-")) {
+		// Serve the registry's own pprof, to profile it during the profiled runs.
+		var err error
+		if cfg.DebugAddr, err = registrytest.FreeAddr(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	inst, err := registrytest.Start(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -243,7 +254,7 @@ func (b *bench) fresh(ctx context.Context, name, remote string) (*registrytest.I
 		inst.Stop()
 		return nil, nil, nil, err
 	}
-	c.pid = inst.Pid()
+	c.pid, c.debug = inst.Pid(), cfg.DebugAddr
 	stop := func() {
 		c.srv.Close()
 		inst.Stop()
@@ -563,24 +574,12 @@ func copyBlob(ctx context.Context, c *http.Client, from, to, repo string, bl ubl
 func (b *bench) profileWarm(ctx context.Context) error {
 	// The cache reads the upstream directly and imgpipe the cache directly: the
 	// counting proxies run in this process and would fill the profile.
-	cache, cc, stop, err := b.fresh(ctx, "cache-profile", "http://"+b.upHost)
+	cache, cc, stop, err := b.fresh(ctx, "profile-warm", "http://"+b.upHost)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	lock, err := site.ReadLock(b.lockPath)
-	if err != nil {
-		return err
-	}
-	set, err := registry.ImageSet(lock, nil)
-	if err != nil {
-		return err
-	}
-	em, err := registry.NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{b.upC.host: {Endpoint: "http://" + cache.Host, Mode: "warm"}}})
-	if err != nil {
-		return err
-	}
-	ps, err := registry.Place(set, em)
+	ps, err := b.placements("http://"+cache.Host, "warm")
 	if err != nil {
 		return err
 	}
@@ -599,10 +598,18 @@ func (b *bench) profileWarm(ctx context.Context) error {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
-	t := time.Now()
-	rep, runErr := registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
-	wall := time.Since(t)
+	var rep *registry.Report
+	var runErr error
+	var wall time.Duration
+	regTop, err := b.registryProfiles(ctx, "warm", "cache", []*counter{b.upC, cc}, func() {
+		t := time.Now()
+		rep, runErr = registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
+		wall = time.Since(t)
+	})
 	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	if runErr != nil {
 		return fmt.Errorf("profiled warm: %w", runErr)
@@ -614,7 +621,199 @@ func (b *bench) profileWarm(ctx context.Context) error {
 		wall.Seconds(), cpu.Seconds(), regCPU, load1(), runtime.GOMAXPROCS(0), rep.Totals.Requests, mib(rep.Totals.BytesRead),
 		rep.Totals.BlobsMoved, rep.Totals.BlobsSkipped, rep.Totals.Retries)
 	fmt.Fprint(os.Stderr, summary)
-	return os.WriteFile(filepath.Join(b.o.profile, "warm.txt"), []byte(summary), 0o644)
+	own, err := pprofTop(ctx, "imgpipe, warm", f.Name())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.o.profile, "warm.txt"), []byte(summary+own+regTop), 0o644); err != nil {
+		return err
+	}
+	return b.profileCranePull(ctx)
+}
+
+// profileCranePull profiles the registries during a sequential crane pull through a
+// fresh cache, for comparison with the warm profile: the same upstream and cache work,
+// asked for another way.
+func (b *bench) profileCranePull(ctx context.Context) error {
+	cache, cc, stop, err := b.fresh(ctx, "profile-crane-pull", "http://"+b.upHost)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	dir := filepath.Join(b.work, "pulled-profile")
+	defer os.RemoveAll(dir)
+	var cmds [][]string
+	for i, im := range b.images {
+		for j, tag := range append([]string{im.Tag}, im.Signatures...) {
+			cmds = append(cmds, []string{b.o.crane, "pull", "--format", "oci", "--platform", "all",
+				cache.Host + "/" + im.Repo + ":" + tag, filepath.Join(dir, fmt.Sprintf("%d-%d", i, j))})
+		}
+	}
+	regCPU0 := procCPU(cache.Pid()) + procCPU(b.upC.pid)
+	var wall time.Duration
+	var runErr error
+	top, err := b.registryProfiles(ctx, "crane-pull", "cache", []*counter{b.upC, cc}, func() {
+		t := time.Now()
+		_, runErr = b.exec(ctx, cmds, 1)
+		wall = time.Since(t)
+	})
+	if err != nil {
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("profiled crane pull: %w", runErr)
+	}
+	summary := fmt.Sprintf("profiled sequential crane pull (no counting proxies): wall %.2fs, cache+upstream registries CPU %.2fs, load %.1f\n",
+		wall.Seconds(), procCPU(cache.Pid())+procCPU(b.upC.pid)-regCPU0, load1())
+	fmt.Fprint(os.Stderr, summary)
+	return os.WriteFile(filepath.Join(b.o.profile, "crane-pull.txt"), []byte(summary+top), 0o644)
+}
+
+// registryProfiles CPU-profiles the registry processes behind cs (the upstream, then
+// dst: the cache or the mirror), through their debug pprof endpoints, while run runs;
+// writes LABEL-upstream.cpu.pprof and LABEL-DST.cpu.pprof to the -profile directory, and returns each one's top functions (go tool pprof -top).
+// A registry profile covers a fixed span, so it is asked for the longest warm or pull
+// sample seen plus a margin; the registries are idle for the rest of it, which a CPU
+// profile does not count.
+func (b *bench) registryProfiles(ctx context.Context, label, dst string, cs []*counter, run func()) (string, error) {
+	secs := 10.0
+	for _, s := range b.samples {
+		if s.Run == runWarm || s.Run == runCranePull || s.Run == runPush {
+			secs = max(secs, s.Seconds)
+		}
+	}
+	names := []string{"upstream", dst}
+	files := make([]string, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		files[i] = filepath.Join(b.o.profile, label+"-"+names[i]+".cpu.pprof")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fetchProfile(ctx, c.debug, int(secs)+2, files[i])
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // let both profiles start before the run
+	run()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", fmt.Errorf("profiling the registries: %w", err)
+	}
+	var top strings.Builder
+	for i, f := range files {
+		out, err := pprofTop(ctx, names[i]+" registry, "+label, f)
+		if err != nil {
+			return "", err
+		}
+		top.WriteString(out)
+	}
+	return top.String(), nil
+}
+
+// pprofTop is `go tool pprof -top` of a profile, headed by what it is.
+func pprofTop(ctx context.Context, what, path string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", path).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof %s: %w\n%s", path, err, out)
+	}
+	return fmt.Sprintf("\n%s (%s):\n%s", what, path, out), nil
+}
+
+// profilePush pushes into a fresh mirror in-process under the CPU profiler, with the
+// upstream and mirror registries profiled too, and writes push.txt: where the CPU of a
+// push goes, imgpipe's own and the registries'.
+func (b *bench) profilePush(ctx context.Context) error {
+	mirror, mc, stop, err := b.fresh(ctx, "profile-push", "")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	ps, err := b.placements("http://"+mirror.Host, "push")
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.o.profile, "push.cpu.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	regCPU0, self0 := procCPU(mirror.Pid())+procCPU(b.upC.pid), selfCPU()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	var rep *registry.Report
+	var runErr error
+	var wall time.Duration
+	regTop, err := b.registryProfiles(ctx, "push", "mirror", []*counter{b.upC, mc}, func() {
+		t := time.Now()
+		rep, runErr = registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
+		wall = time.Since(t)
+	})
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("profiled push: %w", runErr)
+	}
+	summary := fmt.Sprintf("profiled push (in-process, no counting proxies): wall %.2fs, imgpipe CPU %.2fs (user+sys), upstream+mirror registries CPU %.2fs, load %.1f; requests %d, blobs moved %d\n",
+		wall.Seconds(), selfCPU()-self0, procCPU(mirror.Pid())+procCPU(b.upC.pid)-regCPU0, load1(), rep.Totals.Requests, rep.Totals.BlobsMoved)
+	fmt.Fprint(os.Stderr, summary)
+	own, err := pprofTop(ctx, "imgpipe, push", f.Name())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.o.profile, "push.txt"), []byte(summary+own+regTop), 0o644)
+}
+
+// placements places the bench lock's images on endpoint in mode, as imgpipe mirror does,
+// with the upstream addressed directly: the counting proxy runs in this process and would
+// fill an in-process profile.
+func (b *bench) placements(endpoint, mode string) ([]registry.Placement, error) {
+	lock, err := site.ReadLock(b.lockPath)
+	if err != nil {
+		return nil, err
+	}
+	for i := range lock.CoreImages {
+		lock.CoreImages[i].Ref = strings.Replace(lock.CoreImages[i].Ref, b.upC.host, b.upHost, 1)
+	}
+	set, err := registry.ImageSet(lock, nil)
+	if err != nil {
+		return nil, err
+	}
+	em, err := registry.NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{b.upHost: {Endpoint: endpoint, Mode: mode}}})
+	if err != nil {
+		return nil, err
+	}
+	return registry.Place(set, em)
+}
+
+func fetchProfile(ctx context.Context, addr string, secs int, path string) error {
+	if addr == "" {
+		return fmt.Errorf("%s: registry started without a debug address", path)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile from %s: %s", addr, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (b *bench) checkTags(host string) func() string {
@@ -658,7 +857,8 @@ func (b *bench) checkKept(host string, withSigs bool) func() string {
 // counter is a reverse proxy in front of one registry that counts requests and bytes
 // in both directions.
 type counter struct {
-	pid      int // the registry process behind it
+	pid      int    // the registry process behind it
+	debug    string // its pprof address, when profiled
 	host     string
 	requests atomic.Int64
 	bytes    atomic.Int64

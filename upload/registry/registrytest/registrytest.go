@@ -43,6 +43,9 @@ type Config struct {
 	RemoteURL string
 	// Addr is "127.0.0.1:port"; empty picks a free port.
 	Addr string
+	// DebugAddr, when set, serves the process's pprof and expvar there (distribution's
+	// http.debug.addr): for profiling the registry itself in benchmarks.
+	DebugAddr string
 }
 
 // Instance is a running docker-registry process.
@@ -123,6 +126,9 @@ http:
   addr: %s
   secret: registrytest-fixed-secret
 `, strconv.Quote(cfg.Root), addr)
+	if cfg.DebugAddr != "" {
+		conf += fmt.Sprintf("  debug:\n    addr: %s\n", strconv.Quote(cfg.DebugAddr))
+	}
 	if cfg.RemoteURL != "" {
 		conf += fmt.Sprintf("proxy:\n  remoteurl: %s\n", strconv.Quote(cfg.RemoteURL))
 	}
