@@ -244,6 +244,10 @@ type run struct {
 	journalStale atomic.Int64
 	// noAPI lists the registries found without the OCI referrers API.
 	noAPI map[string]bool
+	// reach is, per upstream host, whether a warm run can ask it directly.
+	reach map[string]*reachState
+	// canaryMissed lists the canary blobs (host|repo|digest) a warm run found missing.
+	canaryMissed map[string]bool
 	// stores learns, per cache host, how fast it stores blobs, and whether dropping a
 	// response and asking lets it store at all.
 	stores map[string]*storeStats
@@ -357,7 +361,8 @@ func (m *Mirrorer) Run(ctx context.Context, placements []Placement) (*Report, er
 // newRun sets up the state of one Run, with its journal (an unreadable one is empty).
 func (m *Mirrorer) newRun() *run {
 	r := &run{m: m, clients: map[string]*regClient{}, sems: map[string]chan struct{}{}, blobs: map[string]*blobEntry{},
-		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}, noAPI: map[string]bool{}}
+		confirms: map[string]*atomic.Bool{}, stores: map[string]*storeStats{}, noAPI: map[string]bool{},
+		reach: map[string]*reachState{}, canaryMissed: map[string]bool{}}
 	r.base = &countingTransport{inner: m.base, c: &r.c, idle: m.idle}
 	r.journal = newJournal("", m.journalTT, time.Now())
 	if m.journal != "" {

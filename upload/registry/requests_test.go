@@ -165,7 +165,8 @@ func TestPushRequestsPerBlob(t *testing.T) {
 
 // TestWarmRerunRechecksByCanary: a warm rerun with the journal asks the cache for one
 // blob's first byte per warmed tree (image or signature tag), not one per blob, fetches
-// no manifest by digest, asks for each absent signature tag once, and moves nothing; after one repository is deleted from the cache's storage, the rerun finds out
+// no manifest by digest, asks the upstream once for each absent signature tag (never the
+// cache), and moves nothing; after one repository is deleted from the cache's storage, the rerun finds out
 // through that image's canary and warms that image, and only it, blob by blob again.
 func TestWarmRerunRechecksByCanary(t *testing.T) {
 	t.Parallel()
@@ -173,11 +174,14 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "cache")
 	cache := registrytest.StartT(t, registrytest.Config{Root: root, RemoteURL: up.URL()})
 	cacheLog := logRequests(t, cache.URL())
+	// imgpipe asks the upstream directly only which signature tags exist; the cache
+	// fetches from the upstream itself, not through this log.
+	upLog := logRequests(t, up.URL())
 	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
 	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(up.Host), Digest: im.Digest})
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(upLog.host), Digest: im.Digest})
 	}
-	ps := place(t, lock, mirrorCfg(up.Host, cacheLog.host, registry.ModeWarm))
+	ps := place(t, lock, mirrorCfg(upLog.host, cacheLog.host, registry.ModeWarm))
 	journal := filepath.Join(t.TempDir(), "warm.json")
 	m := registry.New(registry.WithJournal(journal, 0), registry.WithBackoff(fastBackoff))
 	if _, err := m.Run(context.Background(), ps); err != nil {
@@ -190,6 +194,7 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	}
 
 	cacheLog.reset()
+	upLog.reset()
 	rep, err := m.Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("rerun = %v", err)
@@ -197,14 +202,18 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	if n := cacheLog.count("GET blob"); n != trees {
 		t.Errorf("rerun: %d blob requests to the cache; want %d (one canary per image and signature tag, of %d blobs)", n, trees, blobs)
 	}
-	// Signature tags the upstream lacks are asked for once (the cache had just resolved
-	// the image's tag, so its 404 is believed), and no manifest is fetched by digest.
-	absent := len(images) * 3 // .sig, .att and the referrers tag per image
+	// Which signature tags exist is asked of the upstream, once each; only those that
+	// exist are pulled through the cache, and no manifest is fetched by digest.
+	present, absent := 0, len(images)*3 // .sig, .att and the referrers tag per image
 	for _, im := range images {
-		absent -= len(im.Signatures)
+		present += len(im.Signatures)
 	}
-	if n := cacheLog.count("GET manifest:tag 404"); n != absent {
-		t.Errorf("rerun: %d signature tag lookups answered 404; want %d (each absent tag once)", n, absent)
+	absent -= present
+	if n := upLog.count("HEAD manifest:tag 404"); n != absent {
+		t.Errorf("rerun: %d signature tags asked upstream and absent; want %d (each once)", n, absent)
+	}
+	if n := cacheLog.count("GET manifest:tag"); n != len(images) {
+		t.Errorf("rerun: %d tags pulled through the cache; want %d (each image's; a signature tag the upstream still has at a digest warmed whole is not pulled again)", n, len(images))
 	}
 	if n := cacheLog.count("GET manifest@"); n != 0 {
 		t.Errorf("rerun: %d manifests fetched by digest; want 0", n)
@@ -223,10 +232,46 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 		t.Fatalf("rerun after a lost repository = %v", err)
 	}
 	for _, ir := range rep.Images {
-		want := ir.Ref == lost.Ref(up.Host)
+		want := ir.Ref == lost.Ref(upLog.host)
 		if got := ir.BlobsMoved > 0; got != want {
 			t.Errorf("after losing %s: %s moved %d blobs; want some = %v", lost.Repo, ir.Ref, ir.BlobsMoved, want)
 		}
+	}
+	up.Stop()
+	checkServes(t, cache.Host, images)
+}
+
+// TestWarmFindsSignaturesThroughCacheWhenUpstreamUnreachable: where imgpipe cannot reach
+// the upstream itself (only the cache can), a warm run takes one look, then asks for the
+// signature tags through the cache, and still carries every one of them.
+func TestWarmFindsSignaturesThroughCacheWhenUpstreamUnreachable(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t)
+	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
+	cacheLog := logRequests(t, cache.URL())
+	closed, err := registrytest.FreeAddr() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
+	for _, im := range images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(closed), Digest: im.Digest})
+	}
+	ps := place(t, lock, mirrorCfg(closed, cacheLog.host, registry.ModeWarm))
+	rep, err := registry.New(registry.WithBackoff(fastBackoff)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("warm with the upstream out of reach = %v", err)
+	}
+	carried := 0
+	for _, ir := range rep.Images {
+		carried += len(ir.Signatures)
+	}
+	want := 0
+	for _, im := range images {
+		want += len(im.Signatures)
+	}
+	if carried != want || cacheLog.count("GET manifest:tag 404") == 0 {
+		t.Errorf("carried %d signature tags, %d looked up through the cache and absent; want %d and > 0", carried, cacheLog.count("GET manifest:tag 404"), want)
 	}
 	up.Stop()
 	checkServes(t, cache.Host, images)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +62,7 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 	}
 	ir.tally.manifests.Add(1)
 	tagCurrent := m.Digest == ir.Digest
-	if err := r.warmWithSignatures(ctx, mc, repo, m, ir, tries == 1); err != nil {
+	if err := r.warmWithSignatures(ctx, mc, repo, ref, m, ir, tries == 1); err != nil {
 		return err
 	}
 	ir.Status = StatusWarmed
@@ -74,35 +76,34 @@ func (r *run) warmImage(ctx context.Context, p Placement, ep Endpoint, ir *Image
 // lookup of a tag the image lacks is a round trip to the upstream, and one after another
 // they were the tail of every image. The tags found are recorded in suffix order.
 //
-// distribution answers 404 for a tag when it could not reach its upstream, so a 404 is
-// worth a second look, but only when the cache has just shown it may be flaky: healthy
-// says it resolved the image's own tag at the first attempt, moments ago. Then a 404 is
-// believed, which saves most images three wasted round trips through cache and upstream.
-func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport, healthy bool) error {
+// Which signature tags exist is asked of the upstream itself (a HEAD each, as a push
+// does), and only those are pulled through the cache. Asked through the cache, each tag
+// the image lacks cost the cache a request and its upstream three (a HEAD, a GET for the
+// error's details, a ping), and the answer was worth less: distribution answers 404 as
+// well when it could not reach its upstream. Where imgpipe cannot reach the upstream (a
+// site whose only way out is the cache, or credentials only the cache holds) it asks
+// through the cache instead: see sigsThroughCache.
+func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string, ref Ref, m *manifest, ir *ImageReport, healthy bool) error {
 	ir.trees = make([]*tree, 1+len(r.m.sigSuffix))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.warmTagged(gctx, mc, repo, m, ir, 0) })
-	attempts := 2
-	if healthy {
-		attempts = 1
-	}
-	for i, suffix := range r.m.sigSuffix {
-		tag := sigTag(ir.Digest, suffix)
-		g.Go(func() error {
-			sm, found, _, err := r.getThroughCache(gctx, mc, repo, tag, attempts, min(r.m.backoff.Initial, 20*time.Millisecond))
-			if err != nil {
-				return fmt.Errorf("looking for %s: %w", tag, err)
+	g.Go(func() error {
+		sigs, err := r.upstreamSignatures(gctx, ref, ir.Digest)
+		if err != nil {
+			r.m.log.Debug("signature tags not asked upstream: asking through the cache", "image", ir.Ref, "err", err)
+			return r.sigsThroughCache(gctx, mc, repo, ir, healthy)
+		}
+		sg, sctx := errgroup.WithContext(gctx)
+		for i, suffix := range r.m.sigSuffix {
+			tag := sigTag(ir.Digest, suffix)
+			k := slices.IndexFunc(sigs, func(s sigRef) bool { return s.tag == tag })
+			if k < 0 {
+				continue
 			}
-			if !found {
-				return nil
-			}
-			ir.tally.manifests.Add(1)
-			if err := r.warmTagged(gctx, mc, repo, sm, ir, i+1); err != nil {
-				return fmt.Errorf("warming %s: %w", tag, err)
-			}
-			return nil
-		})
-	}
+			sg.Go(func() error { return r.warmUpstreamSignature(sctx, mc, repo, sigs[k], ir, i+1) })
+		}
+		return sg.Wait()
+	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -110,6 +111,109 @@ func (r *run) warmWithSignatures(ctx context.Context, mc *regClient, repo string
 		if ir.trees[i+1] != nil {
 			ir.Signatures = append(ir.Signatures, sigTag(ir.Digest, suffix))
 		}
+	}
+	return nil
+}
+
+// upstreamSignatures asks the image's upstream which signature tags it has.
+func (r *run) upstreamSignatures(ctx context.Context, ref Ref, digest string) ([]sigRef, error) {
+	src, err := r.upstreamClient(ref.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.reachable(ctx, src); err != nil {
+		return nil, err
+	}
+	return r.signatureTags(ctx, src, ref.Repository, digest)
+}
+
+// reachTimeout bounds the one look a warm run takes at whether it can reach an upstream.
+const reachTimeout = 5 * time.Second
+
+// reachable asks an upstream's /v2/ once per run, without retries and within
+// reachTimeout: any HTTP answer (401 included) means imgpipe can reach it; a site whose
+// only way out is the cache must not pay the retry schedule on every image.
+func (r *run) reachable(ctx context.Context, c *regClient) error {
+	r.mu.Lock()
+	st, ok := r.reach[c.reg.RegistryStr()]
+	if !ok {
+		st = &reachState{}
+		r.reach[c.reg.RegistryStr()] = st
+	}
+	r.mu.Unlock()
+	st.once.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.reg.Scheme()+"://"+c.reg.RegistryStr()+"/v2/", nil)
+		if err != nil {
+			st.err = err
+			return
+		}
+		resp, err := r.base.RoundTrip(req)
+		if err != nil {
+			st.err = fmt.Errorf("upstream %s unreachable: %w", c.reg.RegistryStr(), err)
+			return
+		}
+		resp.Body.Close()
+	})
+	return st.err
+}
+
+// reachState is whether an upstream answered a run's one look.
+type reachState struct {
+	once sync.Once
+	err  error
+}
+
+// sigsThroughCache looks for every signature tag through the cache. distribution answers
+// 404 for a tag when it could not reach its upstream, so a 404 is worth a second look,
+// but only when the cache has just shown it may be flaky: healthy says it resolved the
+// image's own tag at the first attempt, moments ago. Then a 404 is believed.
+func (r *run) sigsThroughCache(ctx context.Context, mc *regClient, repo string, ir *ImageReport, healthy bool) error {
+	attempts := 2
+	if healthy {
+		attempts = 1
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, suffix := range r.m.sigSuffix {
+		tag := sigTag(ir.Digest, suffix)
+		g.Go(func() error { return r.warmSignature(gctx, mc, repo, tag, ir, i+1, attempts) })
+	}
+	return g.Wait()
+}
+
+// warmUpstreamSignature warms a signature tag the upstream has, at the digest it gave.
+// A digest the journal records as warmed whole, whose canary the cache still serves, is
+// done: the cache took the tag when it was warmed, and the upstream says it has not
+// moved. Otherwise it is pulled through the cache; a 404 there is the cache failing to
+// reach its upstream, asked again on the image's own schedule.
+func (r *run) warmUpstreamSignature(ctx context.Context, mc *regClient, repo string, s sigRef, ir *ImageReport, slot int) error {
+	if n, ok := r.stillWarm(ctx, mc, repo, s.digest); ok {
+		ir.trees[slot] = &tree{digest: s.digest, whole: true}
+		ir.tally.manifests.Add(1)
+		ir.tally.blobs.Add(int64(n))
+		r.blobsSkipped.Add(int64(n))
+		return nil
+	}
+	return r.warmSignature(ctx, mc, repo, s.tag, ir, slot, r.m.backoff.Steps)
+}
+
+// warmSignature pulls a signature tag through the cache and warms its tree into
+// ir.trees[slot]; a tag the cache does not find (after attempts GETs) is left out.
+func (r *run) warmSignature(ctx context.Context, mc *regClient, repo, tag string, ir *ImageReport, slot, attempts int) error {
+	sm, found, _, err := r.getThroughCache(ctx, mc, repo, tag, attempts, min(r.m.backoff.Initial, 20*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("looking for %s: %w", tag, err)
+	}
+	if !found {
+		if attempts > 2 {
+			return fmt.Errorf("%s is upstream but not found through %s", tag, mc.reg.RegistryStr())
+		}
+		return nil
+	}
+	ir.tally.manifests.Add(1)
+	if err := r.warmTagged(ctx, mc, repo, sm, ir, slot); err != nil {
+		return fmt.Errorf("warming %s: %w", tag, err)
 	}
 	return nil
 }
@@ -161,7 +265,20 @@ func (r *run) stillWarm(ctx context.Context, mc *regClient, repo, digest string)
 		return 0, false
 	}
 	defer func() { <-sem }()
+	// Asking for a blob the cache lacks starts its store, so a second look at the same
+	// canary in this run would find it and wrongly vouch for the rest of its tree: a
+	// canary found missing stays missing for the run.
+	key := mc.reg.RegistryStr() + "|" + repo + "|" + e.Canary
+	r.mu.Lock()
+	missed := r.canaryMissed[key]
+	r.mu.Unlock()
+	if missed {
+		return 0, false
+	}
 	if kept, err := r.stored(ctx, mc, repo, e.Canary); err != nil || !kept {
+		r.mu.Lock()
+		r.canaryMissed[key] = true
+		r.mu.Unlock()
 		return 0, false // walk it: every blob's own entry is re-checked, or warmed again
 	}
 	return e.Blobs, true
