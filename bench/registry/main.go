@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&o.crane, "crane", "crane", "crane binary (github.com/google/go-containerregistry/cmd/crane@v0.22.1)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.profile, "profile", "", "directory for a CPU profile of one in-process warm run")
-	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, warm, limit")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, warm, limit, trigger")
 	flag.Parse()
 	if o.pairs < 1 || o.jobs < 1 || o.cranePar < 1 {
 		fmt.Fprintln(os.Stderr, "registry-bench: -pairs, -jobs and -crane-par must be >= 1")
@@ -135,6 +135,7 @@ type bench struct {
 	unique   []ublob
 	sigTags  int
 	samples  []sample
+	triggers []string // the trigger part's report lines
 }
 
 // Names of the runs, as they appear in the table.
@@ -214,6 +215,11 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+	if !skip("trigger") {
+		if err := b.triggerCost(ctx); err != nil {
+			return err
+		}
+	}
 	if o.profile != "" {
 		if err := b.profileWarm(ctx); err != nil {
 			return err
@@ -223,6 +229,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	b.print(os.Stdout, bestConc)
+	for _, l := range b.triggers {
+		fmt.Fprintln(os.Stdout, l)
+	}
 	raw, _ := json.MarshalIndent(b.samples, "", "  ")
 	out := filepath.Join(filepath.Dir(b.work), filepath.Base(b.work)+"-samples.json")
 	if o.keep || o.work != "" {
@@ -1232,4 +1241,94 @@ func (b *bench) printBudget(w io.Writer, names []string) {
 		fmt.Fprintf(w, "  %s: %.2f s CPU (tool %.2f, registries %.2f, harness %.2f) -> floor %.2f s, wall %.2f s, busy %.0f%%\n",
 			n, all, st.toolCPU, st.regCPU, st.harnessCPU, all/cpus, st.median, 100*all/cpus/st.median)
 	}
+}
+
+// triggerCost measures what it costs the upstream to have a pull-through cache store one
+// blob, by the way the blob is asked for: read whole (a node, crane pull), the response
+// dropped at its headers (imgpipe warm), or a HEAD. distribution 2.8's proxy fetches a
+// blob it lacks twice: once into its storage, once for the client, whoever the client is;
+// what the second fetch costs depends on when the cache notices that nobody reads. Each
+// way gets a fresh cache and a blob of its own; the store is awaited on the cache's disk
+// (asking the cache would fetch again).
+func (b *bench) triggerCost(ctx context.Context) error {
+	var big []ublob
+	for _, u := range b.unique {
+		if u.Size >= 4<<20 {
+			big = append(big, u)
+		}
+	}
+	ways := []struct {
+		name string
+		ask  func(url string) error
+	}{
+		{"read whole (a node, crane pull)", func(url string) error { return askBlob(ctx, http.MethodGet, url, true) }},
+		{"dropped at the headers (imgpipe warm)", func(url string) error { return askBlob(ctx, http.MethodGet, url, false) }},
+		{"HEAD", func(url string) error { return askBlob(ctx, http.MethodHead, url, false) }},
+	}
+	if len(big) < len(ways) {
+		return nil
+	}
+	b.triggers = append(b.triggers, "", "cost to the upstream of having the cache store one blob, by how it is asked for (fresh cache each):")
+	for i, w := range ways {
+		bl := big[i]
+		cache, _, stop, err := b.fresh(ctx, "trigger", "http://"+b.upC.host)
+		if err != nil {
+			return err
+		}
+		b.upC.reset()
+		t := time.Now()
+		err = w.ask("http://" + cache.Host + "/v2/" + bl.repo + "/blobs/" + bl.Digest)
+		if err == nil {
+			err = waitOnDisk(ctx, cache.Root, bl.Blob, time.Minute)
+		}
+		took := time.Since(t)
+		time.Sleep(300 * time.Millisecond) // let the dropped fetch end
+		stop()
+		if err != nil {
+			return fmt.Errorf("trigger %q: %w", w.name, err)
+		}
+		b.triggers = append(b.triggers, fmt.Sprintf("  %-40s blob %.1f MiB: upstream %d requests, %.1f MiB (%.2fx the blob); stored after %.0f ms",
+			w.name, float64(bl.Size)/(1<<20), b.upC.requests.Load(), float64(b.upC.bytes.Load())/(1<<20), float64(b.upC.bytes.Load())/float64(bl.Size), took.Seconds()*1000))
+	}
+	return nil
+}
+
+// askBlob sends one request; whole reads the body to its end, else it is dropped.
+func askBlob(ctx context.Context, method, url string, whole bool) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
+	}
+	if whole {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	return err
+}
+
+// waitOnDisk waits until a registry's storage under root holds the whole blob.
+func waitOnDisk(ctx context.Context, root string, bl registrytest.Blob, limit time.Duration) error {
+	hex := strings.TrimPrefix(bl.Digest, "sha256:")
+	path := filepath.Join(root, "docker/registry/v2/blobs/sha256", hex[:2], hex, "data")
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if fi, err := os.Stat(path); err == nil && fi.Size() == bl.Size {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("blob %s not stored within %s", bl.Digest, limit)
 }
