@@ -626,7 +626,7 @@ func (b *bench) profileWarm(ctx context.Context) error {
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	regCPU := procCPU(cache.Pid()) + procCPU(b.upC.pid) - regCPU0
 	summary := fmt.Sprintf("profiled warm (in-process, no counting proxies): wall %.2fs, imgpipe CPU %.2fs (user+sys), cache+upstream registries CPU %.2fs, load %.1f, GOMAXPROCS %d\n"+
-		"requests imgpipe->cache %d, bytes read by imgpipe %s MiB; blobs moved %d, skipped %d, retries %d\n",
+		"requests by imgpipe %d (to the cache, and to the upstream for signature tags), bytes read by imgpipe %s MiB; blobs moved %d, skipped %d, retries %d\n",
 		wall.Seconds(), cpu.Seconds(), regCPU, load1(), runtime.GOMAXPROCS(0), rep.Totals.Requests, mib(rep.Totals.BytesRead),
 		rep.Totals.BlobsMoved, rep.Totals.BlobsSkipped, rep.Totals.Retries)
 	fmt.Fprint(os.Stderr, summary)
