@@ -595,46 +595,16 @@ func (b *bench) profileWarm(ctx context.Context) error {
 	if err := os.MkdirAll(b.o.profile, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(b.o.profile, "warm.cpu.pprof"))
+	p, err := b.profiledRun(ctx, "warm", "cache", cache, cc, ps)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	cc.reset()
-	regCPU0 := procCPU(cache.Pid()) + procCPU(b.upC.pid)
-	var ru0, ru1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	var rep *registry.Report
-	var runErr error
-	var wall time.Duration
-	regTop, err := b.registryProfiles(ctx, "warm", "cache", []*counter{b.upC, cc}, func() {
-		t := time.Now()
-		rep, runErr = registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
-		wall = time.Since(t)
-	})
-	pprof.StopCPUProfile()
-	if err != nil {
-		return err
-	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	if runErr != nil {
-		return fmt.Errorf("profiled warm: %w", runErr)
-	}
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
-	regCPU := procCPU(cache.Pid()) + procCPU(b.upC.pid) - regCPU0
 	summary := fmt.Sprintf("profiled warm (in-process, no counting proxies): wall %.2fs, imgpipe CPU %.2fs (user+sys), cache+upstream registries CPU %.2fs, load %.1f, GOMAXPROCS %d\n"+
 		"requests by imgpipe %d (to the cache, and to the upstream for signature tags), bytes read by imgpipe %s MiB; blobs moved %d, skipped %d, retries %d\n",
-		wall.Seconds(), cpu.Seconds(), regCPU, load1(), runtime.GOMAXPROCS(0), rep.Totals.Requests, mib(rep.Totals.BytesRead),
-		rep.Totals.BlobsMoved, rep.Totals.BlobsSkipped, rep.Totals.Retries)
+		p.wall.Seconds(), p.cpu, p.regCPU, load1(), runtime.GOMAXPROCS(0), p.rep.Totals.Requests, mib(p.rep.Totals.BytesRead),
+		p.rep.Totals.BlobsMoved, p.rep.Totals.BlobsSkipped, p.rep.Totals.Retries)
 	fmt.Fprint(os.Stderr, summary)
-	own, err := pprofTop(ctx, "imgpipe, warm", f.Name())
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(b.o.profile, "warm.txt"), []byte(summary+own+regTop), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.o.profile, "warm.txt"), []byte(summary+p.top), 0o644); err != nil {
 		return err
 	}
 	return b.profileCranePull(ctx)
@@ -742,38 +712,58 @@ func (b *bench) profilePush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(b.o.profile, "push.cpu.pprof"))
+	p, err := b.profiledRun(ctx, "push", "mirror", mirror, mc, ps)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	regCPU0, self0 := procCPU(mirror.Pid())+procCPU(b.upC.pid), selfCPU()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	var rep *registry.Report
-	var runErr error
-	var wall time.Duration
-	regTop, err := b.registryProfiles(ctx, "push", "mirror", []*counter{b.upC, mc}, func() {
-		t := time.Now()
-		rep, runErr = registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
-		wall = time.Since(t)
-	})
-	pprof.StopCPUProfile()
-	if err != nil {
-		return err
-	}
-	if runErr != nil {
-		return fmt.Errorf("profiled push: %w", runErr)
 	}
 	summary := fmt.Sprintf("profiled push (in-process, no counting proxies): wall %.2fs, imgpipe CPU %.2fs (user+sys), upstream+mirror registries CPU %.2fs, load %.1f; requests %d, blobs moved %d\n",
-		wall.Seconds(), selfCPU()-self0, procCPU(mirror.Pid())+procCPU(b.upC.pid)-regCPU0, load1(), rep.Totals.Requests, rep.Totals.BlobsMoved)
+		p.wall.Seconds(), p.cpu, p.regCPU, load1(), p.rep.Totals.Requests, p.rep.Totals.BlobsMoved)
 	fmt.Fprint(os.Stderr, summary)
-	own, err := pprofTop(ctx, "imgpipe, push", f.Name())
+	return os.WriteFile(filepath.Join(b.o.profile, "push.txt"), []byte(summary+p.top), 0o644)
+}
+
+// profiled is one in-process run under the profilers.
+type profiled struct {
+	rep         *registry.Report
+	wall        time.Duration
+	cpu, regCPU float64 // seconds: imgpipe's (this process's), the two registries'
+	top         string  // the top functions of imgpipe's profile and of each registry's
+}
+
+// profiledRun runs imgpipe in-process on ps under the CPU profiler (LABEL.cpu.pprof in
+// the -profile directory) while the upstream and dst (the registry behind c) are
+// profiled too (see registryProfiles).
+func (b *bench) profiledRun(ctx context.Context, label, dst string, reg *registrytest.Instance, c *counter, ps []registry.Placement) (*profiled, error) {
+	f, err := os.Create(filepath.Join(b.o.profile, label+".cpu.pprof"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(filepath.Join(b.o.profile, "push.txt"), []byte(summary+own+regTop), 0o644)
+	defer f.Close()
+	p := &profiled{}
+	regCPU0, self0 := procCPU(reg.Pid())+procCPU(b.upC.pid), selfCPU()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	var runErr error
+	regTop, err := b.registryProfiles(ctx, label, dst, []*counter{b.upC, c}, func() {
+		t := time.Now()
+		p.rep, runErr = registry.New(registry.WithJobs(b.o.jobs)).Run(ctx, ps)
+		p.wall = time.Since(t)
+	})
+	pprof.StopCPUProfile()
+	p.cpu, p.regCPU = selfCPU()-self0, procCPU(reg.Pid())+procCPU(b.upC.pid)-regCPU0
+	if err != nil {
+		return nil, err
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("profiled %s: %w", label, runErr)
+	}
+	own, err := pprofTop(ctx, "imgpipe, "+label, f.Name())
+	if err != nil {
+		return nil, err
+	}
+	p.top = own + regTop
+	return p, nil
 }
 
 // placements places the bench lock's images on endpoint in mode, as imgpipe mirror does,
