@@ -19,7 +19,8 @@ import (
 )
 
 // requestLog is a reverse proxy in front of a registry that records every request as
-// "METHOD kind ref status", kind being manifest, blob, upload, referrers or ping.
+// "METHOD kind ref status", kind being manifest, blob (blob(range) with a Range header),
+// upload, referrers or ping.
 type requestLog struct {
 	host string
 	mu   sync.Mutex
@@ -78,6 +79,9 @@ func kindOf(r *http.Request) string {
 		}
 		return "upload"
 	case strings.Contains(p, "/blobs/"):
+		if r.Header.Get("Range") != "" {
+			return "blob(range)"
+		}
 		return "blob"
 	case strings.Contains(p, "/referrers/"):
 		return "referrers"
@@ -275,4 +279,35 @@ func TestWarmFindsSignaturesThroughCacheWhenUpstreamUnreachable(t *testing.T) {
 	}
 	up.Stop()
 	checkServes(t, cache.Host, images)
+}
+
+// TestWarmAsksForCachedBlobsOnce: without a journal, a blob the cache already holds
+// (warmed by someone else) costs one ranged GET, answered 206 from the cache's storage,
+// not a GET of the whole blob and then a poll.
+func TestWarmAsksForCachedBlobsOnce(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t)
+	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
+	cacheLog := logRequests(t, cache.URL())
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
+	for _, im := range images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(up.Host), Digest: im.Digest})
+	}
+	ps := place(t, lock, mirrorCfg(up.Host, cacheLog.host, registry.ModeWarm))
+	if _, err := registry.New(registry.WithBackoff(fastBackoff)).Run(context.Background(), ps); err != nil {
+		t.Fatalf("first warm = %v", err)
+	}
+	cacheLog.reset()
+	rep, err := registry.New(registry.WithBackoff(fastBackoff)).Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("second warm, no journal = %v", err)
+	}
+	blobs := 0
+	for _, im := range images {
+		blobs += len(im.Blobs)
+	}
+	whole, ranged := cacheLog.count("GET blob "), cacheLog.count("GET blob(range) 206")
+	if whole != 0 || ranged != blobs || rep.Totals.Warmed != len(images) {
+		t.Errorf("second warm: %d whole-blob GETs, %d ranged GETs answered 206, %d warmed; want 0, %d (one per blob), %d", whole, ranged, rep.Totals.Warmed, blobs, len(images))
+	}
 }

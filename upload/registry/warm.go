@@ -354,20 +354,24 @@ func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Des
 		return ctx.Err()
 	}
 	defer func() { <-sem }()
+	triggered := false
 	if r.journal.fresh(jkey) {
-		if ok, err := r.stored(ctx, mc, repo, digest); err == nil && ok {
+		ok, err := r.stored(ctx, mc, repo, digest)
+		if err == nil && ok {
 			e.repos[repo] = true
 			r.blobsSkipped.Add(1)
 			return nil
 		}
 		r.journalStale.Add(1)
+		// A 200 to that ranged GET was the cache fetching the blob: its store has begun.
+		triggered = err == nil
 	}
 	if e.last != "" {
 		// Another repository read this blob through the cache and did not see it stored:
 		// let that store finish before this read, or this one is not stored.
 		r.waitKept(ctx, mc, e.last, digest)
 	}
-	kept, err := r.fillBlob(ctx, mc, repo, digest, b.Size)
+	kept, err := r.fillBlob(ctx, mc, repo, digest, b.Size, triggered)
 	if err != nil {
 		return fmt.Errorf("warming blob %s: %w", digest, err)
 	}
@@ -402,20 +406,26 @@ func (r *run) stored(ctx context.Context, mc *regClient, repo, digest string) (b
 // GET of such a blob with two fetches from its upstream: one streamed to the client and
 // one, in the background, into its storage, which goes on when the client hangs up.
 // Reading the stream to its end therefore moves every byte twice and costs the client a
-// full read, for nothing the store needs. So the response is dropped as soon as its
-// headers arrive, and ranged GETs then ask, spaced out, until the cache serves the blob
-// from storage. A cache that does not show it stored in good time (no Range support, or
-// one that stores only what its client reads) gets a whole read instead, and the blob is
+// full read, for nothing the store needs. So the blob is asked for with a ranged GET
+// (which the cache answers 206 from its own storage when it holds the blob already, and
+// otherwise with the whole blob from upstream, 200, starting the store) and the response
+// is dropped at its headers; ranged GETs then ask, spaced out, until the cache serves
+// the blob from storage. triggered says a ranged GET of this run already started the
+// store. A cache that does not show it stored in good time (no Range support, or one
+// that stores only what its client reads) gets a whole read instead, and the blob is
 // confirmed at the end of the run. kept says the cache confirmed it.
-func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, size int64) (kept bool, err error) {
+func (r *run) fillBlob(ctx context.Context, mc *regClient, repo, digest string, size int64, triggered bool) (kept bool, err error) {
 	host := mc.reg.RegistryStr()
 	if !r.readsWhole(host) {
 		err = retry(ctx, r.m.backoff, &r.c, func() error {
-			rc, _, err := mc.openBlob(ctx, repo, digest)
-			if err != nil {
-				return err
+			if !triggered {
+				local, err := mc.servedLocally(ctx, repo, digest)
+				if err != nil || local {
+					kept = local
+					return err
+				}
 			}
-			rc.Close()
+			triggered = false // a retry asks again
 			kept, err = r.waitStored(ctx, mc, repo, digest, size)
 			return err
 		})
