@@ -1,11 +1,13 @@
 package registry
 
 import (
-	"github.com/imgpipe/imgpipe/internal/httpx"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/internal/httpx"
 )
 
 // FuzzParseRetryAfter: any header value parses without panic, and an accepted one is
@@ -26,6 +28,31 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 		if !ok && d != 0 {
 			t.Errorf("httpx.ParseRetryAfter(%q) = %v, false; want 0 when refused", v, d)
+		}
+	})
+}
+
+// FuzzLoadJournal: any journal file loads without panic, and every image entry that
+// survives has a dated entry, a digest for a canary (it goes into a URL path) and at
+// least one blob. Seed: testdata/journal.json.
+func FuzzLoadJournal(f *testing.F) {
+	seed, err := os.ReadFile("testdata/journal.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(`{"entries":null,"images":{"k":{"canary":"sha256:00","blobs":1}}}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "journal.json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j, _ := loadJournal(path, 100*365*24*time.Hour, time.Now())
+		for k, e := range j.Images {
+			if _, dated := j.Entries[k]; !dated || !isDigest(e.Canary) || e.Blobs < 1 {
+				t.Errorf("loadJournal kept image entry %q = %+v (dated %v); want it dropped", k, e, dated)
+			}
 		}
 	})
 }

@@ -10,13 +10,15 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/imgpipe/imgpipe/site"
 )
 
 // journal remembers which blobs a cache confirmed storing, for which repository, and
-// when. It is a hint, never the truth: a HEAD through a pull-through cache falls through
-// to the upstream and proves nothing, so a rerun asks for each listed blob's first byte
-// (one ranged GET, answered 206 only from the cache's own storage) and warms again
+// when, and which whole images (see imageEntry). It is a hint, never the truth: a HEAD
+// through a pull-through cache falls through to the upstream and proves nothing, so a
+// rerun asks for a blob's first byte (one ranged GET, answered 206 only from the cache's
+// own storage: per image, its canary's; per blob where the image is walked) and warms again
 // whatever the cache lost (wiped, expired). What the journal saves is the fill, which
 // is where the time goes.
 type journal struct {
@@ -74,13 +76,20 @@ func loadJournal(path string, ttl time.Duration, now time.Time) (*journal, error
 			j.dirty = true
 		}
 	}
+	// The canary goes into a URL path: anything but a digest is dropped, not sent.
 	for k, e := range j.Images {
-		if _, ok := j.Entries[k]; !ok || e.Canary == "" || e.Blobs < 1 {
+		if _, ok := j.Entries[k]; !ok || !isDigest(e.Canary) || e.Blobs < 1 {
 			delete(j.Images, k)
 			j.dirty = true
 		}
 	}
 	return j, nil
+}
+
+// isDigest says whether s is a well-formed digest (sha256:<64 hex>, or another algorithm).
+func isDigest(s string) bool {
+	_, err := v1.NewHash(s)
+	return err == nil
 }
 
 // image returns the image-level entry of key when both it and its date are fresh.

@@ -103,6 +103,32 @@ func TestJournalRoundTripAndExpiry(t *testing.T) {
 	}
 }
 
+// TestJournalImageEntries: an image entry lives as long as its dated entry, and one whose
+// canary is not a digest (it goes into a URL path) or that stands for no blob is dropped
+// when the journal is read.
+func TestJournalImageEntries(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "warm.json")
+	canary := "sha256:" + strings.Repeat("ab", 32)
+	j := newJournal(path, time.Hour, time.Now())
+	j.addImage("h/r@sha256:good", time.Now().Unix(), imageEntry{Canary: canary, Blobs: 3})
+	j.addImage("h/r@sha256:old", time.Now().Add(-2*time.Hour).Unix(), imageEntry{Canary: canary, Blobs: 3})
+	j.addImage("h/r@sha256:path", time.Now().Unix(), imageEntry{Canary: "../../v2/other/blobs/x", Blobs: 3})
+	j.addImage("h/r@sha256:empty", time.Now().Unix(), imageEntry{Canary: canary})
+	if err := j.save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadJournal(path, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"h/r@sha256:good": true, "h/r@sha256:old": false, "h/r@sha256:path": false, "h/r@sha256:empty": false} {
+		if e, ok := got.image(key); ok != want || ok && (e.Canary != canary || e.Blobs != 3) {
+			t.Errorf("image(%q) = %+v, %v; want present = %v", key, e, ok, want)
+		}
+	}
+}
+
 // TestPushInMemory runs push mode between two ggcr in-memory registries, with a faulty
 // proxy in front of the upstream; it needs no docker-registry binary.
 func TestPushInMemory(t *testing.T) {

@@ -177,7 +177,7 @@ func (r *run) sigsThroughCache(ctx context.Context, mc *regClient, repo string, 
 	g, gctx := errgroup.WithContext(ctx)
 	for i, suffix := range r.m.sigSuffix {
 		tag := sigTag(ir.Digest, suffix)
-		g.Go(func() error { return r.warmSignature(gctx, mc, repo, tag, ir, i+1, attempts) })
+		g.Go(func() error { return r.warmSignature(gctx, mc, repo, tag, ir, i+1, attempts, false) })
 	}
 	return g.Wait()
 }
@@ -195,18 +195,19 @@ func (r *run) warmUpstreamSignature(ctx context.Context, mc *regClient, repo str
 		r.blobsSkipped.Add(int64(n))
 		return nil
 	}
-	return r.warmSignature(ctx, mc, repo, s.tag, ir, slot, r.m.backoff.Steps)
+	return r.warmSignature(ctx, mc, repo, s.tag, ir, slot, r.m.backoff.Steps, true)
 }
 
 // warmSignature pulls a signature tag through the cache and warms its tree into
-// ir.trees[slot]; a tag the cache does not find (after attempts GETs) is left out.
-func (r *run) warmSignature(ctx context.Context, mc *regClient, repo, tag string, ir *ImageReport, slot, attempts int) error {
+// ir.trees[slot]. A tag the cache does not find (after attempts GETs) is left out, or,
+// when upstream says it exists, fails the image: the cache could not fetch it.
+func (r *run) warmSignature(ctx context.Context, mc *regClient, repo, tag string, ir *ImageReport, slot, attempts int, upstream bool) error {
 	sm, found, _, err := r.getThroughCache(ctx, mc, repo, tag, attempts, min(r.m.backoff.Initial, 20*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("looking for %s: %w", tag, err)
 	}
 	if !found {
-		if attempts > 2 {
+		if upstream {
 			return fmt.Errorf("%s is upstream but not found through %s", tag, mc.reg.RegistryStr())
 		}
 		return nil
@@ -286,9 +287,12 @@ func (r *run) stillWarm(ctx context.Context, mc *regClient, repo, digest string)
 
 // getThroughCache fetches a manifest through a pull-through cache. distribution answers
 // 404 when it could not reach its upstream (429, 503, reset) and has no local copy, so a
-// 404 is asked again, attempts times in all, before it is believed. Signature tags, which
-// most images lack, get one quick second look; the image's own tag the full schedule.
-// tries is how many GETs it took (the client's own retries of 429 and 5xx count too).
+// 404 is asked again, attempts times in all, before it is believed: the image's own tag
+// and a signature tag the upstream has get the full schedule, a signature tag looked for
+// only through the cache one or two looks (see sigsThroughCache). tries is how many GETs
+// it took, counting the client's retries of 429 and 5xx; those are read off the run's
+// counter, so other images' retries meanwhile count too: a busy run looks twice more
+// often, never once too few.
 func (r *run) getThroughCache(ctx context.Context, mc *regClient, repo, ref string, attempts int, wait time.Duration) (m *manifest, found bool, tries int, err error) {
 	before := r.c.retries.Load()
 	for i := 1; ; i++ {
