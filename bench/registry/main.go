@@ -176,57 +176,9 @@ func run(ctx context.Context, o options) error {
 	if err := b.seed(ctx, up.Host); err != nil {
 		return err
 	}
-	skip := func(part string) bool { return slices.Contains(strings.Split(o.skip, ","), part) }
-	bestConc := 0
-	if !skip("limit") {
-		if bestConc, err = b.searchLimit(ctx); err != nil {
-			return err
-		}
-	}
-	for pair := 1; pair <= o.pairs && !skip("push"); pair++ {
-		// Alternate who goes first, so drift in the machine's load hits both alike.
-		steps := []func() error{
-			func() error { return b.pushImgpipe(ctx, pair) },
-			func() error { return b.pushCrane(ctx, pair) },
-		}
-		if bestConc > 0 {
-			steps = append(steps, func() error { return b.limit(ctx, pair, bestConc, runLimit) })
-		}
-		if pair%2 == 0 {
-			slices.Reverse(steps)
-		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				return err
-			}
-		}
-	}
-	for pair := 1; pair <= o.pairs && !skip("warm"); pair++ {
-		steps := []func() error{
-			func() error { return b.warmImgpipe(ctx, pair) },
-			func() error { return b.pullCrane(ctx, pair) },
-		}
-		if pair%2 == 0 {
-			slices.Reverse(steps)
-		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				return err
-			}
-		}
-	}
-	if !skip("trigger") {
-		if err := b.triggerCost(ctx); err != nil {
-			return err
-		}
-	}
-	if o.profile != "" {
-		if err := b.profileWarm(ctx); err != nil {
-			return err
-		}
-		if err := b.profilePush(ctx); err != nil {
-			return err
-		}
+	bestConc, err := b.measureAll(ctx)
+	if err != nil {
+		return err
 	}
 	b.print(os.Stdout, bestConc)
 	for _, l := range b.triggers {
@@ -239,6 +191,67 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "samples written to %s\n", out)
 	return os.WriteFile(out, raw, 0o644)
+}
+
+// measureAll runs every part not skipped: the limit search, the interleaved push and
+// warm pairs, the trigger costs and the profiles. It returns the limit's concurrency.
+func (b *bench) measureAll(ctx context.Context) (int, error) {
+	skip := func(part string) bool { return slices.Contains(strings.Split(b.o.skip, ","), part) }
+	bestConc := 0
+	if !skip("limit") {
+		var err error
+		if bestConc, err = b.searchLimit(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for pair := 1; pair <= b.o.pairs && !skip("push"); pair++ {
+		steps := []func() error{
+			func() error { return b.pushImgpipe(ctx, pair) },
+			func() error { return b.pushCrane(ctx, pair) },
+		}
+		if bestConc > 0 {
+			steps = append(steps, func() error { return b.limit(ctx, pair, bestConc, runLimit) })
+		}
+		if err := interleave(pair, steps); err != nil {
+			return 0, err
+		}
+	}
+	for pair := 1; pair <= b.o.pairs && !skip("warm"); pair++ {
+		if err := interleave(pair, []func() error{
+			func() error { return b.warmImgpipe(ctx, pair) },
+			func() error { return b.pullCrane(ctx, pair) },
+		}); err != nil {
+			return 0, err
+		}
+	}
+	if !skip("trigger") {
+		if err := b.triggerCost(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if b.o.profile != "" {
+		if err := b.profileWarm(ctx); err != nil {
+			return 0, err
+		}
+		if err := b.profilePush(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return bestConc, nil
+}
+
+// interleave runs one pair's steps, in reverse order every other pair, so drift in the
+// machine's load hits every tool alike.
+func interleave(pair int, steps []func() error) error {
+	if pair%2 == 0 {
+		slices.Reverse(steps)
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fresh starts a registry (a pull-through cache of remote when set) behind a counting
@@ -1134,23 +1147,7 @@ func (b *bench) print(w io.Writer, bestConc int) {
 		len(b.images), o.platforms, o.layers, shared, b.sigTags, len(b.unique), float64(b.total)/(1<<30))
 	fmt.Fprintf(w, "imgpipe --jobs %d; crane copy %d processes at a time (its own -j default: GOMAXPROCS); %d interleaved pairs; limit at %d streams; %d CPUs; %s\n\n",
 		o.jobs, o.cranePar, o.pairs, bestConc, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintln(w, "| run | n | min s | median s | max s | load (1m, median) | tool CPU s | registries CPU s | harness CPU s | peak RSS MiB | requests | upstream requests | upstream MiB | mirror MiB | check |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	names := []string{runPush, runPushNoop, runCrane, runLimit, runWarm, runWarmNoop, runCranePull}
-	for _, s := range b.samples {
-		if s.Pair == 0 && !slices.Contains(names, s.Run) {
-			names = append(names, s.Run)
-		}
-	}
-	for _, n := range names {
-		st, ok := b.stats(n)
-		if !ok {
-			continue
-		}
-		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s |\n", n, st.n, st.min, st.median, st.max,
-			st.load, st.toolCPU, st.regCPU, st.harnessCPU, st.rss, st.requests, st.upReq, mib(st.upBytes), mib(st.dstBytes), st.checks)
-	}
-	fmt.Fprintln(w)
+	names := b.printTable(w)
 	ratio := func(label, a, bn, goal string) {
 		sa, ok1 := b.stats(a)
 		sb, ok2 := b.stats(bn)
@@ -1214,6 +1211,28 @@ func (b *bench) printKinds(w io.Writer, names []string) {
 		}
 		fmt.Fprintf(w, "  %s (CPU s: upstream %.2f, mirror %.2f, tool %.2f): %s\n", n, last.UpCPU, last.RegistryCPU-last.UpCPU, last.ToolCPU, strings.Join(parts, ", "))
 	}
+}
+
+// printTable prints one row per run and returns the runs' names in table order.
+func (b *bench) printTable(w io.Writer) []string {
+	fmt.Fprintln(w, "| run | n | min s | median s | max s | load (1m, median) | tool CPU s | registries CPU s | harness CPU s | peak RSS MiB | requests | upstream requests | upstream MiB | mirror MiB | check |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	names := []string{runPush, runPushNoop, runCrane, runLimit, runWarm, runWarmNoop, runCranePull}
+	for _, s := range b.samples {
+		if s.Pair == 0 && !slices.Contains(names, s.Run) {
+			names = append(names, s.Run)
+		}
+	}
+	for _, n := range names {
+		st, ok := b.stats(n)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %d | %d | %s | %s | %s |\n", n, st.n, st.min, st.median, st.max,
+			st.load, st.toolCPU, st.regCPU, st.harnessCPU, st.rss, st.requests, st.upReq, mib(st.upBytes), mib(st.dstBytes), st.checks)
+	}
+	fmt.Fprintln(w)
+	return names
 }
 
 // printBudget shows what bounds a run on this machine: all its CPU (tool, registries and
