@@ -30,9 +30,19 @@ talos_version() {
 node_schematic() {
   kubectl get node "$1" -o jsonpath='{.metadata.annotations.extensions\.talos\.dev/schematic}'
 }
-# version_lt A B: A is older than B.
+# version_lt A B: A is older than B, in semver order: a prerelease (v1.10.0-beta.1) comes
+# before its release (v1.10.0), which sort -V alone gets backwards.
 version_lt() {
-  [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]
+  local ca="${1%%-*}" cb="${2%%-*}"
+  [ "$1" = "$2" ] && return 1
+  if [ "$ca" != "$cb" ]; then
+    [ "$(printf '%s\n%s\n' "$ca" "$cb" | sort -V | head -n 1)" = "$ca" ]
+    return
+  fi
+  # Same release: the one without a prerelease part is the newer.
+  [ "$1" = "$ca" ] && return 1
+  [ "$2" = "$cb" ] && return 0
+  [ "$(printf '%s\n%s\n' "${1#"$ca"}" "${2#"$cb"}" | sort -V | head -n 1)" = "${1#"$ca"}" ]
 }
 # needs_upgrade NODE ADDR TALOS SCHEMATIC: true when the node runs an older Talos, or
 # TALOS with another known schematic (a re-image); false, with a line saying why, when it is

@@ -263,3 +263,42 @@ func TestScriptShellcheck(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// TestScriptVersionOrder runs the script's version_lt on its own: semver order, where a
+// prerelease comes before its release (sort -V alone puts v1.10.0-beta.1 after v1.10.0,
+// so a node on the beta was "past" the release and never upgraded, and a node on the
+// release was "behind" the beta and downgraded to it).
+func TestScriptVersionOrder(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed")
+	}
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"v1.9.5", "v1.10.0", true},
+		{"v1.10.0", "v1.9.5", false},
+		{"v1.10.0", "v1.10.0", false},
+		{"v1.10.0-beta.1", "v1.10.0", true},
+		{"v1.10.0", "v1.10.0-beta.1", false},
+		{"v1.10.0-alpha.2", "v1.10.0-beta.0", true},
+		{"v1.10.0-beta.0", "v1.10.0-alpha.2", false},
+		{"v1.10.0-beta.1", "v1.10.0-beta.2", true},
+		{"v1.10.0-beta.2", "v1.10.0-beta.10", true},
+		{"v1.10.0-rc.1", "v1.10.0-beta.3", false},
+		{"v1.9.6", "v1.10.0-alpha.0", true},
+		{"v1.10.0-alpha.0", "v1.9.6", false},
+		{"v1.32.2", "v1.32.10", true},
+	}
+	for _, tt := range tests {
+		out, err := exec.Command("bash", "-c", scriptPrelude+`
+if version_lt "$1" "$2"; then echo true; else echo false; fi`, "version_lt", tt.a, tt.b).CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash: %v\n%s", err, out)
+		}
+		if got := strings.TrimSpace(string(out)) == "true"; got != tt.want {
+			t.Errorf("version_lt(%q, %q) = %v; want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
