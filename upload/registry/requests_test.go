@@ -89,6 +89,15 @@ func kindOf(r *http.Request) string {
 	return "other"
 }
 
+// imagesLock is a lock of the seeded images, each its own role, as pulled from host.
+func imagesLock(host string, images []*registrytest.Image) *site.Lock {
+	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
+	for _, im := range images {
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(host), Digest: im.Digest})
+	}
+	return lock
+}
+
 // count is how many requests start with prefix.
 func (l *requestLog) count(prefix string) int {
 	l.mu.Lock()
@@ -117,11 +126,7 @@ func TestPushRequestsPerBlob(t *testing.T) {
 	up, images := seedUpstream(t)
 	mirror := registrytest.StartT(t, registrytest.Config{})
 	upLog, mirrorLog := logRequests(t, up.URL()), logRequests(t, mirror.URL())
-	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
-	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(upLog.host), Digest: im.Digest})
-	}
-	ps := place(t, lock, mirrorCfg(upLog.host, mirrorLog.host, registry.ModePush))
+	ps := place(t, imagesLock(upLog.host, images), mirrorCfg(upLog.host, mirrorLog.host, registry.ModePush))
 	rep, err := registry.New().Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("Run = %v", err)
@@ -181,11 +186,7 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	// imgpipe asks the upstream directly only which signature tags exist; the cache
 	// fetches from the upstream itself, not through this log.
 	upLog := logRequests(t, up.URL())
-	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
-	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(upLog.host), Digest: im.Digest})
-	}
-	ps := place(t, lock, mirrorCfg(upLog.host, cacheLog.host, registry.ModeWarm))
+	ps := place(t, imagesLock(upLog.host, images), mirrorCfg(upLog.host, cacheLog.host, registry.ModeWarm))
 	journal := filepath.Join(t.TempDir(), "warm.json")
 	m := registry.New(registry.WithJournal(journal, 0), registry.WithBackoff(fastBackoff))
 	if _, err := m.Run(context.Background(), ps); err != nil {
@@ -257,11 +258,7 @@ func TestWarmFindsSignaturesThroughCacheWhenUpstreamUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
-	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(closed), Digest: im.Digest})
-	}
-	ps := place(t, lock, mirrorCfg(closed, cacheLog.host, registry.ModeWarm))
+	ps := place(t, imagesLock(closed, images), mirrorCfg(closed, cacheLog.host, registry.ModeWarm))
 	rep, err := registry.New(registry.WithBackoff(fastBackoff)).Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("warm with the upstream out of reach = %v", err)
@@ -289,11 +286,7 @@ func TestWarmAsksForCachedBlobsOnce(t *testing.T) {
 	up, images := seedUpstream(t)
 	cache := registrytest.StartT(t, registrytest.Config{RemoteURL: up.URL()})
 	cacheLog := logRequests(t, cache.URL())
-	lock := &site.Lock{Schema: site.LockSchema, Talos: "v1.9.5"}
-	for _, im := range images {
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: im.Repo, Ref: im.Ref(up.Host), Digest: im.Digest})
-	}
-	ps := place(t, lock, mirrorCfg(up.Host, cacheLog.host, registry.ModeWarm))
+	ps := place(t, imagesLock(up.Host, images), mirrorCfg(up.Host, cacheLog.host, registry.ModeWarm))
 	if _, err := registry.New(registry.WithBackoff(fastBackoff)).Run(context.Background(), ps); err != nil {
 		t.Fatalf("first warm = %v", err)
 	}
