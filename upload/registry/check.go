@@ -499,28 +499,37 @@ func (r *run) recordWarmed(placements []Placement, rep *Report) {
 		}
 		prefix := mc.reg.RegistryStr() + "/" + ref.at(p.Endpoint).Repository + "@"
 		for _, t := range ir.trees {
-			if t == nil || t.whole || len(t.blobs) == 0 {
+			if t == nil || t.whole || len(t.leaves) == 0 {
 				continue
 			}
-			if oldest, canary, ok := r.oldestEntry(prefix, t); ok {
-				r.journal.addImage(prefix+t.digest, oldest, imageEntry{Canary: canary, Blobs: len(t.blobs)})
+			if oldest, canaries, ok := r.oldestEntries(prefix, t); ok {
+				r.journal.addImage(prefix+t.digest, oldest, imageEntry{Canaries: canaries, Blobs: t.blobCount()})
 			}
 		}
 	}
 }
 
-// oldestEntry is the oldest journal time among a tree's blobs and the blob that has it
-// (the smallest digest among equals); ok is false when a blob has no entry.
-func (r *run) oldestEntry(prefix string, t *tree) (oldest int64, canary string, ok bool) {
+// oldestEntries is the oldest journal time among a tree's blobs and, per image manifest
+// of the tree, its canary: the blob with the oldest entry (the smallest digest among
+// equals), sorted. ok is false when a blob has no entry.
+func (r *run) oldestEntries(prefix string, t *tree) (oldest int64, canaries []string, ok bool) {
 	oldest = math.MaxInt64
-	for d := range t.blobs {
-		when, ok := r.journal.entry(prefix + d)
-		if !ok {
-			return 0, "", false
+	for _, blobs := range t.leaves {
+		first, canary := int64(math.MaxInt64), ""
+		for d := range blobs {
+			when, ok := r.journal.entry(prefix + d)
+			if !ok {
+				return 0, nil, false
+			}
+			if ts := when.Unix(); ts < first || ts == first && d < canary {
+				first, canary = ts, d
+			}
 		}
-		if ts := when.Unix(); ts < oldest || ts == oldest && d < canary {
-			oldest, canary = ts, d
+		oldest = min(oldest, first)
+		if !slices.Contains(canaries, canary) {
+			canaries = append(canaries, canary)
 		}
 	}
-	return oldest, canary, true
+	slices.Sort(canaries)
+	return oldest, canaries, true
 }

@@ -33,15 +33,15 @@ func FuzzParseRetryAfter(f *testing.F) {
 }
 
 // FuzzLoadJournal: any journal file loads without panic, and every image entry that
-// survives has a dated entry, a digest for a canary (it goes into a URL path) and at
-// least one blob. Seed: testdata/journal.json.
+// survives has a dated entry and valid canaries (digests: they go into URL paths; at
+// least one, no more than blobs). Seed: testdata/journal.json.
 func FuzzLoadJournal(f *testing.F) {
 	seed, err := os.ReadFile("testdata/journal.json")
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(seed)
-	f.Add([]byte(`{"entries":null,"images":{"k":{"canary":"sha256:00","blobs":1}}}`))
+	f.Add([]byte(`{"entries":null,"images":{"k":{"canaries":["sha256:00"],"blobs":1}}}`))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(dir, "journal.json")
@@ -50,7 +50,7 @@ func FuzzLoadJournal(f *testing.F) {
 		}
 		j, _ := loadJournal(path, 100*365*24*time.Hour, time.Now())
 		for k, e := range j.Images {
-			if _, dated := j.Entries[k]; !dated || !isDigest(e.Canary) || e.Blobs < 1 {
+			if _, dated := j.Entries[k]; !dated || !e.valid() {
 				t.Errorf("loadJournal kept image entry %q = %+v (dated %v); want it dropped", k, e, dated)
 			}
 		}

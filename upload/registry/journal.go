@@ -36,12 +36,27 @@ type journal struct {
 
 // imageEntry lets a rerun re-check a whole warmed image cheaply, by cache identity plus
 // expiry: the image's entry is younger than the journal's TTL (shorter than the cache's),
-// and the cache still serves Canary, the image's blob with the oldest entry (the first
-// to expire), from its own storage. A wiped or replaced cache fails that one ranged GET,
-// and the image is warmed blob by blob again.
+// and the cache still serves every canary from its own storage. There is one canary per
+// image manifest of the tree (per platform), its blob with the oldest entry (the first to
+// expire). A wiped or replaced cache fails those ranged GETs, and so does one wiped and
+// then refilled by nodes of one platform; the image is then warmed blob by blob again.
 type imageEntry struct {
-	Canary string `json:"canary"`
-	Blobs  int    `json:"blobs"`
+	Canaries []string `json:"canaries"`
+	Blobs    int      `json:"blobs"`
+}
+
+// valid says whether the entry can be used: canaries go into URL paths, so each must be
+// a digest.
+func (e imageEntry) valid() bool {
+	if len(e.Canaries) == 0 || e.Blobs < len(e.Canaries) {
+		return false
+	}
+	for _, c := range e.Canaries {
+		if !isDigest(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func newJournal(path string, ttl time.Duration, now time.Time) *journal {
@@ -76,9 +91,9 @@ func loadJournal(path string, ttl time.Duration, now time.Time) (*journal, error
 			j.dirty = true
 		}
 	}
-	// The canary goes into a URL path: anything but a digest is dropped, not sent.
+	// Canaries go into URL paths: an entry with anything but digests is dropped, not sent.
 	for k, e := range j.Images {
-		if _, ok := j.Entries[k]; !ok || !isDigest(e.Canary) || e.Blobs < 1 {
+		if _, ok := j.Entries[k]; !ok || !e.valid() {
 			delete(j.Images, k)
 			j.dirty = true
 		}

@@ -1,7 +1,9 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/registry"
 	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
@@ -98,6 +102,19 @@ func imagesLock(host string, images []*registrytest.Image) *site.Lock {
 	return lock
 }
 
+// imageManifests counts the image manifests (not indexes) of the seeded images,
+// signature manifests included: Seed lists an index first, before its platforms.
+func imageManifests(images []*registrytest.Image) int {
+	n := 0
+	for _, im := range images {
+		n += len(im.Manifests)
+		if len(im.Manifests) > 1+len(im.Signatures) {
+			n-- // the index
+		}
+	}
+	return n
+}
+
 // count is how many requests start with prefix.
 func (l *requestLog) count(prefix string) int {
 	l.mu.Lock()
@@ -173,7 +190,7 @@ func TestPushRequestsPerBlob(t *testing.T) {
 }
 
 // TestWarmRerunRechecksByCanary: a warm rerun with the journal asks the cache for one
-// blob's first byte per warmed tree (image or signature tag), not one per blob, fetches
+// blob's first byte per platform of each image and per signature tag, not one per blob, fetches
 // no manifest by digest, asks the upstream once for each absent signature tag (never the
 // cache), and moves nothing; after one repository is deleted from the cache's storage, the rerun finds out
 // through that image's canary and warms that image, and only it, blob by blob again.
@@ -192,9 +209,8 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	if _, err := m.Run(context.Background(), ps); err != nil {
 		t.Fatalf("first warm = %v", err)
 	}
-	trees, blobs := 0, 0
+	canaries, blobs := imageManifests(images), 0
 	for _, im := range images {
-		trees += 1 + len(im.Signatures)
 		blobs += len(im.Blobs)
 	}
 
@@ -204,8 +220,8 @@ func TestWarmRerunRechecksByCanary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rerun = %v", err)
 	}
-	if n := cacheLog.count("GET blob"); n != trees {
-		t.Errorf("rerun: %d blob requests to the cache; want %d (one canary per image and signature tag, of %d blobs)", n, trees, blobs)
+	if n := cacheLog.count("GET blob"); n != canaries {
+		t.Errorf("rerun: %d blob requests to the cache; want %d (one canary per platform and per signature tag, of %d blobs)", n, canaries, blobs)
 	}
 	// Which signature tags exist is asked of the upstream, once each; only those that
 	// exist are pulled through the cache, and no manifest is fetched by digest.
@@ -302,5 +318,109 @@ func TestWarmAsksForCachedBlobsOnce(t *testing.T) {
 	whole, ranged := cacheLog.count("GET blob "), cacheLog.count("GET blob(range) 206")
 	if whole != 0 || ranged != blobs || rep.Totals.Warmed != len(images) {
 		t.Errorf("second warm: %d whole-blob GETs, %d ranged GETs answered 206, %d warmed; want 0, %d (one per blob), %d", whole, ranged, rep.Totals.Warmed, blobs, len(images))
+	}
+}
+
+// TestWarmRerunCatchesOnePlatformRefilled: the cache loses an image and a node of one
+// platform pulls it again, which refills that platform's blobs only. The rerun's canary
+// for that platform is back, the other platform's is not: the image is warmed again, and
+// the cache ends holding both platforms with the upstream stopped. (With one canary per
+// image, the refilled platform's canary vouched for the whole image.)
+func TestWarmRerunCatchesOnePlatformRefilled(t *testing.T) {
+	t.Parallel()
+	up, images := seedUpstream(t)
+	root := filepath.Join(t.TempDir(), "cache")
+	cache := registrytest.StartT(t, registrytest.Config{Root: root, RemoteURL: up.URL()})
+	ps := place(t, imagesLock(up.Host, images), mirrorCfg(up.Host, cache.Host, registry.ModeWarm))
+	journal := filepath.Join(t.TempDir(), "warm.json")
+	m := registry.New(registry.WithJournal(journal, 0), registry.WithBackoff(fastBackoff))
+	if _, err := m.Run(context.Background(), ps); err != nil {
+		t.Fatalf("first warm = %v", err)
+	}
+	im := images[3] // two platforms, signed
+	if err := os.RemoveAll(filepath.Join(root, "docker/registry/v2/repositories", im.Repo)); err != nil {
+		t.Fatal(err)
+	}
+	// A node pulls the platform that holds the image's first canary, through the cache.
+	canary := firstCanary(t, journal, cache.Host+"/"+im.Repo+"@"+im.Digest)
+	get(t, cache.Host, im.Repo, "manifests", im.Tag)
+	var pulled []string
+	for _, d := range im.Manifests[1:3] {
+		body := get(t, up.Host, im.Repo, "manifests", d)
+		if !bytes.Contains(body, []byte(canary)) {
+			continue
+		}
+		get(t, cache.Host, im.Repo, "manifests", d)
+		mf, err := v1.ParseManifest(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range append(mf.Layers, mf.Config) {
+			get(t, cache.Host, im.Repo, "blobs", l.Digest.String())
+			pulled = append(pulled, l.Digest.String())
+		}
+	}
+	if len(pulled) == 0 {
+		t.Fatalf("no platform manifest of %s lists the canary %s", im.Repo, canary)
+	}
+	waitStored(t, cache.Host, im.Repo, pulled)
+
+	rep, err := m.Run(context.Background(), ps)
+	if err != nil {
+		t.Fatalf("rerun = %v", err)
+	}
+	for _, ir := range rep.Images {
+		if want := ir.Ref == im.Ref(up.Host); (ir.BlobsMoved > 0) != want {
+			t.Errorf("after a one-platform refill of %s: %s moved %d blobs; want some = %v", im.Repo, ir.Ref, ir.BlobsMoved, want)
+		}
+	}
+	up.Stop()
+	checkServes(t, cache.Host, images)
+}
+
+// firstCanary reads the first canary of an image entry from a warm journal file.
+func firstCanary(t *testing.T, path, key string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Images map[string]struct {
+			Canaries []string `json:"canaries"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(raw, &j); err != nil {
+		t.Fatal(err)
+	}
+	e := j.Images[key]
+	if len(e.Canaries) < 2 {
+		t.Fatalf("journal entry %s has canaries %v; want one per platform", key, e.Canaries)
+	}
+	return e.Canaries[0]
+}
+
+// waitStored waits until the cache serves every blob from its own storage (206 to a
+// ranged GET). Each blob was read whole: its store is already running.
+func waitStored(t *testing.T, host, repo string, blobs []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, d := range blobs {
+		for {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+host+"/v2/"+repo+"/blobs/"+d, nil)
+			req.Header.Set("Range", "bytes=0-0")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusPartialContent {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cache did not store %s in %s", d, repo)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

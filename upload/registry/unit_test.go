@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,17 +105,28 @@ func TestJournalRoundTripAndExpiry(t *testing.T) {
 }
 
 // TestJournalImageEntries: an image entry lives as long as its dated entry, and one whose
-// canary is not a digest (it goes into a URL path) or that stands for no blob is dropped
-// when the journal is read.
+// canaries are not all digests (they go into URL paths), or that has none, or more of
+// them than blobs, is dropped when the journal is read.
 func TestJournalImageEntries(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "warm.json")
-	canary := "sha256:" + strings.Repeat("ab", 32)
+	amd, arm := "sha256:"+strings.Repeat("ab", 32), "sha256:"+strings.Repeat("cd", 32)
+	now := time.Now().Unix()
 	j := newJournal(path, time.Hour, time.Now())
-	j.addImage("h/r@sha256:good", time.Now().Unix(), imageEntry{Canary: canary, Blobs: 3})
-	j.addImage("h/r@sha256:old", time.Now().Add(-2*time.Hour).Unix(), imageEntry{Canary: canary, Blobs: 3})
-	j.addImage("h/r@sha256:path", time.Now().Unix(), imageEntry{Canary: "../../v2/other/blobs/x", Blobs: 3})
-	j.addImage("h/r@sha256:empty", time.Now().Unix(), imageEntry{Canary: canary})
+	entries := map[string]struct {
+		when int64
+		e    imageEntry
+		keep bool
+	}{
+		"h/r@sha256:good":  {now, imageEntry{Canaries: []string{amd, arm}, Blobs: 6}, true},
+		"h/r@sha256:old":   {now - 7200, imageEntry{Canaries: []string{amd}, Blobs: 3}, false},
+		"h/r@sha256:path":  {now, imageEntry{Canaries: []string{amd, "../../v2/other/blobs/x"}, Blobs: 6}, false},
+		"h/r@sha256:none":  {now, imageEntry{Blobs: 3}, false},
+		"h/r@sha256:empty": {now, imageEntry{Canaries: []string{amd, arm}, Blobs: 1}, false},
+	}
+	for key, x := range entries {
+		j.addImage(key, x.when, x.e)
+	}
 	if err := j.save(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +134,9 @@ func TestJournalImageEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]bool{"h/r@sha256:good": true, "h/r@sha256:old": false, "h/r@sha256:path": false, "h/r@sha256:empty": false} {
-		if e, ok := got.image(key); ok != want || ok && (e.Canary != canary || e.Blobs != 3) {
-			t.Errorf("image(%q) = %+v, %v; want present = %v", key, e, ok, want)
+	for key, x := range entries {
+		if e, ok := got.image(key); ok != x.keep || ok && !slices.Equal(e.Canaries, x.e.Canaries) {
+			t.Errorf("image(%q) = %+v, %v; want present = %v", key, e, ok, x.keep)
 		}
 	}
 }

@@ -226,20 +226,37 @@ type tree struct {
 	// whole says the journal's image entry, re-checked, stood for the whole tree.
 	whole bool
 	mu    sync.Mutex
-	blobs map[string]bool
+	// leaves are the image manifests under the tree (one per platform of an index), each
+	// with the blobs it lists.
+	leaves map[string]map[string]bool
 }
 
-func (t *tree) add(digest string) {
+func (t *tree) add(leaf, blob string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.blobs[digest] = true
+	if t.leaves[leaf] == nil {
+		t.leaves[leaf] = map[string]bool{}
+	}
+	t.leaves[leaf][blob] = true
+}
+
+// blobCount is how many distinct blobs the tree has.
+func (t *tree) blobCount() int {
+	all := map[string]bool{}
+	for _, bs := range t.leaves {
+		for b := range bs {
+			all[b] = true
+		}
+	}
+	return len(all)
 }
 
 // warmTagged warms the tree under a tagged manifest into ir.trees[slot] (each slot has
-// one writer). A tree the journal records as warmed whole, whose canary blob the cache
-// still serves from storage, is not walked: that one ranged GET stands for its blobs.
+// one writer). A tree the journal records as warmed whole, whose canary blobs (one per
+// platform) the cache still serves from storage, is not walked: those ranged GETs stand
+// for its blobs.
 func (r *run) warmTagged(ctx context.Context, mc *regClient, repo string, m *manifest, ir *ImageReport, slot int) error {
-	t := &tree{digest: m.Digest, blobs: map[string]bool{}}
+	t := &tree{digest: m.Digest, leaves: map[string]map[string]bool{}}
 	ir.trees[slot] = t
 	if n, ok := r.stillWarm(ctx, mc, repo, m.Digest); ok {
 		t.whole = true
@@ -252,8 +269,10 @@ func (r *run) warmTagged(ctx context.Context, mc *regClient, repo string, m *man
 
 // stillWarm re-checks an image-level journal entry by cache identity plus expiry: the
 // entry is fresh (younger than the journal's TTL, which is shorter than the cache's), and
-// the cache serves the entry's canary, the image's first blob to expire, from its own
-// storage. It returns the number of blobs the entry stands for.
+// the cache serves each of the entry's canaries from its own storage. There is one canary
+// per platform, the platform's first blob to expire: a cache wiped and then refilled by
+// nodes pulling their own platform holds that platform's canary again, not the others'.
+// It returns the number of blobs the entry stands for.
 func (r *run) stillWarm(ctx context.Context, mc *regClient, repo, digest string) (int, bool) {
 	e, ok := r.journal.image(mc.reg.RegistryStr() + "/" + repo + "@" + digest)
 	if !ok {
@@ -266,23 +285,33 @@ func (r *run) stillWarm(ctx context.Context, mc *regClient, repo, digest string)
 		return 0, false
 	}
 	defer func() { <-sem }()
-	// Asking for a blob the cache lacks starts its store, so a second look at the same
-	// canary in this run would find it and wrongly vouch for the rest of its tree: a
-	// canary found missing stays missing for the run.
-	key := mc.reg.RegistryStr() + "|" + repo + "|" + e.Canary
+	for _, canary := range e.Canaries {
+		if !r.canaryKept(ctx, mc, repo, canary) {
+			return 0, false // walk it: every blob's own entry is re-checked, or warmed again
+		}
+	}
+	return e.Blobs, true
+}
+
+// canaryKept asks whether the cache serves a canary from its storage. Asking for a blob
+// the cache lacks starts its store, so a second look at the same canary in this run would
+// find it and wrongly vouch for the rest of its tree: a canary found missing stays
+// missing for the run.
+func (r *run) canaryKept(ctx context.Context, mc *regClient, repo, canary string) bool {
+	key := mc.reg.RegistryStr() + "|" + repo + "|" + canary
 	r.mu.Lock()
 	missed := r.canaryMissed[key]
 	r.mu.Unlock()
 	if missed {
-		return 0, false
+		return false
 	}
-	if kept, err := r.stored(ctx, mc, repo, e.Canary); err != nil || !kept {
+	if kept, err := r.stored(ctx, mc, repo, canary); err != nil || !kept {
 		r.mu.Lock()
 		r.canaryMissed[key] = true
 		r.mu.Unlock()
-		return 0, false // walk it: every blob's own entry is re-checked, or warmed again
+		return false
 	}
-	return e.Blobs, true
+	return true
 }
 
 // getThroughCache fetches a manifest through a pull-through cache. distribution answers
@@ -328,7 +357,7 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 		})
 	}
 	for _, b := range blobs {
-		g.Go(func() error { return r.warmBlob(gctx, mc, repo, b, ir, t) })
+		g.Go(func() error { return r.warmBlob(gctx, mc, repo, b, m.Digest, ir, t) })
 	}
 	return g.Wait()
 }
@@ -338,10 +367,10 @@ func (r *run) warmTree(ctx context.Context, mc *regClient, repo string, m *manif
 // have expired it); anything else is filled. Work on one digest is serialised per cache:
 // distribution tracks its background stores by digest alone, and a read while another
 // repository's store is running is streamed without being stored for this repository.
-func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, ir *ImageReport, t *tree) error {
+func (r *run) warmBlob(ctx context.Context, mc *regClient, repo string, b v1.Descriptor, leaf string, ir *ImageReport, t *tree) error {
 	digest := b.Digest.String()
 	ir.tally.blobs.Add(1)
-	t.add(digest)
+	t.add(leaf, digest)
 	host := mc.reg.RegistryStr()
 	jkey := host + "/" + repo + "@" + digest
 	e := r.blob(host + "|" + digest)
