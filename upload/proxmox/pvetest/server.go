@@ -1,6 +1,7 @@
 package pvetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -149,6 +150,7 @@ type Server struct {
 	tasks    map[string]*task
 	faults   []Fault
 	requests []string
+	hangEnds []string // see HangEnds
 	uploads  []UploadRecord
 	pid      int
 	// closing is closed by Close so that hanging handlers return.
@@ -508,10 +510,24 @@ func (s *Server) injected(w http.ResponseWriter, r *http.Request, path string) b
 
 // hang blocks until the client goes away or the server closes.
 func (s *Server) hang(r *http.Request) {
+	start := time.Now()
+	why := "server closing"
 	select {
 	case <-r.Context().Done():
+		why = "request context: " + context.Cause(r.Context()).Error()
 	case <-s.closing:
 	}
+	s.mu.Lock()
+	s.hangEnds = append(s.hangEnds, fmt.Sprintf("%s %s ended after %s (%s)", r.Method, r.URL.Path, time.Since(start).Round(time.Millisecond), why))
+	s.mu.Unlock()
+}
+
+// HangEnds says, for each FaultHang played, when and why it stopped hanging: the
+// diagnosis of a client that got an answer where it should have timed out.
+func (s *Server) HangEnds() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.hangEnds...)
 }
 
 func match(segs []string, want ...string) bool {

@@ -303,6 +303,13 @@ func TestConnectionFaults(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("FaultHang: %v; want no answer until the client gave up", err)
 	}
+	// The server notices the client leaving; HangEnds says so.
+	for deadline := time.Now().Add(10 * time.Second); len(s.HangEnds()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ends := s.HangEnds(); len(ends) != 1 || !strings.Contains(ends[0], "GET /api2/json/version ended after") || !strings.Contains(ends[0], "request context") {
+		t.Errorf("HangEnds() = %q; want one entry for GET /version, ended by its request context", ends)
+	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	if resp, _, err := get(ctx2); err != nil || resp.StatusCode != 200 {
