@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/imgpipe/imgpipe/internal/httpx"
-	"github.com/imgpipe/imgpipe/site"
 	"github.com/imgpipe/imgpipe/upload/registry/registrytest"
 )
 
@@ -138,20 +136,7 @@ func TestMountThrottledIsRetriedAsMount(t *testing.T) {
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(dst.Close)
-	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
-	s := &registrytest.Seeder{Host: upHost}
-	lock := &site.Lock{}
-	for i := range 2 {
-		im, err := s.Seed(context.Background(), registrytest.Spec{Repo: fmt.Sprintf("app/%d", i), Tag: "v1",
-			Shared: []int64{32 << 10}, SharedSeed: 5, Layers: []int64{8 << 10}, Seed: uint64(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "app", Ref: upHost + "/" + im.Repo + ":v1", Digest: im.Digest})
-	}
-	set, _ := ImageSet(lock, nil)
-	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
-	ps, _ := Place(set, m)
+	ps := sharedLayerPush(t, up.Listener.Addr().String(), dst.Listener.Addr().String())
 	b, rec := recordingBackoff()
 	rep, err := New(WithJobs(1), WithBackoff(b)).Run(context.Background(), ps)
 	if err != nil {

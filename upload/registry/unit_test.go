@@ -262,20 +262,7 @@ func TestPushFallsBackWhenMountRefused(t *testing.T) {
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(dst.Close)
-	upHost, dstHost := up.Listener.Addr().String(), dst.Listener.Addr().String()
-	s := &registrytest.Seeder{Host: upHost}
-	lock := &site.Lock{}
-	for i := range 2 {
-		im, err := s.Seed(context.Background(), registrytest.Spec{Repo: fmt.Sprintf("app/%d", i), Tag: "v1",
-			Shared: []int64{32 << 10}, SharedSeed: 5, Layers: []int64{8 << 10}, Seed: uint64(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "app", Ref: upHost + "/" + im.Repo + ":v1", Digest: im.Digest})
-	}
-	set, _ := ImageSet(lock, nil)
-	m, _ := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
-	ps, _ := Place(set, m)
+	ps := sharedLayerPush(t, up.Listener.Addr().String(), dst.Listener.Addr().String())
 	rep, err := New(WithJobs(1)).Run(context.Background(), ps)
 	if err != nil {
 		t.Fatalf("Run = %v", err)
@@ -406,6 +393,35 @@ func placeOne(t *testing.T, role, up string, im *registrytest.Image, dst, mode s
 		t.Fatal(err)
 	}
 	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{up: {Endpoint: "http://" + dst, Mode: mode}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Place(set, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// sharedLayerPush seeds two images that share a base layer on upHost and places them
+// for a push to dstHost, one after the other (the second can mount the shared blob).
+func sharedLayerPush(t *testing.T, upHost, dstHost string) []Placement {
+	t.Helper()
+	s := &registrytest.Seeder{Host: upHost}
+	lock := &site.Lock{}
+	for i := range 2 {
+		im, err := s.Seed(context.Background(), registrytest.Spec{Repo: fmt.Sprintf("app/%d", i), Tag: "v1",
+			Shared: []int64{32 << 10}, SharedSeed: 5, Layers: []int64{8 << 10}, Seed: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock.CoreImages = append(lock.CoreImages, site.Image{Role: "app", Ref: upHost + "/" + im.Repo + ":v1", Digest: im.Digest})
+	}
+	set, err := ImageSet(lock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewEndpointMap(site.RegistryConfig{Mirrors: map[string]site.MirrorConfig{upHost: {Endpoint: "http://" + dstHost, Mode: "push"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
